@@ -1,0 +1,1 @@
+"""Implementations of the ports: venues (bybit, binance, paper), postgres journal, signal sources, http."""

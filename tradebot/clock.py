@@ -1,0 +1,34 @@
+"""Clock port implementations (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import trio
+
+__all__ = ["WallClock", "TrioClock"]
+
+
+class WallClock:
+    """Real UTC wall clock (live trading)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class TrioClock:
+    """``start`` plus the trio clock's elapsed seconds since construction.
+
+    Under ``trio.testing.MockClock`` (autojump) this is virtual time, which makes replay
+    deterministic and independent of machine speed. Must be constructed and used inside
+    ``trio.run``.
+    """
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be an aware UTC datetime")
+        self._start = start.astimezone(UTC)
+        self._t0 = trio.current_time()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=trio.current_time() - self._t0)

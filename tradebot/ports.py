@@ -1,0 +1,331 @@
+"""Ports: what the core needs from the outside world, as Protocols.
+
+The exchange port is shaped by what Bybit v5 (linear) and Binance USDⓈ-M really do
+(../shared/reference/exchanges.md), not by the simulator:
+
+* Bybit attaches the stop to the entry order and moves it in place with
+  ``/v5/position/trading-stop`` (no client id, whole position, ``tpslMode=Full``).
+* Binance places the stop after the fill as an algo ``STOP_MARKET closePosition=true``
+  order with its own id space (``clientAlgoId``) and cannot amend it: replace is
+  make-before-break (place new, then cancel old).
+
+:class:`Capabilities` tells the PositionActor which of those it is talking to.
+
+Error contract for every async method: raises a subclass of
+:class:`tradebot.errors.VenueError`. A *query* that fails raises; it never returns an empty
+result that could be mistaken for "no order / no position".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from tradebot.domain import Instrument, OrderRole, OrderStatus, OrderType, PositionSide, Side
+
+__all__ = [
+    "Capabilities",
+    "Balance",
+    "EntryRequest",
+    "StopRequest",
+    "ReduceRequest",
+    "OrderState",
+    "StopState",
+    "PositionState",
+    "MarkPrice",
+    "OrderUpdate",
+    "Fill",
+    "PositionUpdate",
+    "StreamGap",
+    "AccountEvent",
+    "MarketEvent",
+    "ExchangePort",
+    "Clock",
+]
+
+
+@attrs.frozen
+class Capabilities:
+    """What the venue does natively; the PositionActor adapts its protocol to it.
+
+    Attributes:
+        venue: ``"bybit"``, ``"binance"``, ``"paper-bybit"``, ``"paper-binance"``.
+        attached_stop: the stop can ride on the entry order (Bybit ``stopLoss`` on create).
+        amend_stop: the stop can be moved in place (Bybit ``trading-stop``); otherwise
+            replace is cancel-and-replace, done make-before-break by the actor.
+        stop_has_client_id: stops are orders with our client id (Binance ``clientAlgoId``);
+            False for Bybit position-level TP/SL.
+        max_conditional_per_symbol: venue cap on live conditional orders per symbol.
+    """
+
+    venue: str
+    attached_stop: bool
+    amend_stop: bool
+    stop_has_client_id: bool
+    max_conditional_per_symbol: int = 10
+
+
+@attrs.frozen
+class Balance:
+    """Wallet in USDT. ``available_usdt`` is what new margin can use."""
+
+    wallet_usdt: Decimal
+    available_usdt: Decimal
+
+
+@attrs.frozen
+class EntryRequest:
+    """A market entry.
+
+    Attributes:
+        symbol: instrument symbol.
+        position_side: LONG or SHORT (hedge mode).
+        qty: base quantity, already floored to the qty step, > 0.
+        client_order_id: deterministic id (<= 36 chars ``[A-Za-z0-9_-]``).
+        stop_price: when the venue has ``attached_stop``, the stop to attach (mark-price
+            triggered, whole position); must be None otherwise.
+    """
+
+    symbol: str
+    position_side: PositionSide
+    qty: Decimal
+    client_order_id: str
+    stop_price: Decimal | None = None
+
+
+@attrs.frozen
+class StopRequest:
+    """A protective stop: mark-price triggered, market on trigger, reduce-only.
+
+    Attributes:
+        qty: None = whole position (Bybit Full / Binance ``closePosition=true``); else a
+            partial quantity (Bybit Partial / Binance ``quantity``).
+        client_order_id: used when ``Capabilities.stop_has_client_id``; ignored otherwise.
+    """
+
+    symbol: str
+    position_side: PositionSide
+    trigger_price: Decimal
+    client_order_id: str
+    qty: Decimal | None = None
+
+
+@attrs.frozen
+class ReduceRequest:
+    """A reduce-only order (take-profit, aged exit, close). ``price`` None = market."""
+
+    symbol: str
+    position_side: PositionSide
+    qty: Decimal
+    client_order_id: str
+    price: Decimal | None = None
+    role: OrderRole = OrderRole.CLOSE
+
+
+@attrs.frozen
+class OrderState:
+    """A venue order normalized. Quantities in base units; prices in USDT."""
+
+    symbol: str
+    client_order_id: str
+    venue_order_id: str
+    side: Side
+    position_side: PositionSide
+    order_type: OrderType
+    status: OrderStatus
+    qty: Decimal
+    filled_qty: Decimal
+    avg_fill_price: Decimal | None
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    reduce_only: bool = False
+    close_position: bool = False
+    updated_at: datetime | None = None
+
+
+@attrs.frozen
+class StopState:
+    """A live protective stop as the venue shows it.
+
+    For position-level stops (Bybit trading-stop) ``client_order_id`` and
+    ``venue_order_id`` may be "" and ``qty`` None (whole position).
+    """
+
+    symbol: str
+    position_side: PositionSide
+    trigger_price: Decimal
+    client_order_id: str = ""
+    venue_order_id: str = ""
+    qty: Decimal | None = None
+
+
+@attrs.frozen
+class PositionState:
+    """One side of a hedge-mode position. ``qty`` is >= 0 (0 = flat)."""
+
+    symbol: str
+    position_side: PositionSide
+    qty: Decimal
+    entry_price: Decimal
+    mark_price: Decimal | None = None
+    liq_price: Decimal | None = None
+    unrealized_pnl_usdt: Decimal | None = None
+    stop_price: Decimal | None = None  # position-level (attached) stop, if the venue has one
+
+
+# --- stream events --------------------------------------------------------------------
+
+
+@attrs.frozen
+class MarkPrice:
+    """Latest mark price of ``symbol`` at ``ts`` (UTC)."""
+
+    symbol: str
+    mark_price: Decimal
+    ts: datetime
+
+
+@attrs.frozen
+class OrderUpdate:
+    """An order changed (private stream ``order`` / ``ORDER_TRADE_UPDATE`` / ``ALGO_UPDATE``)."""
+
+    order: OrderState
+    ts: datetime
+
+
+@attrs.frozen
+class Fill:
+    """An execution. ``fee_usdt`` > 0 is a cost, < 0 a rebate."""
+
+    symbol: str
+    client_order_id: str
+    venue_order_id: str
+    trade_id: str
+    side: Side
+    position_side: PositionSide
+    qty: Decimal
+    price: Decimal
+    fee_usdt: Decimal
+    is_maker: bool
+    ts: datetime
+    realized_pnl_usdt: Decimal | None = None
+    reason: str = ""  # "", "stop", "liquidation", "adl", "funding"
+
+
+@attrs.frozen
+class PositionUpdate:
+    """A position side changed (size, entry, attached stop)."""
+
+    position: PositionState
+    ts: datetime
+
+
+@attrs.frozen
+class StreamGap:
+    """A stream reconnected or lost events: positions must be re-verified."""
+
+    stream: str  # "public" | "private"
+    reason: str
+    ts: datetime
+
+
+AccountEvent = OrderUpdate | Fill | PositionUpdate | StreamGap
+MarketEvent = MarkPrice | StreamGap
+
+
+@runtime_checkable
+class ExchangePort(Protocol):
+    """One exchange account, hedge mode, USDT-margined linear perpetuals.
+
+    Stop-changing methods (``place_stop``, ``amend_stop``, ``cancel_stop``) are called
+    only by the PositionActor that owns the position (DESIGN.md invariant 1; an
+    architecture test enforces it).
+    """
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def instruments(self) -> Mapping[str, Instrument]:
+        """All linear USDT instruments by symbol (paged on the venue as needed)."""
+        ...
+
+    async def balance(self) -> Balance: ...
+
+    async def setup_account(self, leverage_by_symbol: Mapping[str, int]) -> None:
+        """Ensure hedge mode and set leverage; "not modified" answers count as success."""
+        ...
+
+    async def place_entry(self, request: EntryRequest) -> OrderState:
+        """Submit a market entry (with attached stop when supported).
+
+        Returns the acknowledged order (may not be filled yet). Raises ``OutcomeUnknown``
+        when the submit may have taken effect: the caller resolves via ``get_order``.
+        """
+        ...
+
+    async def place_stop(self, request: StopRequest) -> StopState:
+        """Place (or, for position-level stops, set) the protective stop.
+
+        Raises ``WouldTriggerImmediately`` when the trigger is already through the mark.
+        """
+        ...
+
+    async def amend_stop(self, current: StopState, new_trigger_price: Decimal) -> StopState:
+        """Move a stop in place. Only when ``capabilities.amend_stop``; "not modified"
+        (Bybit 34040) is success."""
+        ...
+
+    async def cancel_stop(self, stop: StopState) -> None:
+        """Cancel a stop. Raises ``UnknownOrder`` if it no longer exists."""
+        ...
+
+    async def place_reduce(self, request: ReduceRequest) -> OrderState:
+        """Reduce-only market or limit order (hedge mode: side opposite to position)."""
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> None:
+        """Cancel a regular order by client id. Raises ``UnknownOrder`` if gone."""
+        ...
+
+    async def get_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """Look up an order (regular or conditional) by client id.
+
+        Returns None only when the venue definitively says it has no such order.
+        A failed lookup raises.
+        """
+        ...
+
+    async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
+        """Open regular *and* conditional/algo orders."""
+        ...
+
+    async def positions(self, symbol: str | None = None) -> Sequence[PositionState]:
+        """Non-flat position sides (qty > 0)."""
+        ...
+
+    async def stops(self, symbol: str, position_side: PositionSide) -> Sequence[StopState]:
+        """Live protective stops of one position side (position-level and orders)."""
+        ...
+
+    async def run_market_stream(
+        self, symbols: Sequence[str], emit: Callable[[MarketEvent], Awaitable[None]]
+    ) -> None:
+        """Stream mark prices for ``symbols`` until cancelled, reconnecting as needed;
+        emits ``StreamGap`` after every reconnect."""
+        ...
+
+    async def run_account_stream(self, emit: Callable[[AccountEvent], Awaitable[None]]) -> None:
+        """Stream order/fill/position events until cancelled; ``StreamGap`` on reconnect."""
+        ...
+
+
+class Clock(Protocol):
+    """The time port. Live: wall clock. Replay: data start + trio virtual time."""
+
+    def now(self) -> datetime:
+        """Current time, aware UTC."""
+        ...
