@@ -329,3 +329,61 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Current time, aware UTC."""
         ...
+
+
+# --- opening positions (WaveProcessor → PositionSupervisor) ----------------------------
+
+
+@attrs.frozen
+class OpenRequest:
+    """A request to open one position, produced by the WaveProcessor.
+
+    Attributes:
+        position_id: deterministic id (:func:`tradebot.ids.position_id_for`).
+        symbol: instrument symbol.
+        position_side: LONG or SHORT.
+        qty: base quantity, floored to the qty step and checked against min qty/notional.
+        reference_price: mark price used for sizing (USDT).
+        signal_id: the signal's id, for the journal.
+        wave_ts: the wave the signal belongs to (UTC, 15-minute boundary).
+        score_week: signal score (Decimal) for the journal.
+        score_month: signal score (Decimal) for the journal.
+    """
+
+    position_id: str
+    symbol: str
+    position_side: PositionSide
+    qty: Decimal
+    reference_price: Decimal
+    signal_id: str
+    wave_ts: datetime
+    score_week: Decimal | None = None
+    score_month: Decimal | None = None
+
+
+@attrs.frozen
+class OpenOutcome:
+    """Result of an open attempt. ``opened`` False carries the reason (journaled)."""
+
+    position_id: str
+    opened: bool
+    reason: str = ""
+
+
+class PositionOpener(Protocol):
+    """What the WaveProcessor needs from the PositionSupervisor.
+
+    ``open_position`` returns once the position is ACTIVE (entry filled and stop confirmed)
+    or definitively not opened (rolled back / rejected); it does not raise for venue
+    rejections (they come back as ``opened=False`` with a reason).
+    """
+
+    def has_position(self, symbol: str, position_side: PositionSide) -> bool: ...
+
+    def open_count(self) -> int: ...
+
+    def exposure_usdt(self) -> Decimal:
+        """Sum of open positions' notional at entry, USDT."""
+        ...
+
+    async def open_position(self, request: OpenRequest) -> OpenOutcome: ...
