@@ -19,7 +19,16 @@ from typing import Any, Protocol
 
 import attrs
 
-__all__ = ["Severity", "EventType", "Event", "JournalPort", "jsonable", "dumps"]
+__all__ = [
+    "Severity",
+    "EventType",
+    "Event",
+    "JournalPort",
+    "JournalReader",
+    "MemoryJournal",
+    "jsonable",
+    "dumps",
+]
 
 
 class Severity(enum.Enum):
@@ -226,3 +235,54 @@ def jsonable(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """JSON text of :func:`jsonable` ``(value)``; compact, keys in insertion order."""
     return json.dumps(jsonable(value), separators=(",", ":"), ensure_ascii=False)
+
+
+class JournalReader(Protocol):
+    """Reads back what the journal holds, for recovery and idempotency.
+
+    Implementations serve recent writes from a write-through cache so that a reader never
+    waits on the database in a virtual-time run (replay determinism, DESIGN.md section 8).
+    """
+
+    async def latest_snapshot(self, position_id: str) -> Mapping[str, Any] | None:
+        """``data`` of the newest ``POSITION_SNAPSHOT`` event of the position, or None."""
+        ...
+
+    async def is_wave_processed(self, wave_id: str) -> bool:
+        """True once a ``WAVE_COMPLETED`` event with ``data["wave_id"] == wave_id`` exists."""
+        ...
+
+
+class MemoryJournal:
+    """In-process journal that keeps events in a list (tests, dry runs).
+
+    Implements :class:`JournalPort` and :class:`JournalReader`. Events are JSON-encoded on
+    emit (exactly as the PostgreSQL journal does), so a value that could not be journaled
+    fails here too.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._snapshots: dict[str, Mapping[str, Any]] = {}
+        self._waves: set[str] = set()
+
+    def emit(self, event: Event) -> None:
+        dumps(event.data)  # same encoding path as the database journal
+        self.events.append(event)
+        if event.type is EventType.POSITION_SNAPSHOT and event.position_id is not None:
+            self._snapshots[event.position_id] = event.data
+        elif event.type is EventType.WAVE_COMPLETED and "wave_id" in event.data:
+            self._waves.add(str(event.data["wave_id"]))
+
+    async def emit_durable(self, event: Event) -> None:
+        self.emit(event)
+
+    async def latest_snapshot(self, position_id: str) -> Mapping[str, Any] | None:
+        return self._snapshots.get(position_id)
+
+    async def is_wave_processed(self, wave_id: str) -> bool:
+        return wave_id in self._waves
+
+    def of_type(self, *types: EventType) -> list[Event]:
+        """Events of the given types, in emission order."""
+        return [e for e in self.events if e.type in types]

@@ -45,6 +45,9 @@ __all__ = [
     "MarketEvent",
     "ExchangePort",
     "Clock",
+    "OpenRequest",
+    "OpenOutcome",
+    "PositionOpener",
 ]
 
 
