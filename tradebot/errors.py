@@ -24,7 +24,8 @@ Every exception we raise on purpose derives from :class:`TradebotError`. The tre
     └── ActorError                  runtime failures
         ├── ActorStopped            the addressed actor is dead or stopped (fails at once)
         ├── AskTimeout              no reply within the ask timeout
-        └── MailboxFull             ``send_nowait`` on a full mailbox
+        ├── MailboxFull             ``send_nowait`` on a full mailbox
+        └── SupervisorEscalation    restart intensity exceeded: the supervisor gave up
 
 Venue adapters translate venue codes into this tree in exactly one place each
 (``adapters/<venue>/errors.py``).
@@ -54,6 +55,7 @@ __all__ = [
     "ActorStopped",
     "AskTimeout",
     "MailboxFull",
+    "SupervisorEscalation",
 ]
 
 
@@ -162,3 +164,26 @@ class AskTimeout(ActorError):
 
 class MailboxFull(ActorError):
     """``send_nowait`` found the mailbox at capacity."""
+
+
+class SupervisorEscalation(ActorError):
+    """A supervisor exceeded its restart intensity and stopped all its children.
+
+    Raised by the supervisor to its parent (DESIGN.md section 3: the account enters safe
+    mode and the process exits non-zero). ``__cause__`` is the last crash of the child.
+
+    Attributes:
+        supervisor: the supervisor's name.
+        child: the name of the child whose crash exceeded the intensity.
+        max_restarts: the policy's restart limit within ``window_s``.
+        window_s: the policy's intensity window in seconds.
+    """
+
+    def __init__(self, supervisor: str, child: str, *, max_restarts: int,
+                 window_s: float) -> None:
+        self.supervisor = supervisor
+        self.child = child
+        self.max_restarts = max_restarts
+        self.window_s = window_s
+        super().__init__(f"supervisor {supervisor!r}: child {child!r} crashed more than "
+                         f"{max_restarts} restart(s) within {window_s:g} s; escalating")
