@@ -1,0 +1,88 @@
+"""Position sizing and risk limits (DESIGN.md section 5, "Sizing/risk").
+
+Fixed notional per position (``risk.position_size_usdt``): ``qty = floor_to_step(notional /
+price)``, then checked against the instrument's min qty, max qty, min notional and trading
+status. Limits: max open positions, max total exposure (sum of entry notionals).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+
+from tradebot.domain import Instrument, InstrumentStatus
+
+__all__ = ["SizingResult", "SizingSettings", "check_limits", "size_position"]
+
+
+@attrs.frozen
+class SizingSettings:
+    """Risk parameters (config section ``risk``).
+
+    Attributes:
+        position_size_usdt: notional per position, USDT > 0; default 200.
+        max_open_positions: cap on concurrently open positions; default 10.
+        max_exposure_usdt: cap on the summed entry notional of open positions; default 2000.
+    """
+
+    position_size_usdt: Decimal = Decimal("200")
+    max_open_positions: int = 10
+    max_exposure_usdt: Decimal = Decimal("2000")
+
+    def __attrs_post_init__(self) -> None:
+        if self.position_size_usdt <= 0:
+            raise ValueError("risk.position_size_usdt must be > 0")
+        if self.max_open_positions < 0 or self.max_exposure_usdt < 0:
+            raise ValueError("risk limits must be >= 0")
+
+
+@attrs.frozen
+class SizingResult:
+    """``qty`` > 0 when ``ok``; otherwise ``reason`` is one of ``"bad_price"``,
+    ``"not_tradable"``, ``"qty_below_min"``, ``"below_min_notional"``."""
+
+    ok: bool
+    qty: Decimal
+    notional_usdt: Decimal
+    reason: str = ""
+
+
+def size_position(notional_usdt: Decimal, price: Decimal, instrument: Instrument) -> SizingResult:
+    """Quantity for a fixed notional at ``price``, floored to the qty step.
+
+    Args:
+        notional_usdt: target notional, USDT > 0.
+        price: reference (mark) price, USDT > 0.
+        instrument: qty step / min qty / max qty / min notional / status.
+
+    Returns:
+        A :class:`SizingResult`; never raises for bad input (``ok=False`` with reason).
+        A quantity above ``max_qty`` is capped to it.
+    """
+    zero = Decimal(0)
+    if price <= 0 or notional_usdt <= 0:
+        return SizingResult(False, zero, zero, "bad_price")
+    if instrument.status is not InstrumentStatus.TRADING:
+        return SizingResult(False, zero, zero, "not_tradable")
+    qty = instrument.floor_qty(notional_usdt / price)
+    if instrument.max_qty is not None and qty > instrument.max_qty:
+        qty = instrument.floor_qty(instrument.max_qty)
+    if qty <= 0 or qty < instrument.min_qty:
+        return SizingResult(False, zero, zero, "qty_below_min")
+    notional = qty * price
+    if notional < instrument.min_notional:
+        return SizingResult(False, qty, notional, "below_min_notional")
+    return SizingResult(True, qty, notional)
+
+
+def check_limits(
+    *, open_count: int, exposure_usdt: Decimal, new_notional_usdt: Decimal, settings: SizingSettings
+) -> str | None:
+    """None when a new position fits the limits, else ``"max_open_positions"`` or
+    ``"max_exposure"``."""
+    if open_count >= settings.max_open_positions:
+        return "max_open_positions"
+    if exposure_usdt + new_notional_usdt > settings.max_exposure_usdt:
+        return "max_exposure"
+    return None
