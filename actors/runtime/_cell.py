@@ -1,0 +1,110 @@
+"""The conflating latest-value cell (mark prices; DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
+
+import trio
+
+__all__ = ["LatestValue"]
+
+T = TypeVar("T")
+
+
+class LatestValue(Generic[T]):
+    """A cell holding only the newest value; readers wake once per change.
+
+    A producer overwrites; nothing ever queues, so a burst of 10,000 updates costs 10,000
+    O(1) assignments and a consumer that was busy sees only the newest value afterwards.
+
+    Guarantees:
+        * ``set`` never blocks and is O(1); the first ``set`` after consumers parked also
+          reschedules them (O(waiting consumers)), later ``set`` calls before they run are
+          plain assignments.
+        * ``version`` counts ``set`` calls (0 = never set); it only grows.
+        * Loss by design: intermediate values between two reads are skipped (conflated).
+          The newest value is never lost: a waiting consumer always ends up reading it.
+        * Ordering: versions a consumer sees strictly increase.
+        * Cancellation: ``wait_changed`` can be cancelled at any time without side effects.
+        * Closing: after ``close()`` waiters that have seen the newest value get
+          ``trio.EndOfChannel``; subscriptions end after yielding the newest value.
+    """
+
+    __slots__ = ("_closed", "_lot", "_value", "_version")
+
+    def __init__(self, initial: T | None = None) -> None:
+        """Args: initial: optional first value (then ``version`` starts at 1)."""
+        self._value: T | None = initial
+        self._version = 0 if initial is None else 1
+        self._lot = trio.lowlevel.ParkingLot()
+        self._closed = False
+
+    @property
+    def version(self) -> int:
+        """Number of ``set`` calls so far (plus 1 for an initial value)."""
+        return self._version
+
+    def get(self) -> T | None:
+        """The newest value, or None if never set. Never blocks."""
+        return self._value
+
+    def set(self, value: T) -> None:
+        """Overwrite the value and wake every waiting consumer. Never blocks.
+
+        Raises:
+            trio.ClosedResourceError: the cell was closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("LatestValue is closed")
+        self._value = value
+        self._version += 1
+        if self._lot:
+            self._lot.unpark_all()
+
+    def close(self) -> None:
+        """No more values: wake waiters so they can finish (idempotent)."""
+        self._closed = True
+        self._lot.unpark_all()
+
+    async def wait_changed(self, seen_version: int) -> tuple[int, T]:
+        """Wait until ``version > seen_version`` and return ``(version, newest value)``.
+
+        Returns at once (after a trio checkpoint) when a newer value already exists.
+
+        Raises:
+            trio.EndOfChannel: the cell is closed and holds nothing newer than
+                ``seen_version``.
+        """
+        if self._version > seen_version:
+            await trio.lowlevel.checkpoint()
+        while self._version <= seen_version:
+            if self._closed:
+                raise trio.EndOfChannel
+            await self._lot.park()
+        return self._version, self._value  # type: ignore[return-value]
+
+    def subscribe(self) -> AsyncIterator[T]:
+        """Iterate over values: the current one (if set), then the newest after each change.
+
+        One subscription belongs to one consumer task. Iteration ends when the cell closes.
+        """
+        return _Subscription(self)
+
+
+class _Subscription(AsyncIterator[T]):
+    __slots__ = ("_cell", "_seen")
+
+    def __init__(self, cell: LatestValue[T]) -> None:
+        self._cell = cell
+        self._seen = 0
+
+    def __aiter__(self) -> _Subscription[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            self._seen, value = await self._cell.wait_changed(self._seen)
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+        return value

@@ -1,0 +1,350 @@
+"""Actor runtime core: mailbox ordering and backpressure, ask, LatestValue, timers.
+
+Every test runs under trio's MockClock (pytest-trio's ``autojump_clock`` fixture) and
+asserts exact virtual times.
+"""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+
+from actors.runtime import Actor, Address, LatestValue, run_actor
+from tradebot.errors import ActorStopped, AskTimeout, MailboxFull
+
+
+@attrs.frozen
+class Put:
+    producer: int
+    seq: int
+
+
+@attrs.frozen
+class Work:
+    duration_s: float
+
+
+class Recorder(Actor[object]):
+    mailbox_size = 16
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+        self.times: list[float] = []
+
+    async def handle(self, message: object) -> object:
+        if isinstance(message, Work):
+            await trio.sleep(message.duration_s)
+        if message == "boom":
+            raise ValueError("boom")
+        if message == "stop":
+            self.stop()
+        self.seen.append(message)
+        self.times.append(trio.current_time())
+        return ("ok", message)
+
+
+async def test_100k_messages_from_10_producers_complete_in_per_producer_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor = Recorder()
+    per_producer = 10_000
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            address: Address[object] = await nursery.start(run_actor, actor, "sink")
+
+            async def producer(p: int) -> None:
+                for i in range(per_producer):
+                    await address.send(Put(p, i))
+
+            async with trio.open_nursery() as producers:
+                for p in range(10):
+                    producers.start_soon(producer, p)
+            await address.ask("flush", timeout_s=10)
+            nursery.cancel_scope.cancel()
+    puts = [m for m in actor.seen if isinstance(m, Put)]
+    assert len(puts) == 10 * per_producer
+    for p in range(10):
+        assert [m.seq for m in puts if m.producer == p] == list(range(per_producer))
+    assert not address.alive
+
+
+async def test_send_nowait_raises_mailbox_full_and_send_waits_for_room(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor = Recorder()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            address: Address[object] = await nursery.start(run_actor, actor, "r")
+            address.send_nowait(Work(1.0))
+            await trio.lowlevel.checkpoint()  # the actor takes Work off the queue and sleeps 1 s
+            for i in range(Recorder.mailbox_size):
+                address.send_nowait(i)
+            with pytest.raises(MailboxFull):
+                address.send_nowait("overflow")
+            t0 = trio.current_time()
+            await address.send("late")  # room only once Work is done at t0 + 1 s
+            assert trio.current_time() - t0 == pytest.approx(1.0, abs=1e-9)
+            await address.ask("flush", timeout_s=5)
+            nursery.cancel_scope.cancel()
+    assert actor.seen[1:17] == list(range(16))
+    assert actor.seen[17] == "late"
+
+
+async def test_ask_to_busy_actor_times_out_at_exactly_its_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor = Recorder()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            address: Address[object] = await nursery.start(run_actor, actor, "busy")
+            await address.send(Work(10.0))
+            t0 = trio.current_time()
+            with pytest.raises(AskTimeout):
+                await address.ask("q", timeout_s=2.5)
+            assert trio.current_time() - t0 == 2.5
+            # the abandoned request is never handled; the actor stays usable
+            assert await address.ask("later", timeout_s=20) == ("ok", "later")
+            assert trio.current_time() - t0 == 10.0
+            assert "q" not in actor.seen
+            nursery.cancel_scope.cancel()
+
+
+async def test_ask_to_dead_actor_fails_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    actor = Recorder()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            address: Address[object] = await nursery.start(run_actor, actor, "dead")
+            assert await address.ask("stop", timeout_s=1) == ("ok", "stop")
+        assert not address.alive
+        t0 = trio.current_time()
+        with pytest.raises(ActorStopped):
+            await address.ask("q", timeout_s=30)
+        with pytest.raises(ActorStopped):
+            await address.send("q")
+        with pytest.raises(ActorStopped):
+            address.send_nowait("q")
+        assert trio.current_time() == t0
+
+
+async def test_pending_asks_fail_at_once_when_the_actor_dies(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The in-flight ask gets the handler's exception; queued asks get ActorStopped at the
+    crash time, not at their timeouts; a blocked sender is woken too."""
+    actor = Recorder()
+    results: dict[str, object] = {}
+    with trio.fail_after(60):
+        with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="boom")):
+            async with trio.open_nursery() as nursery:
+                address: Address[object] = await nursery.start(run_actor, actor, "crashy")
+                await address.send(Work(3.0))
+
+                async def asker(tag: str, message: object) -> None:
+                    try:
+                        await address.ask(message, timeout_s=100)
+                    except Exception as exc:
+                        results[tag] = (type(exc).__name__, trio.current_time())
+
+                nursery.start_soon(asker, "crashing", "boom")
+                await trio.sleep(0.5)
+                nursery.start_soon(asker, "queued", "after")
+                await trio.sleep(100)
+    assert results == {"crashing": ("ValueError", 3.0), "queued": ("ActorStopped", 3.0)}
+
+
+async def test_handler_exception_is_reraised_in_the_asker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor = Recorder()
+    with trio.fail_after(60):
+        with pytest.RaisesGroup(ValueError):
+            async with trio.open_nursery() as nursery:
+                address: Address[object] = await nursery.start(run_actor, actor, "x")
+                with pytest.raises(ValueError, match="boom"):
+                    await address.ask("boom", timeout_s=1)
+                await trio.sleep_forever()
+
+
+async def test_ask_rejects_bad_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            address: Address[object] = await nursery.start(run_actor, Recorder(), "x")
+            for bad in (0, -1, float("nan")):
+                with pytest.raises(ValueError):
+                    await address.ask("q", timeout_s=bad)
+            nursery.cancel_scope.cancel()
+
+
+async def test_bad_mailbox_size_is_a_clear_error() -> None:
+    class Bad(Recorder):
+        mailbox_size = 0
+
+    with pytest.raises(ValueError, match="mailbox_size"):
+        await run_actor(Bad(), name="bad")
+
+
+# ---------------------------------------------------------------- LatestValue
+
+
+async def test_latest_value_sleeping_consumer_sees_only_the_newest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cell: LatestValue[int] = LatestValue()
+    seen: list[int] = []
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+
+            async def consumer() -> None:
+                async for value in cell.subscribe():
+                    seen.append(value)
+                    await trio.sleep(1.0)  # busy while the burst happens
+
+            nursery.start_soon(consumer)
+            await trio.sleep(0.1)
+            cell.set(-1)
+            await trio.sleep(0.1)  # consumer took -1 and is now sleeping
+            for i in range(10_000):
+                cell.set(i)
+            assert cell.version == 10_001
+            await trio.sleep(5)
+            cell.close()
+    assert seen == [-1, 9_999]
+
+
+async def test_latest_value_1000_consumers_all_see_every_distinct_final_value(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cell: LatestValue[str] = LatestValue()
+    last: dict[int, list[str]] = {i: [] for i in range(1000)}
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+
+            async def consumer(i: int) -> None:
+                async for value in cell.subscribe():
+                    last[i].append(value)
+
+            for i in range(1000):
+                nursery.start_soon(consumer, i)
+            await trio.sleep(1)
+            for round_ in range(3):
+                for j in range(100):
+                    cell.set(f"r{round_}-{j}")
+                await trio.sleep(1)  # every consumer runs between rounds
+            cell.close()
+    for values in last.values():
+        assert values == ["r0-99", "r1-99", "r2-99"]
+
+
+async def test_latest_value_wait_changed_semantics(autojump_clock: trio.testing.MockClock) -> None:
+    cell: LatestValue[int] = LatestValue()
+    assert cell.get() is None and cell.version == 0
+    cell.set(5)
+    assert await cell.wait_changed(0) == (1, 5)  # newer value already there: immediate
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_set_later, cell, 7, 2.0)
+            t0 = trio.current_time()
+            assert await cell.wait_changed(1) == (2, 7)
+            assert trio.current_time() - t0 == 2.0
+    with trio.move_on_after(1) as scope:  # cancellable, no side effect
+        await cell.wait_changed(2)
+    assert scope.cancelled_caught and cell.get() == 7
+    cell.close()
+    with pytest.raises(trio.EndOfChannel):
+        await cell.wait_changed(2)
+    with pytest.raises(trio.ClosedResourceError):
+        cell.set(8)
+
+
+async def _set_later(cell: LatestValue[int], value: int, delay_s: float) -> None:
+    await trio.sleep(delay_s)
+    cell.set(value)
+
+
+# ---------------------------------------------------------------- timers
+
+
+@attrs.frozen
+class Tick:
+    name: str
+
+
+class TimerActor(Actor[object]):
+    def __init__(self) -> None:
+        self.fired: list[tuple[float, str]] = []
+
+    async def on_start(self) -> None:
+        self.timers.once("a", 1.5, Tick("a"))
+        self.timers.every("hb", 2.0, Tick("hb"))
+        self.timers.once("cancelled", 3.0, Tick("cancelled"))
+        self.timers.once("replaced", 1.0, Tick("replaced-old"))
+        self.timers.once("replaced", 4.5, Tick("replaced-new"))
+
+    async def handle(self, message: object) -> object:
+        if isinstance(message, Tick):
+            self.fired.append((trio.current_time(), message.name))
+            if message.name == "a":
+                self.timers.cancel("cancelled")
+        elif isinstance(message, Work):
+            await trio.sleep(message.duration_s)
+        elif message == "active":
+            return self.timers.active()
+        elif message == "stop-hb":
+            self.timers.cancel("hb")
+        return None
+
+
+async def test_timers_once_every_cancel_replace_exact_times(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor = TimerActor()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            t0 = trio.current_time()
+            address: Address[object] = await nursery.start(run_actor, actor, "t")
+            assert await address.ask("active", timeout_s=1) == {"a", "hb", "cancelled", "replaced"}
+            await trio.sleep(7.0 - (trio.current_time() - t0))
+            await address.send("stop-hb")
+            await trio.sleep(10)
+            assert await address.ask("active", timeout_s=1) == set()
+            nursery.cancel_scope.cancel()
+    assert [(t - t0, n) for t, n in actor.fired] == [
+        (1.5, "a"),
+        (2.0, "hb"),
+        (4.0, "hb"),
+        (4.5, "replaced-new"),
+        (6.0, "hb"),
+    ]
+
+
+async def test_every_conflates_ticks_while_actor_is_busy_and_stale_fires_are_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor = TimerActor()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            t0 = trio.current_time()
+            address: Address[object] = await nursery.start(run_actor, actor, "t")
+            await trio.sleep(0.5)
+            await address.send(Work(9.0))  # busy from 0.5 to 9.5: ticks at 2,4,6,8 conflate
+            await trio.sleep(12.5 - (trio.current_time() - t0))
+            nursery.cancel_scope.cancel()
+    hb = [t - t0 for t, n in actor.fired if n == "hb"]
+    assert hb == [9.5, 10.0, 12.0]
+
+
+async def test_timer_rejects_bad_delays(autojump_clock: trio.testing.MockClock) -> None:
+    class Bad(Actor[object]):
+        async def on_start(self) -> None:
+            for bad in (-1.0, float("inf"), float("nan")):
+                with pytest.raises(ValueError):
+                    self.timers.once("k", bad, "m")
+            with pytest.raises(ValueError):
+                self.timers.every("k", 0, "m")
+            self.stop()
+
+    with trio.fail_after(5):
+        await run_actor(Bad(), name="bad")
