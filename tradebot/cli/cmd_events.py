@@ -1,0 +1,85 @@
+"""``tradebot events --position ID [--json]``: the life of one position from the journal.
+
+Prints the ``positions`` row (when the projection has it), then every journaled event of
+the position in order — signal, entry intent, fill, stop, every trailing move, take-profit,
+aged exit, close — one line each. ``--json`` prints ``{"position": …, "events": […]}``.
+Without ``--position``: examples of position ids by how they ended (trailed out by the
+stop, aged exit, take-profit), to pick one. The journal is chosen as described in
+:mod:`tradebot.cli._journal_read` (``--paper`` for the last ``tradebot paper`` run).
+
+Exit codes: 0 found, 1 unknown position or database failure, 2 bad arguments/config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tradebot.cli._journal_read import (
+    add_dsn_arguments,
+    format_event_line,
+    position_row,
+    position_timeline,
+    positions_by_exit,
+    resolve_read_dsn,
+)
+from tradebot.events import jsonable
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("events", help="journal timeline of one position")
+    parser.add_argument("--position", default=None, metavar="ID", help="position id")
+    parser.add_argument("--json", action="store_true", help="JSON instead of text")
+    add_dsn_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tradebot.errors import ConfigError
+
+    try:
+        dsn = resolve_read_dsn(args)
+        if not args.position:
+            examples = positions_by_exit(dsn)
+            if args.json:
+                print(json.dumps(examples, indent=2))
+            else:
+                print("pass --position ID; examples from this journal:")
+                for kind, ids in examples.items():
+                    print(f"  {kind:<12} {' '.join(ids) or '-'}")
+            return 0
+        pos = position_row(dsn, args.position)
+        events = position_timeline(dsn, args.position)
+    except ConfigError as exc:
+        for key, reason in exc.problems:
+            print(f"{key}: {reason}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # database unreachable / not migrated: one clear line
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if not events and pos is None:
+        print(f"no journal events for position {args.position!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"position": jsonable(pos), "events": jsonable(events)}, indent=2))
+        return 0
+    if pos is not None:
+        print(
+            f"position {pos['position_id']}  {pos['symbol']} {pos['position_side']}  "
+            f"status {pos['status']}  qty {pos['qty']}  entry {pos['entry_price']}  "
+            f"exit {pos['exit_price']}  pnl {pos['realized_pnl_usdt']} USDT  "
+            f"fees {pos['fees_usdt']} USDT"
+        )
+        print(
+            f"  opened {pos['opened_at']}  closed {pos['closed_at']}  "
+            f"reason {pos['close_reason'] or '-'}"
+        )
+    else:
+        first = events[0]
+        print(f"position {args.position}  {first.get('symbol') or ''}")
+    print(f"{len(events)} events:")
+    for ev in events:
+        print("  " + format_event_line(ev))
+    return 0
