@@ -426,6 +426,11 @@ class PaperEngine:
 
     def positions(self, symbol: str | None = None) -> list[PositionState]:
         """Non-flat position sides, sorted by (symbol, LONG before SHORT)."""
+        if symbol is not None:
+            found = (
+                self._positions.get((symbol, ps)) for ps in (PositionSide.LONG, PositionSide.SHORT)
+            )
+            return [self._position_state(p) for p in found if p is not None and p.qty > 0]
         out = [
             self._position_state(p)
             for (s, _), p in self._positions.items()
@@ -658,7 +663,8 @@ class PaperEngine:
                 raise self.profile.error("unknown_order", current.venue_order_id)
             if o.trigger_price == new_trigger_price:
                 return self._stop_state(o)
-            if self._through(ps, new_trigger_price, mark):
+            assert o.trigger_direction is not None
+            if self._triggered(o.trigger_direction, new_trigger_price, mark):
                 raise self.profile.error(
                     "would_trigger_conditional", f"trigger {new_trigger_price} vs mark {mark}"
                 )
@@ -742,6 +748,94 @@ class PaperEngine:
                 raise self.profile.error("unknown_order", client_order_id or venue_order_id)
             self._cancel(o)
             return o.state()
+
+    def amend_order(
+        self,
+        symbol: str,
+        client_order_id: str = "",
+        venue_order_id: str = "",
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+    ) -> OrderState:
+        """Amend a live *regular* order in place (Bybit ``/v5/order/amend``; Binance
+        ``PUT /fapi/v1/order`` is LIMIT-only — on algo venues conditional orders refuse with
+        ``not_supported``). Unchanged fields keep their value; a new qty must stay above the
+        filled qty. A limit moved through the mark fills at once (taker, at the mark).
+
+        Raises:
+            UnknownOrder: not found / not live. OrderValidationError: tick/step.
+            WouldTriggerImmediately: a trigger moved through the mark.
+        """
+        with self._request("amend_order", symbol):
+            o = self._orders_by_cid.get(client_order_id) if client_order_id else None
+            if o is None and venue_order_id:
+                o = self._orders_by_vid.get(venue_order_id)
+            if o is None or o.symbol != symbol or not o.status.is_live or o.is_algo:
+                raise self.profile.error("unknown_order", client_order_id or venue_order_id)
+            if o.remainder_pending or o.order_type is OrderType.MARKET:
+                raise self.profile.error("unknown_order", "market orders cannot be amended")
+            if o.trigger_price is not None and not self.profile.capabilities.amend_stop:
+                raise self.profile.error("not_supported", "conditional orders cannot be amended")
+            inst = self._instrument(symbol)
+            mark = self._require_mark(symbol)
+            if qty is not None:
+                self._check_qty(inst, qty)
+                if qty <= o.filled_qty:
+                    raise self.profile.error("qty_invalid", "qty must exceed the filled qty")
+            if price is not None:
+                if o.order_type is not OrderType.LIMIT:
+                    raise self.profile.error("price_invalid", "only limit orders have a price")
+                self._check_tick(inst, price)
+            if trigger_price is not None:
+                if o.trigger_price is None or o.trigger_direction is None:
+                    raise self.profile.error("price_invalid", "not a conditional order")
+                self._check_tick(inst, trigger_price)
+                if self._triggered(o.trigger_direction, trigger_price, mark):
+                    raise self.profile.error(
+                        "would_trigger_conditional", f"trigger {trigger_price} vs mark {mark}"
+                    )
+            if qty is not None:
+                o.qty = qty
+            if price is not None:
+                o.price = price
+            if trigger_price is not None:
+                o.trigger_price = trigger_price
+            opening = o.side is o.position_side.entry_side
+            if o.order_type is OrderType.LIMIT and opening and o.price is not None:
+                o.reserved_margin_usdt = o.remaining_qty * o.price / self.leverage(symbol)
+            o.updated_at = self._now
+            self._pending.append(OrderUpdate(order=o.state(), ts=self._now))
+            if o.order_type is OrderType.LIMIT and o.price is not None:
+                marketable = (o.side is Side.BUY and mark <= o.price) or (
+                    o.side is Side.SELL and mark >= o.price
+                )
+                if marketable:
+                    self._fill_resting_limit(o, self._market_price(inst, o.side, mark), False)
+            return o.state()
+
+    def cancel_all(self, symbol: str, *, algo: bool | None = None) -> list[OrderState]:
+        """Cancel every live order of ``symbol`` (``algo`` None = both spaces, True = algo
+        only, False = regular only). Returns the cancelled orders; none is not an error."""
+        with self._request("cancel_all", symbol):
+            self._instrument(symbol)
+            out = []
+            for o in list(self._live.get(symbol, ())):
+                if o.status.is_live and (algo is None or o.is_algo is algo):
+                    self._cancel(o)
+                    out.append(o.state())
+            return out
+
+    def orders(self, symbol: str | None = None, *, algo: bool | None = None) -> list[OrderState]:
+        """Every order ever accepted (any status), in placement order (order history)."""
+        out = [
+            o
+            for o in self._orders_by_vid.values()
+            if (symbol is None or o.symbol == symbol) and (algo is None or o.is_algo is algo)
+        ]
+        out.sort(key=lambda o: o.seq)
+        return [o.state() for o in out]
 
     def cancel_algo_order(
         self, symbol: str, client_algo_id: str = "", algo_id: str = ""
@@ -1247,17 +1341,20 @@ class PaperEngine:
             crossed = mark <= o.price if o.side is Side.BUY else mark >= o.price
             if not crossed:
                 continue
-            qty = o.remaining_qty
-            if o.reduce_only:
-                held = self._pos(symbol, o.position_side).qty
-                if held == 0:
-                    self._expire(o)
-                    continue
-                qty = min(qty, held)
-            o.reserved_margin_usdt = ZERO
-            self._execute(o, qty, o.price, is_maker=True, reason="")
-            if o.status.is_live and o.reduce_only:
-                self._expire(o)  # trimmed: the rest cannot reduce anything
+            self._fill_resting_limit(o, o.price, True)
+
+    def _fill_resting_limit(self, o: _Order, price: Decimal, is_maker: bool) -> None:
+        qty = o.remaining_qty
+        if o.reduce_only:
+            held = self._pos(o.symbol, o.position_side).qty
+            if held == 0:
+                self._expire(o)
+                return
+            qty = min(qty, held)
+        o.reserved_margin_usdt = ZERO
+        self._execute(o, qty, price, is_maker=is_maker, reason="")
+        if o.status.is_live and o.reduce_only:
+            self._expire(o)  # trimmed: the rest cannot reduce anything
 
     def _expire(self, o: _Order) -> None:
         o.status = OrderStatus.EXPIRED
