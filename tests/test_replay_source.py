@@ -65,7 +65,7 @@ def two_symbols(tmp_path: Path) -> Path:
     write_funding(
         tmp_path,
         "AAAUSDT",
-        [(T0 - 8 * 3600_000, "0.0001"), (T0 + M, "-2.5e-05"), (T0 + M + 20_000, "0.0003")],
+        [(T0 - 8 * 3600_000, "0.0001"), (T0 + M + 1_000, "-2.5e-05"), (T0 + M + 20_000, "0.0003")],
     )
     return tmp_path
 
@@ -74,16 +74,16 @@ def test_intrabar_path_order_and_timestamps(two_symbols: Path) -> None:
     r = KlineReplay(two_symbols, symbols=["AAAUSDT"], start=ms_to_datetime(T0))
     marks = [t for t in r.ticks() if isinstance(t, MarkTick)]
     assert [(t.ts_ms - T0, str(t.mark_price)) for t in marks[:8]] == [
-        (0, "10.0"),
-        (15_000, "9.8"),
-        (30_000, "10.5"),
-        (45_000, "10.2"),  # up bar
-        (M, "10.2"),
-        (M + 15_000, "10.4"),
-        (M + 30_000, "9.9"),
-        (M + 45_000, "10.0"),  # down
+        (1_000, "10.0"),
+        (16_000, "9.8"),
+        (31_000, "10.5"),
+        (46_000, "10.2"),  # up bar
+        (M + 1_000, "10.2"),
+        (M + 16_000, "10.4"),
+        (M + 31_000, "9.9"),
+        (M + 46_000, "10.0"),  # down
     ]
-    assert INTRABAR_OFFSETS_MS == (0, 15_000, 30_000, 45_000)
+    assert INTRABAR_OFFSETS_MS == (1_000, 16_000, 31_000, 46_000)
     assert all(isinstance(t.mark_price, Decimal) for t in marks)
     assert len(marks) == 4 * 4  # four candles, four points each, equal prices included
 
@@ -99,22 +99,22 @@ def test_merge_order_window_and_funding(two_symbols: Path) -> None:
     for t in ticks:
         at.setdefault(t.ts_ms, []).append(t)
     # minute +1: both symbols at every intrabar point, in symbol order
-    assert [(t.symbol, str(t.mark_price)) for t in at[T0 + M + 30_000]] == [
+    assert [(t.symbol, str(t.mark_price)) for t in at[T0 + M + 31_000]] == [
         ("AAAUSDT", "9.9"),
         ("BBBUSDT", "2.50"),
     ]
     # BBB has no candle at T0 (inside the window) → absent, not invented
-    assert [t.symbol for t in at[T0]] == ["AAAUSDT"]
+    assert [t.symbol for t in at[T0 + 1_000]] == ["AAAUSDT"]
     # BBB's candle before the window is excluded
     assert all(t.ts_ms >= T0 for t in ticks)
     fund = [t for t in ticks if isinstance(t, FundingTick)]
     assert [(t.ts_ms - T0, t.symbol, t.funding_rate) for t in fund] == [
-        (M, "AAAUSDT", Decimal("-0.000025")),
+        (M + 1_000, "AAAUSDT", Decimal("-0.000025")),
         (M + 20_000, "AAAUSDT", Decimal("0.0003")),
     ]
     # funding on the same ms as a mark comes right after that instant's marks
     i = ticks.index(fund[0])
-    assert isinstance(ticks[i - 1], MarkTick) and ticks[i - 1].ts_ms == T0 + M
+    assert isinstance(ticks[i - 1], MarkTick) and ticks[i - 1].ts_ms == T0 + M + 1_000
     # funding between two mark instants is its own step
     steps = list(r.steps())
     lone = [s for s in steps if not s.marks]
@@ -126,17 +126,17 @@ def test_window_bounds_and_no_funding(two_symbols: Path) -> None:
     r = KlineReplay(
         two_symbols,
         start=ms_to_datetime(T0 + M),
-        end=ms_to_datetime(T0 + M + 30_000),
+        end=ms_to_datetime(T0 + M + 31_000),
         with_funding=False,
     )
     ticks = list(r.ticks())
     assert [(t.ts_ms - T0, t.symbol) for t in ticks] == [
-        (M, "AAAUSDT"),
-        (M, "BBBUSDT"),
-        (M + 15_000, "AAAUSDT"),
-        (M + 15_000, "BBBUSDT"),
+        (M + 1_000, "AAAUSDT"),
+        (M + 1_000, "BBBUSDT"),
+        (M + 16_000, "AAAUSDT"),
+        (M + 16_000, "BBBUSDT"),
     ]
-    assert r.duration_s == 30
+    assert r.duration_s == 31
     with pytest.raises(ReplayDataError, match="empty replay window"):
         KlineReplay(two_symbols, start=ms_to_datetime(T0 + 10 * M), end=ms_to_datetime(T0 + 11 * M))
 
@@ -178,7 +178,7 @@ def test_bundled_set_uses_bundled_table() -> None:
     assert len(r.symbols) == 16
     assert set(r.instrument_sources.values()) == {"bundled"}
     assert r.instruments["BTCUSDT"].tick_size == Decimal("0.1")
-    steps = list(r.steps())
+    steps = [s for s in r.steps() if s.marks]
     assert [s.ts_ms - datetime_to_ms(r.start) for s in steps] == list(INTRABAR_OFFSETS_MS)
     assert all(len(s.marks) == 16 for s in steps)
 

@@ -14,7 +14,8 @@ Sources (nothing is estimated):
   average-cost accounting per (symbol, position side) (a reducing fill realizes
   ``sign * (price - average entry) * qty``); funding payments (``Fill(reason="funding")``,
   ``fee_usdt`` = amount paid) are subtracted. ``pnl_usdt`` = realized - fees - funding paid.
-  ``trades_sha256`` = sha256 of the ordered trade list, one line per execution
+  ``trades_sha256`` = sha256 of the trade list ordered by (time, client order id), one
+  line per execution
   ``ts|symbol|side|position_side|qty|price|fee_usdt|client_order_id|reason`` (venue-internal
   ids excluded), ``\\n``-terminated, UTF-8. Equal inputs must give equal hashes
   (determinism, DESIGN.md section 8).
@@ -110,12 +111,32 @@ def trade_line(fill: Fill) -> str:
     )
 
 
+def _trade_key(f: Fill) -> tuple[Any, ...]:
+    return (
+        f.ts,
+        f.client_order_id,
+        f.symbol,
+        f.position_side.value,
+        f.side.value,
+        f.reason,
+        f.price,
+        f.qty,
+        f.fee_usdt,
+    )
+
+
 def trades_sha256(fills: Iterable[Fill]) -> str:
-    """sha256 (hex) of the ordered trade list; funding records are not trades."""
+    """sha256 (hex) of the trade list in canonical order; funding records are not trades.
+
+    Canonical order: by time, then client order id (then the remaining fields). Two
+    executions of *different* positions at the same virtual instant may reach the venue in
+    either order (trio does not promise an order between tasks that become runnable
+    together), so the hash is taken over the time-ordered list with such ties broken by
+    content; any difference in what was traded, when, at what price, still changes it.
+    """
     h = hashlib.sha256()
-    for f in fills:
-        if f.reason != _FUNDING:
-            h.update((trade_line(f) + "\n").encode())
+    for f in sorted((f for f in fills if f.reason != _FUNDING), key=_trade_key):
+        h.update((trade_line(f) + "\n").encode())
     return h.hexdigest()
 
 

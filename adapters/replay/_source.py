@@ -3,20 +3,24 @@
 Intrabar path (documented so results can be reasoned about; DESIGN.md section 8): each
 1-minute candle becomes four mark-price updates at fixed offsets inside its minute,
 
-=========  ==================  ==================
-offset     up bar (close>=open)  down bar (close<open)
-=========  ==================  ==================
-+0 s       open                open
-+15 s      low                 high
-+30 s      high                low
-+45 s      close               close
-=========  ==================  ==================
+=========  =====================  ======================
+offset     up bar (close>=open)   down bar (close<open)
+=========  =====================  ======================
++1 s       open                   open
++16 s      low                    high
++31 s      high                   low
++46 s      close                  close
+=========  =====================  ======================
 
 i.e. the conventional "open → nearer-looking extreme first" assumption used by bar
 back-testers: an up bar is assumed to dip first and rally to its high, a down bar to pop
 first and sell off. This is the *adverse-first* ordering for a position that ends the
 bar in profit, so stops are tested before trailing gains are banked. The close holds from
-+45 s until the next candle's open at +60 s. Every candle yields exactly four updates (also
++46 s until the next candle's open at +61 s. The points sit 1 s after the 15-second grid
+so that a price update never lands on the same instant as the bot's own minute-aligned
+timers (wave processing at minutes 5/20/35/50, DESIGN.md section 5): which of two things
+scheduled for the same virtual instant runs first is up to the trio scheduler, and keeping
+them apart keeps a replay identical run to run. Every candle yields exactly four updates (also
 when some are equal), so ``ticks processed = 4 × candles``.
 
 Merge order across symbols: by time, then by the point's offset, then by symbol name; a
@@ -68,7 +72,7 @@ __all__ = [
     "ms_to_datetime",
 ]
 
-INTRABAR_OFFSETS_MS: tuple[int, int, int, int] = (0, 15_000, 30_000, 45_000)
+INTRABAR_OFFSETS_MS: tuple[int, int, int, int] = (1_000, 16_000, 31_000, 46_000)
 """Offsets of the four intrabar points from the candle open, ms."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
