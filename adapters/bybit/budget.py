@@ -1,0 +1,148 @@
+"""Per-endpoint rate budgets that keep capacity for protective calls.
+
+Bybit limits order create/amend/cancel and trading-stop to 10 requests/s per UID and
+endpoint, reads to 50/s (exchanges.md section 5). A wave can queue many entries at once;
+a stop move or a close queued behind them would wait seconds — exactly when it matters.
+Each :class:`RateBudget` is a token bucket with two rules:
+
+* waiters are served by priority (``PROTECTIVE`` before ``NORMAL``), FIFO within one;
+* a ``NORMAL`` request never takes the last ``reserved`` tokens, so a protective request
+  that arrives while entries are queued gets a token at once or within one slot
+  (``1 / rate_per_s`` seconds).
+
+Everything runs on trio's clock, so tests can check exact virtual times under ``MockClock``.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import math
+
+import trio
+
+__all__ = ["EndpointBudgets", "Priority", "RateBudget", "endpoint_group"]
+
+
+class Priority(enum.IntEnum):
+    """Lower value is served first."""
+
+    PROTECTIVE = 0  # stop place/move/cancel, reduce/close orders
+    NORMAL = 1  # entries, reads, setup
+
+
+class RateBudget:
+    """A priority token bucket.
+
+    Args:
+        rate_per_s: sustained requests per second (> 0).
+        capacity: bucket size (burst), >= 1.
+        reserved: tokens a NORMAL request leaves for protective ones (0 <= reserved < capacity).
+    """
+
+    def __init__(self, rate_per_s: float, capacity: int, reserved: int = 1) -> None:
+        if rate_per_s <= 0 or capacity < 1 or not 0 <= reserved < capacity:
+            raise ValueError("need rate_per_s > 0, capacity >= 1, 0 <= reserved < capacity")
+        self.rate_per_s = rate_per_s
+        self.capacity = capacity
+        self.reserved = reserved
+        self._tokens = float(capacity)
+        self._last = trio.current_time()
+        self._waiters: list[tuple[int, int]] = []
+        self._seq = itertools.count()
+        self._changed = trio.Event()
+
+    @property
+    def queued(self) -> int:
+        """Number of requests waiting for a token."""
+        return len(self._waiters)
+
+    def available(self) -> float:
+        """Tokens available now (fractional)."""
+        self._refill()
+        return self._tokens
+
+    def _refill(self) -> None:
+        now = trio.current_time()
+        self._tokens = min(
+            float(self.capacity), self._tokens + (now - self._last) * self.rate_per_s
+        )
+        self._last = now
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def acquire(self, priority: Priority = Priority.NORMAL) -> None:
+        """Wait for a token. Cancellation-safe (a cancelled waiter leaves the queue)."""
+        entry = (int(priority), next(self._seq))
+        heapq.heappush(self._waiters, entry)
+        self._notify()
+        need = 1.0 if priority is Priority.PROTECTIVE else 1.0 + self.reserved
+        try:
+            while True:
+                self._refill()
+                if self._waiters[0] == entry and self._tokens >= need - 1e-9:
+                    heapq.heappop(self._waiters)
+                    self._tokens -= 1.0
+                    self._notify()
+                    return
+                changed = self._changed
+                if self._waiters[0] == entry:
+                    delay = max((need - self._tokens) / self.rate_per_s, 0.0)
+                else:
+                    delay = math.inf
+                with trio.move_on_after(delay):
+                    await changed.wait()
+        except BaseException:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+                heapq.heapify(self._waiters)
+                self._notify()
+            raise
+
+
+def endpoint_group(path: str) -> str:
+    """Which budget a REST path draws from (Bybit per-endpoint limits, exchanges.md s.5)."""
+    if (
+        path.startswith("/v5/order/create")
+        or path.startswith("/v5/order/amend")
+        or path.startswith("/v5/order/cancel")
+    ):
+        return "order"
+    if path.startswith("/v5/position/trading-stop"):
+        return "trading_stop"
+    if path.startswith("/v5/market/"):
+        return "public"
+    return "read"
+
+
+class EndpointBudgets:
+    """One :class:`RateBudget` per endpoint group.
+
+    Defaults (per UID per second, exchanges.md section 5): order 10/s, trading-stop 10/s,
+    reads 50/s, public market data 50/s (IP limit 600/5 s). Two tokens of each write
+    budget are reserved for protective calls.
+    """
+
+    def __init__(
+        self,
+        *,
+        order_per_s: float = 10.0,
+        trading_stop_per_s: float = 10.0,
+        read_per_s: float = 50.0,
+        public_per_s: float = 50.0,
+        reserved: int = 2,
+    ) -> None:
+        self.budgets: dict[str, RateBudget] = {
+            "order": RateBudget(order_per_s, max(int(order_per_s), reserved + 1), reserved),
+            "trading_stop": RateBudget(
+                trading_stop_per_s, max(int(trading_stop_per_s), reserved + 1), reserved
+            ),
+            "read": RateBudget(read_per_s, max(int(read_per_s), 2), 1),
+            "public": RateBudget(public_per_s, max(int(public_per_s), 2), 1),
+        }
+
+    def for_path(self, path: str) -> RateBudget:
+        return self.budgets[endpoint_group(path)]

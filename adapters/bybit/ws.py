@@ -1,0 +1,414 @@
+"""Bybit v5 WebSocket streams on trio-websocket.
+
+* Public ``tickers.{symbol}`` (docs v5/websocket/public/ticker): the first message per topic
+  is a ``snapshot``, later ones are ``delta`` messages carrying only changed fields. The
+  :class:`TickerCache` merges deltas into the cached snapshot, so a delta without
+  ``markPrice`` keeps the last mark (a missing field means "unchanged", not "gone").
+* Private ``order`` / ``execution`` / ``position`` (docs v5/websocket/private/*) after
+  ``{"op":"auth","args":[apiKey, expires, sign("GET/realtime" + expires)]}``.
+
+Both streams: ``{"op":"ping"}`` every ``ping_interval_s`` (Bybit asks for 20 s), a silence
+watchdog (no frame for ``silence_timeout_s`` → reconnect), reconnect with capped jittered
+exponential backoff (never a tight loop), resubscribe on every connection, and a
+:class:`~tradebot.ports.StreamGap` after every *re*connect so the bot re-verifies positions.
+One reader task per connection drains frames as they arrive (trio-websocket answers pings
+only while someone reads).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import trio
+import trio_websocket
+
+from adapters.bybit.http import ServerClock, sign
+from adapters.bybit.parse import (
+    ParseError,
+    ms_to_dt,
+    opt_dec,
+    parse_execution,
+    parse_order,
+    parse_position,
+    position_side_of,
+)
+from tradebot.clock import WallClock
+from tradebot.domain import PositionSide
+from tradebot.errors import FatalVenueError
+from tradebot.events import Event, EventType, JournalPort, Severity
+from tradebot.ports import (
+    AccountEvent,
+    Clock,
+    MarketEvent,
+    MarkPrice,
+    OrderUpdate,
+    PositionUpdate,
+    StreamGap,
+)
+
+__all__ = ["StreamSettings", "TickerCache", "run_private_stream", "run_public_stream"]
+
+
+class _Dropped(Exception):
+    """The connection ended (raised outside any nursery so it is never grouped)."""
+
+
+_DISCONNECTS: tuple[type[BaseException], ...] = (
+    _Dropped,
+    trio_websocket.ConnectionClosed,
+    trio_websocket.HandshakeError,
+    trio_websocket.DisconnectionTimeout,
+    OSError,
+    trio.TooSlowError,
+)
+
+
+class StreamSettings:
+    """Timing knobs of a stream (seconds).
+
+    Attributes:
+        ping_interval_s: app-level ``{"op":"ping"}`` period (Bybit: 20).
+        silence_timeout_s: reconnect when no frame arrives for this long (> ping interval).
+        backoff_initial_s / backoff_max_s: reconnect delay grows x2 per failed attempt up to
+            the cap (30 s, DESIGN.md section 9), with full jitter in [delay/2, delay].
+        connect_timeout_s: handshake timeout.
+    """
+
+    def __init__(
+        self,
+        *,
+        ping_interval_s: float = 20.0,
+        silence_timeout_s: float = 30.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.ping_interval_s = ping_interval_s
+        self.silence_timeout_s = silence_timeout_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.connect_timeout_s = connect_timeout_s
+
+    def backoff_s(self, attempt: int) -> float:
+        delay = min(self.backoff_max_s, self.backoff_initial_s * (2 ** max(attempt - 1, 0)))
+        return random.uniform(delay / 2, delay)
+
+
+class TickerCache:
+    """Merged ``tickers.{symbol}`` state per symbol (snapshot + deltas)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def apply(self, message: Mapping[str, Any]) -> tuple[str, bool] | None:
+        """Merge one ticker message.
+
+        Returns:
+            ``(symbol, mark_changed)`` or None for a message that is not a ticker.
+        """
+        topic = str(message.get("topic", ""))
+        data = message.get("data")
+        if not topic.startswith("tickers.") or not isinstance(data, Mapping):
+            return None
+        symbol = str(data.get("symbol") or topic.removeprefix("tickers."))
+        if message.get("type") == "snapshot" or symbol not in self.state:
+            self.state[symbol] = dict(data)
+            return symbol, "markPrice" in data
+        before = self.state[symbol].get("markPrice")
+        self.state[symbol].update(data)  # omitted fields keep their cached value
+        return symbol, self.state[symbol].get("markPrice") != before
+
+    def mark_price(self, symbol: str) -> Decimal | None:
+        row = self.state.get(symbol)
+        return None if row is None else opt_dec(row, "markPrice", zero_is_none=True)
+
+
+class _Stream:
+    """Shared connect / read / ping / watchdog / reconnect loop."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        settings: StreamSettings,
+        journal: JournalPort | None,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.settings = settings
+        self.journal = journal
+        self.clock = clock
+        self._req = itertools.count(1)
+        self.connections = 0
+
+    def emit_event(
+        self, type_: EventType, data: dict[str, Any], severity: Severity = Severity.INFO
+    ) -> None:
+        if self.journal is not None:
+            self.journal.emit(
+                Event(
+                    type=type_,
+                    ts=self.clock.now(),
+                    data={"stream": self.name, "url": self.url, **data},
+                    severity=severity,
+                )
+            )
+
+    def req_id(self) -> str:
+        return f"{self.name}-{next(self._req)}"
+
+    async def run(
+        self,
+        on_open: Callable[[trio_websocket.WebSocketConnection], Awaitable[None]],
+        on_message: Callable[[dict[str, Any]], Awaitable[None]],
+        on_gap: Callable[[StreamGap], Awaitable[None]],
+    ) -> None:
+        attempt = 0
+        reason = ""
+        while True:
+            try:
+                with trio.fail_after(self.settings.connect_timeout_s):
+                    ws = await trio_websocket.connect_websocket_url(self._nursery, self.url)
+                try:
+                    await self._serve(ws, on_open, on_message, on_gap, reason)
+                    reason = "silent"
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(1):
+                        await ws.aclose()
+                attempt = 0
+            except _DISCONNECTS as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                self.emit_event(
+                    EventType.STREAM_DISCONNECTED,
+                    {"reason": reason, "attempt": attempt},
+                    Severity.WARNING,
+                )
+            attempt += 1
+            await trio.sleep(self.settings.backoff_s(attempt))
+
+    async def _serve(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        on_open: Callable[[trio_websocket.WebSocketConnection], Awaitable[None]],
+        on_message: Callable[[dict[str, Any]], Awaitable[None]],
+        on_gap: Callable[[StreamGap], Awaitable[None]],
+        reason: str,
+    ) -> None:
+        await on_open(ws)
+        self.connections += 1
+        self.emit_event(EventType.STREAM_CONNECTED, {"connection": self.connections})
+        if self.connections > 1:
+            gap = StreamGap(
+                stream=self.name, reason=f"reconnected ({reason or 'dropped'})", ts=self.clock.now()
+            )
+            self.emit_event(EventType.STREAM_GAP, {"reason": gap.reason}, Severity.WARNING)
+            await on_gap(gap)
+        dropped = ""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._pinger, ws, nursery.cancel_scope)
+            while True:
+                with trio.move_on_after(self.settings.silence_timeout_s) as cs:
+                    try:
+                        raw = await ws.get_message()
+                    except trio_websocket.ConnectionClosed as exc:
+                        dropped = f"closed: {exc.reason}"
+                        nursery.cancel_scope.cancel()
+                        break
+                if cs.cancelled_caught:
+                    self.emit_event(
+                        EventType.STREAM_SILENT,
+                        {"silence_s": self.settings.silence_timeout_s},
+                        Severity.WARNING,
+                    )
+                    nursery.cancel_scope.cancel()
+                    return
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    self.emit_event(
+                        EventType.EXCHANGE_ERROR,
+                        {"error": "malformed frame", "frame": str(raw)[:200]},
+                        Severity.WARNING,
+                    )
+                    continue
+                if isinstance(msg, dict):
+                    await on_message(msg)
+        if dropped:
+            raise _Dropped(dropped)
+
+    async def _pinger(
+        self, ws: trio_websocket.WebSocketConnection, scope: trio.CancelScope
+    ) -> None:
+        while True:
+            await trio.sleep(self.settings.ping_interval_s)
+            try:
+                await ws.send_message(json.dumps({"op": "ping", "req_id": self.req_id()}))
+            except trio_websocket.ConnectionClosed:
+                scope.cancel()  # the reader sees the close and reports it
+                return
+
+    _nursery: trio.Nursery
+
+
+async def _with_nursery(stream: _Stream, body: Callable[[], Awaitable[None]]) -> None:
+    async with trio.open_nursery() as nursery:
+        stream._nursery = nursery
+        await body()
+
+
+async def run_public_stream(
+    url: str,
+    symbols: Sequence[str],
+    emit: Callable[[MarketEvent], Awaitable[None]],
+    *,
+    cache: TickerCache | None = None,
+    settings: StreamSettings | None = None,
+    journal: JournalPort | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Stream mark prices of ``symbols`` from ``tickers.{symbol}`` until cancelled.
+
+    Emits :class:`MarkPrice` whenever a symbol's merged mark changes and
+    :class:`StreamGap` (``stream="public"``) after every reconnect.
+    """
+    cache = cache if cache is not None else TickerCache()
+    stream = _Stream("public", url, settings or StreamSettings(), journal, clock or WallClock())
+    topics = [f"tickers.{s}" for s in symbols]
+
+    async def on_open(ws: trio_websocket.WebSocketConnection) -> None:
+        # Bybit allows up to 10 args per subscribe request on public linear streams.
+        for i in range(0, len(topics), 10):
+            await ws.send_message(
+                json.dumps(
+                    {"op": "subscribe", "req_id": stream.req_id(), "args": topics[i : i + 10]}
+                )
+            )
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg.get("op") == "subscribe" and msg.get("success") is False:
+            stream.emit_event(
+                EventType.EXCHANGE_ERROR,
+                {"error": "subscribe failed", "reply": msg},
+                Severity.ERROR,
+            )
+            return
+        try:
+            merged = cache.apply(msg)
+        except (TypeError, ValueError) as exc:
+            stream.emit_event(EventType.EXCHANGE_ERROR, {"error": repr(exc)}, Severity.WARNING)
+            return
+        if merged is None:
+            return
+        symbol, changed = merged
+        if not changed:
+            return
+        try:
+            mark = cache.mark_price(symbol)
+        except ParseError as exc:
+            stream.emit_event(EventType.EXCHANGE_ERROR, {"error": str(exc)}, Severity.WARNING)
+            return
+        if mark is not None:
+            ts = ms_to_dt(msg.get("ts")) or datetime.now(UTC)
+            await emit(MarkPrice(symbol=symbol, mark_price=mark, ts=ts))
+
+    await _with_nursery(stream, lambda: stream.run(on_open, on_message, emit))
+
+
+async def run_private_stream(
+    url: str,
+    api_key: str,
+    api_secret: str,
+    emit: Callable[[AccountEvent], Awaitable[None]],
+    *,
+    server_clock: ServerClock | None = None,
+    settings: StreamSettings | None = None,
+    journal: JournalPort | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Stream ``order`` / ``execution`` / ``position`` events until cancelled.
+
+    Raises:
+        FatalVenueError: the venue refused the authentication (bad key or signature).
+    """
+    sclock = server_clock or ServerClock()
+    stream = _Stream("private", url, settings or StreamSettings(), journal, clock or WallClock())
+    idx_by_order: dict[str, int] = {}
+
+    async def on_open(ws: trio_websocket.WebSocketConnection) -> None:
+        expires = sclock.now_ms() + 10_000
+        await ws.send_message(
+            json.dumps(
+                {
+                    "op": "auth",
+                    "req_id": stream.req_id(),
+                    "args": [api_key, expires, sign(api_secret, f"GET/realtime{expires}")],
+                }
+            )
+        )
+        with trio.fail_after(stream.settings.connect_timeout_s):
+            while True:
+                reply = json.loads(await ws.get_message())
+                if reply.get("op") == "auth":
+                    break
+        if reply.get("success") is not True:
+            raise FatalVenueError(
+                f"bybit private stream auth refused: {reply.get('ret_msg')}",
+                code="ws_auth",
+                venue_message=str(reply.get("ret_msg", "")),
+            )
+        await ws.send_message(
+            json.dumps(
+                {
+                    "op": "subscribe",
+                    "req_id": stream.req_id(),
+                    "args": ["order", "execution", "position"],
+                }
+            )
+        )
+
+    def side_of_execution(row: Mapping[str, Any]) -> PositionSide:
+        idx = idx_by_order.get(str(row.get("orderId", "")))
+        if idx in (1, 2):
+            return PositionSide.LONG if idx == 1 else PositionSide.SHORT
+        # Hedge mode: a fill either opens or closes its side; closedSize > 0 means it closed.
+        closing = (opt_dec(row, "closedSize") or Decimal(0)) > 0
+        buy = row.get("side") == "Buy"
+        return PositionSide.LONG if buy != closing else PositionSide.SHORT
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        topic = msg.get("topic")
+        rows = msg.get("data")
+        if topic not in ("order", "execution", "position") or not isinstance(rows, list):
+            return
+        ts = ms_to_dt(msg.get("creationTime")) or datetime.now(UTC)
+        for row in rows:
+            if not isinstance(row, dict) or row.get("category", "linear") != "linear":
+                continue
+            try:
+                event: AccountEvent
+                if topic == "order":
+                    order = parse_order(row)
+                    idx_by_order[order.venue_order_id] = int(row.get("positionIdx", 0))
+                    event = OrderUpdate(order=order, ts=ts)
+                elif topic == "execution":
+                    event = parse_execution(row, side_of_execution(row))
+                else:
+                    position_side_of(row)
+                    event = PositionUpdate(position=parse_position(row), ts=ts)
+            except (ParseError, ValueError, TypeError) as exc:
+                stream.emit_event(
+                    EventType.EXCHANGE_ERROR,
+                    {"error": f"unparsable {topic} row: {exc}"},
+                    Severity.WARNING,
+                )
+                continue
+            await emit(event)
+
+    await _with_nursery(stream, lambda: stream.run(on_open, on_message, emit))
