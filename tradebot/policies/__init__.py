@@ -18,6 +18,7 @@ from tradebot.policies.protection import (
     RepairDecision,
     decide_repair,
 )
+from tradebot.policies.settings import ExecutionSettings, PositionSettings
 from tradebot.policies.sizing import (
     SizingResult,
     SizingSettings,
@@ -54,7 +55,9 @@ __all__ = [
     "AgedPhase",
     "AgedSettings",
     "AgedTarget",
+    "ExecutionSettings",
     "NoValidStop",
+    "PositionSettings",
     "ProtectionSettings",
     "RepairAction",
     "RepairDecision",

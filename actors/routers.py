@@ -1,0 +1,145 @@
+"""Routers between the exchange streams and the PositionActors (DESIGN.md section 3).
+
+* :class:`MarketRouter` — ``MarkPrice`` events → one ``LatestValue[MarkPrice]`` per symbol
+  (conflated: a burst of ticks never queues; each PositionActor watches its symbol's cell).
+  A public ``StreamGap`` is forwarded to the account router's gap handling.
+* :class:`AccountRouter` — order/fill/position events → the owning PositionActor, found by
+  client order id (``tb-<position_id>-…``) or, for events without one of ours (position
+  updates, position-level stop fills), by (symbol, position side). ``StreamGap`` →
+  ``VerifyProtection("stream_gap")`` to every registered position.
+
+Both expose ``emit`` with the signature the port's ``run_market_stream`` /
+``run_account_stream`` expect, so wiring is::
+
+    nursery.start_soon(port.run_market_stream, symbols, market_router.emit)
+    nursery.start_soon(port.run_account_stream, account_router.emit)
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from actors.position import AccountEventMsg, PositionMessage, VerifyProtection
+from actors.runtime import Address, LatestValue
+from tradebot.domain import PositionSide
+from tradebot.errors import ActorStopped, MailboxFull
+from tradebot.events import Event, EventType, JournalPort, Severity
+from tradebot.ids import parse_client_order_id
+from tradebot.ports import (
+    AccountEvent,
+    Clock,
+    Fill,
+    MarketEvent,
+    MarkPrice,
+    OrderUpdate,
+    PositionUpdate,
+    StreamGap,
+)
+
+__all__ = ["AccountRouter", "MarketRouter"]
+
+
+class MarketRouter:
+    """Latest mark price per symbol. Never blocks, never queues.
+
+    Args:
+        on_gap: optional async callback for a public ``StreamGap`` (e.g.
+            ``AccountRouter.emit``) so positions re-verify after a market-stream reconnect.
+    """
+
+    def __init__(self, on_gap: AccountRouter | None = None) -> None:
+        self._cells: dict[str, LatestValue[MarkPrice]] = {}
+        self._on_gap = on_gap
+        self.updates = 0
+
+    def cell(self, symbol: str) -> LatestValue[MarkPrice]:
+        """The symbol's cell (created on first use)."""
+        c = self._cells.get(symbol)
+        if c is None:
+            c = self._cells[symbol] = LatestValue()
+        return c
+
+    def latest(self, symbol: str) -> Decimal | None:
+        v = self.cell(symbol).get()
+        return None if v is None else v.mark_price
+
+    def set_mark(self, mark: MarkPrice) -> None:
+        """Synchronous fast path (replay drivers, benchmarks)."""
+        self.updates += 1
+        self.cell(mark.symbol).set(mark)
+
+    async def emit(self, event: MarketEvent) -> None:
+        if isinstance(event, MarkPrice):
+            self.set_mark(event)
+        elif isinstance(event, StreamGap) and self._on_gap is not None:
+            await self._on_gap.emit(event)
+
+
+class AccountRouter:
+    """Routes account events to the owning PositionActor.
+
+    Args:
+        journal: where unroutable events are recorded (DEBUG; they may belong to a
+            position that already ended, or to an untracked one for the reconciler).
+        clock: time of journal events.
+    """
+
+    def __init__(self, journal: JournalPort | None = None, clock: Clock | None = None) -> None:
+        self._by_position: dict[str, Address[PositionMessage]] = {}
+        self._by_key: dict[tuple[str, PositionSide], str] = {}
+        self._journal = journal
+        self._clock = clock
+        self.unrouted = 0
+
+    def register(self, position_id: str, symbol: str, position_side: PositionSide,
+                 address: Address[PositionMessage]) -> None:
+        self._by_position[position_id] = address
+        self._by_key[(symbol, position_side)] = position_id
+
+    def unregister(self, position_id: str) -> None:
+        self._by_position.pop(position_id, None)
+        for k, v in list(self._by_key.items()):
+            if v == position_id:
+                del self._by_key[k]
+
+    def addresses(self) -> list[Address[PositionMessage]]:
+        return list(self._by_position.values())
+
+    def _target(self, event: AccountEvent) -> Address[PositionMessage] | None:
+        cid = ""
+        if isinstance(event, OrderUpdate):
+            cid = event.order.client_order_id
+            key = (event.order.symbol, event.order.position_side)
+        elif isinstance(event, Fill):
+            cid = event.client_order_id
+            key = (event.symbol, event.position_side)
+        elif isinstance(event, PositionUpdate):
+            key = (event.position.symbol, event.position.position_side)
+        else:
+            return None
+        parsed = parse_client_order_id(cid) if cid else None
+        if parsed is not None and parsed[0] in self._by_position:
+            return self._by_position[parsed[0]]
+        pid = self._by_key.get(key)
+        return None if pid is None else self._by_position.get(pid)
+
+    async def emit(self, event: AccountEvent) -> None:
+        if isinstance(event, StreamGap):
+            for addr in self.addresses():
+                await self._deliver(addr, VerifyProtection("stream_gap"))
+            return
+        addr = self._target(event)
+        if addr is None:
+            self.unrouted += 1
+            if self._journal is not None and self._clock is not None:
+                self._journal.emit(Event(EventType.ORDER_UPDATE, self._clock.now(),
+                                         {"unrouted": type(event).__name__},
+                                         severity=Severity.DEBUG))
+            return
+        await self._deliver(addr, AccountEventMsg(event))
+
+    async def _deliver(self, addr: Address[PositionMessage], msg: PositionMessage) -> None:
+        try:
+            await addr.send(msg)
+        except (ActorStopped, MailboxFull):
+            self.unrouted += 1
