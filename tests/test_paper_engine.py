@@ -508,3 +508,36 @@ def test_binance_leaves_algo_stop_after_external_close() -> None:
     e.set_mark(BTC, D("97000"), t(1))  # triggers on a flat side: expires, no fill
     assert e.get_order(BTC, "tb-aa-S0").status is OrderStatus.EXPIRED  # type: ignore[union-attr]
     assert e.position(BTC, S).qty == 0 and len(e.trade_log) == 2
+
+
+def test_amend_order_moves_a_resting_limit_and_fills_when_marketable() -> None:
+    e = make("bybit")
+    e.place_entry(entry("0.02"))
+    e.place_reduce(ReduceRequest(BTC, L, D("0.01"), "tb-aa-A0", price=D("103000")))
+    o = e.amend_order(BTC, "tb-aa-A0", price=D("102000"))
+    assert o.price == D("102000") and o.status is OrderStatus.NEW
+    # moved through the mark: fills at once at the mark (taker)
+    o = e.amend_order(BTC, "tb-aa-A0", price=D("99000"))
+    assert o.status is OrderStatus.FILLED and o.avg_fill_price == D("100000")
+    assert not e.trade_log[-1].is_maker
+    with pytest.raises(UnknownOrder):
+        e.amend_order(BTC, "tb-aa-A0", price=D("98000"))
+
+
+def test_binance_amend_of_algo_order_refused_and_cancel_all() -> None:
+    e = make("binance")
+    e.place_entry(entry("0.02"))
+    e.place_stop(stop_req("98000", cid="tb-aa-S0"))
+    e.place_reduce(ReduceRequest(BTC, L, D("0.01"), "tb-aa-T0", price=D("105000")))
+    with pytest.raises(UnknownOrder):  # the regular endpoint does not see algo orders
+        e.amend_order(BTC, "tb-aa-S0", trigger_price=D("99000"))
+    cancelled = e.cancel_all(BTC, algo=False)
+    assert [o.client_order_id for o in cancelled] == ["tb-aa-T0"]
+    assert [s.client_order_id for s in e.stops_for(BTC, L)] == ["tb-aa-S0"]
+    e.cancel_all(BTC)
+    assert e.open_orders() == []
+    assert [o.status for o in e.orders(BTC)] == [
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.CANCELED,
+    ]

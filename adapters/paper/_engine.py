@@ -58,7 +58,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 import attrs
 
@@ -92,6 +92,26 @@ __all__ = ["EPOCH", "EngineStep", "PaperEngine", "TriggerDirection", "WalletStat
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BPS = Decimal(10000)
+# Money settles to 1e-8 USDT (both venues report fees/PnL with 8 decimals); with every
+# addend on that grid the wallet arithmetic is exact, so wallet == start + realized - fees
+# - funding holds to the last digit. Average entry prices keep 1e-12.
+USDT_QUANTUM = Decimal("1e-8")
+PRICE_QUANTUM = Decimal("1e-12")
+
+
+def _usdt(x: Decimal) -> Decimal:
+    return x.quantize(USDT_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def _avg_price(x: Decimal) -> Decimal:
+    exp = x.as_tuple().exponent
+    if isinstance(exp, int) and exp < -12:
+        return x.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return x
+
+
+def _fee(x: Decimal) -> Decimal:
+    return x.quantize(USDT_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 class TriggerDirection(enum.Enum):
@@ -365,7 +385,7 @@ class PaperEngine:
             pos = self._positions.get((symbol, side))
             if pos is None or pos.qty == 0:
                 continue
-            paid = pos.qty * mark * rate * side.sign  # long pays +rate, short pays -rate
+            paid = _usdt(pos.qty * mark * rate * side.sign)  # long pays +rate, short -rate
             self._wallet -= paid
             self._funding += paid
             self._trade_seq += 1
@@ -1239,19 +1259,19 @@ class PaperEngine:
         pos = self._pos(o.symbol, o.position_side)
         opening = o.side is o.position_side.entry_side
         notional = qty * price
-        fee = notional * (p.maker_fee_rate if is_maker else p.taker_fee_rate)
+        fee = _fee(notional * (p.maker_fee_rate if is_maker else p.taker_fee_rate))
         pnl = ZERO
         if opening:
             new_qty = pos.qty + qty
-            pos.entry_price = (pos.qty * pos.entry_price + notional) / new_qty
+            pos.entry_price = _avg_price((pos.qty * pos.entry_price + notional) / new_qty)
             pos.qty = new_qty
-            pos.margin_usdt += notional / self.leverage(o.symbol)
+            pos.margin_usdt += _usdt(notional / self.leverage(o.symbol))
             if attached_stop is not None:
                 pos.stop_price = attached_stop
         else:
             assert qty <= pos.qty, "reduce beyond position"
-            pnl = (price - pos.entry_price) * qty * o.position_side.sign
-            pos.margin_usdt -= pos.margin_usdt * qty / pos.qty
+            pnl = _usdt((price - pos.entry_price) * qty * o.position_side.sign)
+            pos.margin_usdt -= _usdt(pos.margin_usdt * qty / pos.qty)
             pos.qty -= qty
             if pos.qty == 0:
                 pos.entry_price = ZERO
