@@ -8,8 +8,10 @@ Front door; the implementation lives in private modules:
 * :class:`LatestValue` — conflating cell for mark prices; never queues.
 * :class:`Timers` — messages an actor schedules to itself.
 * Supervision: :class:`RestartPolicy`, :class:`Restart`, :class:`ChildSpec`,
-  :func:`supervise`, :class:`DynamicSupervisor` / :func:`open_dynamic_supervisor`,
-  :class:`SupervisionEvent`, ``SupervisionSink``, :class:`GracefulStop`.
+  :func:`supervise` (handle: :class:`Supervisor`), :class:`DynamicSupervisor` via
+  :func:`open_dynamic_supervisor` / :func:`run_dynamic_supervisor`,
+  :class:`SupervisionEvent` (+ :class:`SupervisionEventKind`), ``SupervisionSink``.
+* Shutdown: :class:`GracefulStop` of ordered :class:`StopGroup`\\s of :class:`Stoppable`\\s.
 
 Errors come from the one tree in :mod:`tradebot.errors` (``ActorStopped``, ``AskTimeout``,
 ``MailboxFull``, ``SupervisorEscalation``).
@@ -19,6 +21,40 @@ from ._actor import Actor as Actor
 from ._actor import run_actor as run_actor
 from ._cell import LatestValue as LatestValue
 from ._mailbox import Address as Address
+from ._shutdown import GracefulStop as GracefulStop
+from ._shutdown import StopGroup as StopGroup
+from ._shutdown import Stoppable as Stoppable
+from ._supervisor import ChildSpec as ChildSpec
+from ._supervisor import DynamicSupervisor as DynamicSupervisor
+from ._supervisor import Restart as Restart
+from ._supervisor import RestartPolicy as RestartPolicy
+from ._supervisor import SupervisionEvent as SupervisionEvent
+from ._supervisor import SupervisionEventKind as SupervisionEventKind
+from ._supervisor import SupervisionSink as SupervisionSink
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import open_dynamic_supervisor as open_dynamic_supervisor
+from ._supervisor import run_dynamic_supervisor as run_dynamic_supervisor
+from ._supervisor import supervise as supervise
 from ._timers import Timers as Timers
 
-__all__ = ["Actor", "Address", "LatestValue", "Timers", "run_actor"]
+__all__ = [
+    "Actor",
+    "Address",
+    "ChildSpec",
+    "DynamicSupervisor",
+    "GracefulStop",
+    "LatestValue",
+    "Restart",
+    "RestartPolicy",
+    "StopGroup",
+    "Stoppable",
+    "SupervisionEvent",
+    "SupervisionEventKind",
+    "SupervisionSink",
+    "Supervisor",
+    "Timers",
+    "open_dynamic_supervisor",
+    "run_actor",
+    "run_dynamic_supervisor",
+    "supervise",
+]
