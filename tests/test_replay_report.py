@@ -258,3 +258,18 @@ def test_monitor_per_symbol_steps_and_open_at_end() -> None:
     assert mon.open_positions() == 1
     s = mon.summary(end_ts=at(60))
     assert s.position_time_ms == 45_000 + 60_000 and s.violations == ()
+
+
+def test_monitor_watching_fast_path() -> None:
+    v, mon = Venue(), InvariantMonitor()
+    v.marks["AUSDT"] = D(100)
+    assert not mon.watching("AUSDT")
+    mon.skip()
+    v.open("AUSDT", LONG)
+    v.set_stops("AUSDT", LONG, "98")
+    v.observe(mon, 1)
+    assert mon.watching("AUSDT") and not mon.watching("BUSDT")
+    v.close("AUSDT", LONG)
+    v.observe(mon, 2)
+    assert not mon.watching("AUSDT")
+    assert mon.summary().steps == 3

@@ -135,8 +135,19 @@ class InvariantMonitor:
         self._positions_seen = 0
         self._steps = 0
         self._last_ms = 0
+        self._open_by_symbol: dict[str, int] = {}
 
     # --- observation ------------------------------------------------------------------
+
+    def watching(self, symbol: str) -> bool:
+        """True while the monitor tracks an open position of ``symbol``. A venue step about
+        a symbol the monitor does not watch that produced no account event cannot have
+        opened anything, so a driver may skip :meth:`observe` for it (:meth:`skip`)."""
+        return self._open_by_symbol.get(symbol, 0) > 0
+
+    def skip(self) -> None:
+        """Count a step that needed no check (see :meth:`watching`)."""
+        self._steps += 1
 
     def observe(
         self,
@@ -171,6 +182,7 @@ class InvariantMonitor:
             if life is None:
                 life = _Life(opened_ms=now)
                 self._lives[key] = life
+                self._open_by_symbol[key[0]] = self._open_by_symbol.get(key[0], 0) + 1
                 self._positions_seen += 1
             self._check(ts, now, key, life, stops_of(*key), mark_of(pos.symbol))
         for key in [k for k in self._lives if k not in seen and (symbol is None or k[0] == symbol)]:
@@ -251,6 +263,7 @@ class InvariantMonitor:
 
     def _close(self, ts: datetime, now: int, key: tuple[str, PositionSide]) -> None:
         life = self._lives.pop(key)
+        self._open_by_symbol[key[0]] -= 1
         if life.naked_since_ms is not None:
             self._end_naked(ts, key, life, now)
         self._position_time_ms += now - life.opened_ms
