@@ -14,8 +14,9 @@ from importlib import resources
 import pytest
 
 from adapters.paper import EngineStep, PaperEngine, binance_like, bybit_like, load_instruments
-from tradebot.domain import OrderStatus, OrderType, PositionSide, Rounding, Side
+from tradebot.domain import OrderStatus, OrderType, PositionSide, Side
 from tradebot.errors import RejectedError
+from tradebot.money import Rounding
 from tradebot.ports import EntryRequest, Fill, OrderUpdate, ReduceRequest, StopRequest
 
 D = Decimal

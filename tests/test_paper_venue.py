@@ -160,7 +160,10 @@ async def test_faults_by_role_and_seeded_probability_are_reproducible() -> None:
     assert a == b and a != c and 0 < sum(a) < 40
 
 
-async def test_failed_lookup_raises_never_none() -> None:
+async def test_failed_lookup_raises_never_none(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0
     plan = FaultPlan().fail_next("get_order", Fault.server_error())
     plan.fail_next("get_order", Fault.timeout_after_accept(timeout_s=1))
     venue = make(faults=plan)
@@ -261,3 +264,36 @@ async def test_partial_fill_fault_then_reduce_and_setup(mock_clock: trio.testing
         assert len(await venue.open_orders(BTC)) == 1  # Binance leaves the stop
         bal = await venue.balance()
         assert bal.wallet_usdt == bal.available_usdt
+
+
+async def test_next_three_stop_calls_fail_by_role_entries_unaffected() -> None:
+    plan = FaultPlan().fail_next("*", Fault.server_error(), count=3, role=OrderRole.STOP)
+    venue = make("binance", faults=plan)
+    with trio.fail_after(5):
+        await venue.place_entry(entry())  # role ENTRY: not affected
+        req = StopRequest(BTC, L, D("98000"), "tb-aa-S0")
+        for _ in range(3):
+            with pytest.raises(TransientError):
+                await venue.place_stop(req)
+        st = await venue.place_stop(req)
+        assert [s.client_order_id for s in await venue.stops(BTC, L)] == [st.client_order_id]
+        assert [(f.method, f.role) for f in plan.log] == [("place_stop", OrderRole.STOP)] * 3
+
+
+async def test_timeout_after_accept_on_stop_then_duplicate_client_id_resolves(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0
+    plan = FaultPlan().fail_next("place_stop", Fault.timeout_after_accept(timeout_s=1))
+    venue = make("binance", faults=plan)
+    with trio.fail_after(30):
+        await venue.place_entry(entry())
+        req = StopRequest(BTC, L, D("98000"), "tb-aa-S0")
+        with pytest.raises(OutcomeUnknown):
+            await venue.place_stop(req)
+        with pytest.raises(RejectedError) as dup:  # a blind resend is refused (-4116)
+            await venue.place_stop(req)
+        assert dup.value.code == "-4116"
+        found = await venue.get_order(BTC, "tb-aa-S0")
+        assert found is not None and found.status is OrderStatus.NEW and found.close_position
+        assert len(await venue.stops(BTC, L)) == 1

@@ -156,7 +156,7 @@ class EngineStep:
 
     Attributes:
         seq: 1, 2, 3, ... per engine.
-        kind: ``"mark"``, ``"request"``, ``"funding"`` or ``"time"``.
+        kind: ``"mark"``, ``"request"`` or ``"funding"``.
         name: the request method (``"place_entry"``, ...), or ``"set_mark"`` etc.
         symbol: symbol concerned, if any.
         ts: engine time of the step (UTC).
@@ -832,7 +832,9 @@ class PaperEngine:
                     o.side is Side.SELL and mark >= o.price
                 )
                 if marketable:
-                    self._fill_resting_limit(o, self._market_price(inst, o.side, mark), False)
+                    px = self._market_price(inst, o.side, mark)
+                    px = min(px, o.price) if o.side is Side.BUY else max(px, o.price)
+                    self._fill_resting_limit(o, px, False)
             return o.state()
 
     def cancel_all(self, symbol: str, *, algo: bool | None = None) -> list[OrderState]:
@@ -1125,6 +1127,8 @@ class PaperEngine:
         )
         if order_type is OrderType.MARKET or marketable_limit:
             exec_price = self._market_price(inst, side, mark)
+            if marketable_limit and price is not None:  # never worse than the limit
+                exec_price = min(exec_price, price) if side is Side.BUY else max(exec_price, price)
         reserve = ZERO
         if opening and qty is not None and not is_conditional:
             if qty * exec_price < inst.min_notional:
