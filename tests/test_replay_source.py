@@ -137,6 +137,18 @@ def test_window_bounds_and_no_funding(two_symbols: Path) -> None:
         (M + 16_000, "BBBUSDT"),
     ]
     assert r.duration_s == 31
+    # a window starting inside a minute keeps that candle's later points only
+    r = KlineReplay(
+        two_symbols,
+        symbols=["AAAUSDT"],
+        start=ms_to_datetime(T0 + M + 20_000),
+        end=ms_to_datetime(T0 + 2 * M),
+        with_funding=False,
+    )
+    assert [(t.ts_ms - T0, str(t.mark_price)) for t in r.ticks()] == [
+        (M + 31_000, "9.9"),
+        (M + 46_000, "10.0"),
+    ]
     with pytest.raises(ReplayDataError, match="empty replay window"):
         KlineReplay(two_symbols, start=ms_to_datetime(T0 + 10 * M), end=ms_to_datetime(T0 + 11 * M))
 

@@ -179,7 +179,8 @@ class KlineReplay:
         data_dir: directory of ``SYMBOL.csv.gz`` files (``funding/`` beside them optional);
             None = the bundled 3-day set.
         symbols: subset to replay (None = every file in the directory).
-        start: first instant (inclusive, aware UTC; floored to the minute); None = common start.
+        start: first instant (inclusive, aware UTC; may fall inside a minute: the candle of
+            that minute contributes its points at or after ``start``); None = common start.
         end: end instant (exclusive, aware UTC); None = common end.
         with_funding: deliver funding settlements from ``funding/SYMBOL-8h.csv.gz``.
 
@@ -223,9 +224,7 @@ class KlineReplay:
         spans = {s: _first_last_ms(p) for s, p in files.items()}
         common_start = max(first for first, _ in spans.values())
         common_end = min(last for _, last in spans.values()) + MINUTE_MS
-        self.start_ms = (
-            common_start if start is None else datetime_to_ms(start) // MINUTE_MS * MINUTE_MS
-        )
+        self.start_ms = common_start if start is None else datetime_to_ms(start)
         self.end_ms = common_end if end is None else datetime_to_ms(end)
         if start is not None and end is None:
             self.end_ms = max(common_end, self.start_ms)
@@ -269,7 +268,12 @@ class KlineReplay:
                 self.instruments[sym] = bundled[sym]
                 self.instrument_sources[sym] = "bundled"
             else:
-                bars = read_bars(self._files[sym], sym, start_ms=self.start_ms, end_ms=self.end_ms)
+                bars = read_bars(
+                    self._files[sym],
+                    sym,
+                    start_ms=self.start_ms // MINUTE_MS * MINUTE_MS,
+                    end_ms=self.end_ms,
+                )
                 self.instruments[sym] = derive_instrument(sym, bars)
                 self.instrument_sources[sym] = "derived"
 
@@ -297,7 +301,13 @@ class KlineReplay:
         """Candles of all symbols in the window, merged by (open time, symbol)."""
         cache = DecimalCache()
         iters = [
-            read_bars(self._files[s], s, start_ms=self.start_ms, end_ms=self.end_ms, cache=cache)
+            read_bars(
+                self._files[s],
+                s,
+                start_ms=self.start_ms // MINUTE_MS * MINUTE_MS,
+                end_ms=self.end_ms,
+                cache=cache,
+            )
             for s in self.symbols
         ]
         # symbols are sorted and each file is time-ordered: merge by (time, symbol)
@@ -308,7 +318,7 @@ class KlineReplay:
         funding = self.funding_events()
         fi = 0
         nf = len(funding)
-        end_ms = self.end_ms
+        start_ms, end_ms = self.start_ms, self.end_ms
         minute: list[Bar] = []
         minute_t = -1
 
@@ -319,6 +329,8 @@ class KlineReplay:
                 ts_ms = t0 + off
                 if ts_ms >= end_ms:
                     return
+                if ts_ms < start_ms:  # a window starting inside a minute
+                    continue
                 while fi < nf and funding[fi][0] < ts_ms:
                     t = funding[fi][0]
                     group = []
