@@ -502,3 +502,54 @@ async def test_restart_factory_failure_counts_as_crash(
     with pytest.RaisesGroup(ZeroDivisionError):  # an initial factory failure: to the caller
         async with open_dynamic_supervisor(policy, journal, name="s2") as sup2:
             await sup2.start_child("k", lambda: 1 / 0)  # type: ignore[arg-type,return-value]
+
+
+async def test_start_child_waits_for_a_draining_child_never_two_per_key(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    journal = Journal()
+
+    class TimerOnEachMessage(Counter):
+        async def handle(self, message: object) -> object:
+            self.timers.once("later", 0.5, "timer")  # ignored while draining: no crash
+            return await super().handle(message)
+
+    with trio.fail_after(60):
+        async with open_dynamic_supervisor(NO_JITTER, journal, name="s") as sup:
+            old = await sup.start_child("k", lambda: TimerOnEachMessage(work_s=1.0))
+            for i in range(3):
+                await old.send(i)
+            t0 = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sup.stop_child, "k", 10.0)
+                await trio.sleep(0.1)
+                assert sup.get("k") is None  # draining: not alive for senders
+                new = await sup.start_child("k", Counter)
+                assert trio.current_time() - t0 == 3.0
+            assert new is not old and new.alive and not old.alive
+            await sup.stop(1.0)
+    kinds = [(e.kind, e.at_s - t0) for e in journal.events if e.child == "k"]
+    assert kinds == [(K.STARTED, 0.0), (K.STOPPED, 3.0), (K.STARTED, 3.0), (K.STOPPED, 3.0)]
+    assert journal.events[1].leftover_messages == 0
+
+
+async def test_stop_in_on_start_ends_a_transient_child_with_nothing_left_over(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    journal = Journal()
+
+    class Done(Counter):
+        async def on_start(self) -> None:
+            self.stop()  # e.g. recovered state says the position is already closed
+
+    with trio.fail_after(60):
+        async with open_dynamic_supervisor(NO_JITTER, journal, name="s") as sup:
+            address = await sup.start_child("k", Done)
+            await trio.sleep(1)
+            assert not address.alive and sup.keys() == []
+    stopped = journal.events[-1]
+    assert (stopped.kind, stopped.reason, stopped.leftover_messages) == (
+        K.STOPPED,
+        "stopped itself",
+        0,
+    )

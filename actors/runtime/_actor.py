@@ -10,21 +10,12 @@ import trio
 
 from tradebot.errors import ActorStopped
 
-from ._mailbox import Address, _Ask, _Mailbox
+from ._mailbox import _WAKE, Address, _Ask, _Mailbox, _Wake
 from ._timers import Timers, _TimerFire
 
 __all__ = ["Actor", "run_actor"]
 
 M = TypeVar("M")
-
-
-class _Wake:
-    """Wakes a message loop blocked on an empty mailbox after ``Actor.stop()``."""
-
-    __slots__ = ()
-
-
-_WAKE = _Wake()
 
 
 class Actor(Generic[M]):

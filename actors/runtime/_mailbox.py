@@ -48,6 +48,16 @@ class _Ask:
             self.done.set()
 
 
+class _Wake:
+    """Wakes a message loop parked on an empty mailbox after ``Actor.stop()``; never
+    handled, never counted."""
+
+    __slots__ = ()
+
+
+_WAKE = _Wake()
+
+
 class _Mailbox:
     """The bounded channel behind an address, plus the close/drain bookkeeping.
 
@@ -91,10 +101,13 @@ class _Mailbox:
         dropped = 0
         while True:
             try:
-                item = self.recv.receive_nowait()
+                item: Any = self.recv.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-            if type(item) is _Ask:
+            kind = type(item)
+            if kind is _Wake:
+                continue
+            if kind is _Ask:
                 if item.abandoned:
                     continue
                 item.fail(ActorStopped(f"actor {self.name!r} stopped before handling the ask"))

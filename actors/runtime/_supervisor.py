@@ -310,20 +310,27 @@ class _Core:
     async def start(
         self, key: Hashable, name: str, factory: Callable[[], Actor[Any]], restart: Restart
     ) -> _Child:
-        existing = self.children.get(key)
-        if existing is None or not existing.address.alive:
-            if self.closing:
-                raise ActorStopped(f"supervisor {self.name!r} is stopping; not starting {name!r}")
-            if not isinstance(restart, Restart):
-                raise TypeError(f"restart must be a Restart, got {restart!r}")
-            actor = factory()
-            if not isinstance(actor, Actor):
-                raise TypeError(f"factory of {name!r} returned {actor!r}, not an Actor")
-            existing = _Child(self, key, name, factory, restart, type(actor).mailbox_size)
-            self.children[key] = existing
-            self.nursery.start_soon(existing.run, actor, name=f"actor:{self.name}/{name}")
-        await existing.first_done.wait()
-        return existing
+        while True:
+            existing = self.children.get(key)
+            if existing is None or existing.ended.is_set():
+                break
+            if not existing.control.stop_requested:
+                await existing.first_done.wait()
+                return existing
+            # The old child is draining: never two children for one key, not even briefly.
+            await existing.ended.wait()
+        if self.closing:
+            raise ActorStopped(f"supervisor {self.name!r} is stopping; not starting {name!r}")
+        if not isinstance(restart, Restart):
+            raise TypeError(f"restart must be a Restart, got {restart!r}")
+        actor = factory()
+        if not isinstance(actor, Actor):
+            raise TypeError(f"factory of {name!r} returned {actor!r}, not an Actor")
+        child = _Child(self, key, name, factory, restart, type(actor).mailbox_size)
+        self.children[key] = child
+        self.nursery.start_soon(child.run, actor, name=f"actor:{self.name}/{name}")
+        await child.first_done.wait()
+        return child
 
 
 class _Child:
@@ -592,6 +599,8 @@ class DynamicSupervisor:
 
         Waits until the child's first ``on_start`` has returned or crashed (a crash is
         then handled by the restart policy; the address stays valid while restarting).
+        If the key's child is draining after a stop request, waits until it has ended and
+        then starts a new one: there are never two children for one key.
 
         Args:
             key: hashable identity, e.g. ``("BTCUSDT", PositionSide.LONG)``.

@@ -59,7 +59,8 @@ class Timers:
           conflating: while one tick of a key waits unhandled in the mailbox, further due
           ticks of that key are skipped, so a slow actor never works through a tick backlog.
         * Lifetime: timers belong to one actor instance; they are cancelled when it stops,
-          crashes or receives a stop request. A restarted instance starts with no timers.
+          crashes or receives a stop request (new ones are then ignored). A restarted
+          instance starts with no timers.
     """
 
     __slots__ = ("_address", "_closed", "_entries", "_generation", "_nursery")
@@ -71,9 +72,9 @@ class Timers:
         self._generation = 0
         self._closed = False
 
-    def _new_entry(self, key: Hashable, periodic: bool) -> _Entry:
-        if self._closed:
-            raise ActorStopped(f"actor {self._address.name!r} is stopping: no new timers")
+    def _new_entry(self, key: Hashable, periodic: bool) -> _Entry | None:
+        if self._closed:  # stopping: the actor is going away, its timers would never fire
+            return None
         self.cancel(key)
         self._generation += 1
         entry = _Entry(self._generation, periodic)
@@ -86,12 +87,15 @@ class Timers:
         Replaces an existing timer with the same ``key``. The key stays in :meth:`active`
         until the message has been handled (or the timer is cancelled).
 
+        Ignored after a stop request (the actor is going away).
+
         Raises:
             ValueError: ``delay_s`` negative or not finite.
-            ActorStopped: the actor is stopping.
         """
         _check_seconds("delay_s", delay_s, allow_zero=True)
         entry = self._new_entry(key, periodic=False)
+        if entry is None:
+            return
         self._nursery.start_soon(self._run_once, key, entry, trio.current_time() + delay_s, message)
 
     def every(self, key: Hashable, interval_s: float, message: object) -> None:
@@ -100,12 +104,15 @@ class Timers:
         Replaces an existing timer with the same ``key``. Ticks are conflated (see class
         docstring): at most one undelivered tick per key is ever in the mailbox.
 
+        Ignored after a stop request (the actor is going away).
+
         Raises:
             ValueError: ``interval_s`` not positive or not finite.
-            ActorStopped: the actor is stopping.
         """
         _check_seconds("interval_s", interval_s, allow_zero=False)
         entry = self._new_entry(key, periodic=True)
+        if entry is None:
+            return
         self._nursery.start_soon(
             self._run_every, key, entry, trio.current_time(), interval_s, message
         )
