@@ -242,6 +242,9 @@ class PositionActor(Actor[PositionMessage]):
             benchmarks); must not block.
         on_closed: optional callback when the actor reaches a final state (used by the
             supervisor to forget the key).
+        on_attach: optional callback at the start of ``on_start`` (``self.address`` is
+            valid): the supervisor registers the address with the AccountRouter there, so
+            account events reach the actor while it opens.
     """
 
     mailbox_size = 256
@@ -252,7 +255,8 @@ class PositionActor(Actor[PositionMessage]):
                  settings: PositionSettings | None = None, ticket: OpenTicket | None = None,
                  adopted: bool = False,
                  on_decision: Callable[[MarkPrice, TrailingDecision], None] | None = None,
-                 on_closed: Callable[[PositionActor], None] | None = None) -> None:
+                 on_closed: Callable[[PositionActor], None] | None = None,
+                 on_attach: Callable[[PositionActor], None] | None = None) -> None:
         self.position_id = position_id
         self.symbol = symbol
         self.position_side = position_side
@@ -267,6 +271,7 @@ class PositionActor(Actor[PositionMessage]):
         self._adopted = adopted
         self._on_decision = on_decision
         self._on_closed = on_closed
+        self._on_attach = on_attach
         # state (persisted in POSITION_SNAPSHOT)
         self.lifecycle = Lifecycle.OPENING
         self._entry_cid = client_order_id(position_id, OrderRole.ENTRY, 0)
@@ -296,6 +301,8 @@ class PositionActor(Actor[PositionMessage]):
     # --- runtime hooks ---------------------------------------------------------------
 
     async def on_start(self) -> None:
+        if self._on_attach is not None:
+            self._on_attach(self)
         snap = await self._journal.latest_snapshot(self.position_id)
         if snap is not None:
             self._load_snapshot(snap)
@@ -990,6 +997,7 @@ class PositionActor(Actor[PositionMessage]):
                                    level=order.level_index, qty=order.qty, mark_price=mark)
             req = ReduceRequest(symbol=self.symbol, position_side=self.position_side,
                                 qty=order.qty, client_order_id=cid, role=OrderRole.TAKE_PROFIT)
+            st: OrderState | None
             try:
                 st = await self._retry("place_reduce", lambda r=req: self._port.place_reduce(r), 3)  # type: ignore[misc]
             except OutcomeUnknown:
@@ -1003,7 +1011,7 @@ class PositionActor(Actor[PositionMessage]):
             self._tp_orders[cid] = order.level_index
             self._ev(EventType.TP_PLACED, cid=cid, level=order.level_index, qty=order.qty)
             await self._snapshot()
-            if st.status is OrderStatus.FILLED:
+            if st is not None and st.status is OrderStatus.FILLED:
                 await self._tp_filled(cid, st.filled_qty, st.avg_fill_price)
             if self.lifecycle is not Lifecycle.ACTIVE:
                 return
@@ -1026,11 +1034,11 @@ class PositionActor(Actor[PositionMessage]):
             be = breakeven_stop_price(self._entry_price, self.position_side, self.instrument,
                                       self._s.take_profit.breakeven_offset_pct)
             mark = self._mark
-            if is_tighter(be, self._stop_price, self.position_side) and (
-                    mark is None or (be < mark if self.position_side is PositionSide.LONG
-                                     else be > mark)):
-                if await self._move_stop(be, "take_profit_breakeven"):
-                    self._ev(EventType.TRAILING_BREAKEVEN, reason="take_profit", stop_price=be)
+            protective = mark is None or (be < mark if self.position_side is PositionSide.LONG
+                                          else be > mark)
+            if (is_tighter(be, self._stop_price, self.position_side) and protective
+                    and await self._move_stop(be, "take_profit_breakeven")):
+                self._ev(EventType.TRAILING_BREAKEVEN, reason="take_profit", stop_price=be)
         await self._snapshot()
 
     # --- account events ----------------------------------------------------------------
@@ -1174,6 +1182,10 @@ class PositionActor(Actor[PositionMessage]):
         self._ev(EventType.PROTECTION_REPAIRED, stop_price=self._stop_price, reason=d.reason,
                  trigger=reason)
         await self._snapshot()
+        # the repaired stop may be behind what trailing wants at this mark: catch up now, so
+        # a repair and a trailing move at the same instant end at the better price
+        if self.lifecycle is Lifecycle.ACTIVE:
+            await self._on_mark()
 
     async def _handle_repair_failure(self, target: Decimal) -> None:
         self._ev(EventType.ALERT_RAISED, Severity.ERROR, reason="repair_move_failed",

@@ -128,15 +128,15 @@ class AccountRouter:
             for addr in self.addresses():
                 await self._deliver(addr, VerifyProtection("stream_gap"))
             return
-        addr = self._target(event)
-        if addr is None:
+        target = self._target(event)
+        if target is None:
             self.unrouted += 1
             if self._journal is not None and self._clock is not None:
                 self._journal.emit(Event(EventType.ORDER_UPDATE, self._clock.now(),
                                          {"unrouted": type(event).__name__},
                                          severity=Severity.DEBUG))
             return
-        await self._deliver(addr, AccountEventMsg(event))
+        await self._deliver(target, AccountEventMsg(event))
 
     async def _deliver(self, addr: Address[PositionMessage], msg: PositionMessage) -> None:
         try:

@@ -14,8 +14,15 @@ import trio
 import trio.lowlevel
 
 from actors.position import OpenTicket, PositionActor
+from actors.position_supervisor import PositionSupervisor
 from actors.routers import AccountRouter, MarketRouter
-from actors.runtime import Address, run_actor
+from actors.runtime import (
+    Address,
+    RestartPolicy,
+    SupervisionEvent,
+    open_dynamic_supervisor,
+    run_actor,
+)
 from adapters.paper import (
     FaultPlan,
     PaperEngine,
@@ -103,3 +110,17 @@ async def paper_world(profile: str, *, latency_s: float = 0.05, faults: FaultPla
         await trio.lowlevel.checkpoint()
         yield w
         nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def supervised(w: World, settings: PositionSettings | None = None,
+                     **kw: object) -> AsyncIterator[tuple[PositionSupervisor, list[SupervisionEvent]]]:
+    """A PositionSupervisor over ``w`` (restart backoff 0.5 s, no jitter)."""
+    events: list[SupervisionEvent] = []
+    policy = RestartPolicy(max_restarts=5, window_s=60, backoff_initial_s=0.5, jitter=0.0)
+    async with open_dynamic_supervisor(policy, events.append, name="positions") as dyn:
+        sup = PositionSupervisor(supervisor=dyn, port=w.venue, journal=w.journal, clock=w.clock,
+                                 market=w.market, account=w.account, instruments=w.instruments,
+                                 settings=settings, **kw)  # type: ignore[arg-type]
+        yield sup, events
+        await dyn.stop(5.0)

@@ -25,7 +25,8 @@ class ExecutionSettings:
         flatten_attempts: attempts to flatten (reduce-only market) before the emergency stop.
         age_tick_s: interval of the aged-exit clock (s); default 60.
         snapshot_interval_s: minimum seconds between water-mark-only snapshots; stop moves
-            and phase changes are snapshotted at once; default 1.
+            and phase changes are snapshotted at once; default 0 = every new high/low-water
+            mark (exact resume after a crash; new extremes are far rarer than ticks).
     """
 
     stop_attempts: int = 4
@@ -34,7 +35,7 @@ class ExecutionSettings:
     query_attempts: int = 6
     flatten_attempts: int = 3
     age_tick_s: float = 60.0
-    snapshot_interval_s: float = 1.0
+    snapshot_interval_s: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if self.stop_attempts < 1 or self.query_attempts < 1 or self.flatten_attempts < 1:
