@@ -69,6 +69,20 @@ _DISCONNECTS: tuple[type[BaseException], ...] = (
 )
 
 
+async def _close_tcp(ws: trio_websocket.WebSocketConnection) -> None:
+    """Close the TCP stream under ``ws``.
+
+    Workaround for trio-websocket 0.12: when the *peer* closes, the client waits for the
+    server's TCP close in its reader task, but leaving ``open_websocket_url`` cancels that
+    task first, so the socket is never closed (ResourceWarning, fd leak on every
+    reconnect). Closing an already closed stream is a no-op.
+    """
+    closer = getattr(ws, "_close_stream", None)
+    if closer is not None:
+        with trio.CancelScope(shield=True):
+            await closer()
+
+
 class StreamSettings:
     """Timing knobs of a stream (seconds).
 
@@ -174,14 +188,14 @@ class _Stream:
         reason = ""
         while True:
             try:
-                with trio.fail_after(self.settings.connect_timeout_s):
-                    ws = await trio_websocket.connect_websocket_url(self._nursery, self.url)
-                try:
-                    await self._serve(ws, on_open, on_message, on_gap, reason)
-                    reason = "silent"
-                finally:
-                    with trio.CancelScope(shield=True), trio.move_on_after(1):
-                        await ws.aclose()
+                async with trio_websocket.open_websocket_url(
+                    self.url, connect_timeout=self.settings.connect_timeout_s,
+                    disconnect_timeout=1.0) as ws:
+                    try:
+                        await self._serve(ws, on_open, on_message, on_gap, reason)
+                        reason = "silent"
+                    finally:
+                        await _close_tcp(ws)
                 attempt = 0
             except _DISCONNECTS as exc:
                 reason = f"{type(exc).__name__}: {exc}"
@@ -254,13 +268,6 @@ class _Stream:
                 scope.cancel()  # the reader sees the close and reports it
                 return
 
-    _nursery: trio.Nursery
-
-
-async def _with_nursery(stream: _Stream, body: Callable[[], Awaitable[None]]) -> None:
-    async with trio.open_nursery() as nursery:
-        stream._nursery = nursery
-        await body()
 
 
 async def run_public_stream(
@@ -318,7 +325,7 @@ async def run_public_stream(
             ts = ms_to_dt(msg.get("ts")) or datetime.now(UTC)
             await emit(MarkPrice(symbol=symbol, mark_price=mark, ts=ts))
 
-    await _with_nursery(stream, lambda: stream.run(on_open, on_message, emit))
+    await stream.run(on_open, on_message, emit)
 
 
 async def run_private_stream(
@@ -411,4 +418,4 @@ async def run_private_stream(
                 continue
             await emit(event)
 
-    await _with_nursery(stream, lambda: stream.run(on_open, on_message, emit))
+    await stream.run(on_open, on_message, emit)

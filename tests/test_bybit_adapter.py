@@ -1,0 +1,314 @@
+"""BybitVenue against the Bybit sandbox over real loopback sockets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+from _bybit_support import KEY, SECRET, D, bybit_env, urls_of
+
+from adapters.bybit import BYBIT_CAPABILITIES, BybitVenue, ServerClock, bybit_urls
+from adapters.bybit.http import _wall_ms
+from adapters.bybit_sandbox import open_bybit_sandbox, sandbox_engine
+from tradebot.domain import Instrument, OrderStatus, OrderType, PositionSide
+from tradebot.errors import (
+    ConfigError,
+    DuplicateClientOrderId,
+    FatalVenueError,
+    OutcomeUnknown,
+    ReduceOnlyRejected,
+    RejectedError,
+    TransientError,
+    UnknownOrder,
+    WouldTriggerImmediately,
+    ZeroPosition,
+)
+from tradebot.events import EventType, MemoryJournal
+from tradebot.ports import EntryRequest, ExchangePort, ReduceRequest, StopRequest, StopState
+
+LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
+
+
+def entry(cid: str, side: PositionSide = LONG, qty: str = "0.010",
+          stop: str | None = "98000", symbol: str = "BTCUSDT") -> EntryRequest:
+    return EntryRequest(symbol, side, D(qty), cid, D(stop) if stop else None)
+
+
+async def test_port_shape_and_urls() -> None:
+    with trio.fail_after(5):
+        async with bybit_env() as (_, venue):
+            assert isinstance(venue, ExchangePort)
+            assert venue.capabilities == BYBIT_CAPABILITIES
+            assert venue.capabilities.attached_stop and venue.capabilities.amend_stop
+            assert not venue.capabilities.stop_has_client_id
+    assert bybit_urls("testnet").rest_url == "https://api-testnet.bybit.com"
+    assert bybit_urls("demo").private_ws_url == "wss://stream-demo.bybit.com/v5/private"
+    assert bybit_urls("mainnet", rest_url="http://127.0.0.1:1").rest_url == "http://127.0.0.1:1"
+    with pytest.raises(ConfigError):
+        bybit_urls("moon")
+
+
+async def test_setup_account_hedge_mode_and_leverage_not_modified_is_success() -> None:
+    with trio.fail_after(10):
+        async with bybit_env(hedge=False) as (sb, venue):
+            # one-way account: a hedge-mode order is refused until the mode is switched
+            with pytest.raises(RejectedError, match="position idx not match"):
+                await venue.place_entry(entry("tb-a-E0"))
+            await venue.setup_account({"BTCUSDT": 5, "ETHUSDT": 3})
+            await venue.setup_account({"BTCUSDT": 5, "ETHUSDT": 3})  # 110025 + 110043 = ok
+            assert sb.position_mode == 3 and sb.engine.leverage("BTCUSDT") == 5
+            await venue.place_entry(entry("tb-a-E1"))
+            # with a position open, switching back is refused (110024): a real refusal
+            sb.position_mode = 0
+            with pytest.raises(RejectedError) as info:
+                await venue.setup_account({})
+            assert info.value.code == "110024"
+
+
+async def test_instruments_follow_the_cursor_and_refresh() -> None:
+    many = {f"C{i:04d}USDT": Instrument(f"C{i:04d}USDT", D("0.01"), D("0.1"), D("0.1"), D("5"))
+            for i in range(1205)}
+    with trio.fail_after(10):
+        async with bybit_env(instruments=many, marks={}) as (sb, venue):
+            got = await venue.instruments()
+            assert len(got) == 1205 and got["C1204USDT"].tick_size == D("0.01")
+            pages = sb.requests_to("/v5/market/instruments-info")
+            assert [p.params.get("cursor") for p in pages] == [None, "1000"]
+            await venue.instruments()  # cached
+            assert len(sb.requests_to("/v5/market/instruments-info")) == 2
+            await venue.refresh_instruments()
+            assert len(sb.requests_to("/v5/market/instruments-info")) == 4
+
+
+async def test_bundled_instruments_parse_to_the_same_rules() -> None:
+    with trio.fail_after(5):
+        async with bybit_env() as (sb, venue):
+            got = await venue.instruments()
+            assert set(got) == set(sb.engine.instruments())
+            btc = got["BTCUSDT"]
+            ref = sb.engine.instruments()["BTCUSDT"]
+            assert (btc.tick_size, btc.qty_step, btc.min_qty, btc.min_notional) == (
+                ref.tick_size, ref.qty_step, ref.min_qty, ref.min_notional)
+
+
+async def test_entry_attaches_the_stop_and_trading_stop_moves_it() -> None:
+    journal = MemoryJournal()
+    with trio.fail_after(10):
+        async with bybit_env(journal=journal) as (sb, venue):
+            ack = await venue.place_entry(entry("tb-b-E0"))
+            assert ack.status is OrderStatus.NEW and ack.venue_order_id
+            body = sb.requests_to("/v5/order/create")[0].params
+            assert body == {"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
+                            "orderType": "Market", "qty": "0.010", "positionIdx": 1,
+                            "orderLinkId": "tb-b-E0", "stopLoss": "98000",
+                            "slTriggerBy": "MarkPrice", "tpslMode": "Full",
+                            "slOrderType": "Market"}
+            [pos] = await venue.positions("BTCUSDT")
+            assert (pos.position_side, pos.qty, pos.stop_price) == (LONG, D("0.010"), D("98000"))
+            [stop] = await venue.stops("BTCUSDT", LONG)
+            assert stop == StopState("BTCUSDT", LONG, D("98000"))
+            moved = await venue.amend_stop(stop, D("99000"))
+            again = await venue.amend_stop(moved, D("99000"))  # 34040 not modified: success
+            assert again.trigger_price == D("99000")
+            ts = sb.requests_to("/v5/position/trading-stop")
+            assert ts[0].params == {"category": "linear", "symbol": "BTCUSDT",
+                                    "tpslMode": "Full", "positionIdx": 1, "stopLoss": "99000",
+                                    "slTriggerBy": "MarkPrice", "slOrderType": "Market"}
+            replies = [e.data["retCode"] for e in journal.of_type(EventType.EXCHANGE_RESPONSE)
+                       if e.data["path"] == "/v5/position/trading-stop"]
+            assert replies == [0, 34040]
+            [pos] = await venue.positions("BTCUSDT")
+            assert pos.stop_price == D("99000")
+            # a stop through the mark: the venue refuses (10001 base_price)
+            with pytest.raises(WouldTriggerImmediately):
+                await venue.amend_stop(moved, D("100500"))
+            order = await venue.get_order("BTCUSDT", "tb-b-E0")
+            assert order is not None and order.status is OrderStatus.FILLED
+            assert order.filled_qty == D("0.010") and order.avg_fill_price == D("100000")
+            # the stop triggers on the mark and closes the position
+            sb.set_mark("BTCUSDT", D("98900"))
+            assert await venue.positions("BTCUSDT") == []
+
+
+async def test_trading_stop_on_zero_position_and_cancel() -> None:
+    with trio.fail_after(10):
+        async with bybit_env() as (_, venue):
+            with pytest.raises(ZeroPosition):
+                await venue.place_stop(StopRequest("BTCUSDT", SHORT, D("101000"), ""))
+            await venue.place_entry(entry("tb-c-E0", SHORT, stop="102000"))
+            st = await venue.place_stop(StopRequest("BTCUSDT", SHORT, D("101000"), ""))
+            assert [s.trigger_price for s in await venue.stops("BTCUSDT", SHORT)] == [D("101000")]
+            await venue.cancel_stop(st)
+            assert await venue.stops("BTCUSDT", SHORT) == []
+
+
+async def test_hedge_mode_two_rows_per_symbol_never_list0() -> None:
+    with trio.fail_after(10):
+        async with bybit_env() as (sb, venue):
+            await venue.place_entry(entry("tb-d-E0", SHORT, qty="0.020", stop="103000"))
+            # Only the short is open: the list has two rows, the long row first and empty.
+            raw = sb.h_position_list({"category": "linear", "symbol": "BTCUSDT"})["list"]
+            assert [(r["positionIdx"], r["side"], r["size"]) for r in raw] == [
+                (1, "", "0"), (2, "Sell", "0.020")]
+            [pos] = await venue.positions("BTCUSDT")
+            assert (pos.position_side, pos.qty, pos.stop_price) == (SHORT, D("0.020"),
+                                                                    D("103000"))
+            await venue.place_entry(entry("tb-d-E1", LONG, qty="0.010", stop="97000"))
+            sides = {p.position_side: p for p in await venue.positions()}
+            assert sides[LONG].stop_price == D("97000") and sides[SHORT].stop_price == D("103000")
+            assert [s.trigger_price for s in await venue.stops("BTCUSDT", SHORT)] == [D("103000")]
+
+
+async def test_conditional_reduce_only_stop_has_explicit_direction() -> None:
+    with trio.fail_after(10):
+        async with bybit_env() as (sb, venue):
+            await venue.place_entry(entry("tb-e-E0", LONG, qty="0.020"))
+            st = await venue.place_stop(StopRequest("BTCUSDT", LONG, D("97000"), "tb-e-S1",
+                                                    qty=D("0.010")))
+            body = sb.requests_to("/v5/order/create")[-1].params
+            assert body["triggerDirection"] == 2 and body["triggerBy"] == "MarkPrice"
+            assert body["reduceOnly"] is True and body["side"] == "Sell"
+            stops = await venue.stops("BTCUSDT", LONG)
+            assert [(s.trigger_price, s.client_order_id) for s in stops] == [
+                (D("98000"), ""), (D("97000"), "tb-e-S1")]
+            opened = await venue.open_orders("BTCUSDT")
+            assert [(o.client_order_id, o.order_type) for o in opened] == [
+                ("tb-e-S1", OrderType.STOP_MARKET)]
+            filters = [r.params.get("orderFilter") for r in sb.requests_to("/v5/order/realtime")]
+            assert "StopOrder" in filters and "Order" in filters
+            st2 = await venue.amend_stop(st, D("97500"))
+            assert (await venue.get_order("BTCUSDT", "tb-e-S1")).trigger_price == D("97500")  # type: ignore[union-attr]
+            # a trigger already through the mark: local check refuses when the mark is cached
+            venue.tickers.state["BTCUSDT"] = {"symbol": "BTCUSDT", "markPrice": "100000"}
+            with pytest.raises(WouldTriggerImmediately) as info:
+                await venue.place_stop(StopRequest("BTCUSDT", LONG, D("100500"), "tb-e-S2",
+                                                   qty=D("0.010")))
+            assert info.value.code == "local_check"
+            venue.tickers.state.clear()
+            # ...and the venue refuses it too (110093 "expect Falling")
+            with pytest.raises(WouldTriggerImmediately) as info:
+                await venue.place_stop(StopRequest("BTCUSDT", LONG, D("100500"), "tb-e-S3",
+                                                   qty=D("0.010")))
+            assert info.value.code == "110093"
+            await venue.cancel_stop(st2)
+            assert await venue.open_orders("BTCUSDT") == []
+            with pytest.raises(UnknownOrder):
+                await venue.cancel_stop(st2)
+
+
+async def test_reduce_orders_duplicates_and_cancels() -> None:
+    with trio.fail_after(10):
+        async with bybit_env() as (_sb, venue):
+            with pytest.raises(ReduceOnlyRejected):
+                await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.010"), "tb-f-C0"))
+            await venue.place_entry(entry("tb-f-E0"))
+            with pytest.raises(DuplicateClientOrderId):
+                await venue.place_entry(entry("tb-f-E0"))
+            tp = await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.005"), "tb-f-T0",
+                                                        price=D("101000")))
+            assert tp.order_type is OrderType.LIMIT and tp.reduce_only
+            [o] = await venue.open_orders("BTCUSDT")
+            assert (o.client_order_id, o.price, o.status) == ("tb-f-T0", D("101000"),
+                                                              OrderStatus.NEW)
+            await venue.cancel_order("BTCUSDT", "tb-f-T0")
+            with pytest.raises(UnknownOrder):
+                await venue.cancel_order("BTCUSDT", "tb-f-T0")
+            # realtime answers by orderLinkId for recently closed orders too
+            got = await venue.get_order("BTCUSDT", "tb-f-T0")
+            assert got is not None and got.status is OrderStatus.CANCELED
+            await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.010"), "tb-f-C1"))
+            assert await venue.positions() == []
+            bal = await venue.balance()
+            assert bal.wallet_usdt < D(10000)  # fees paid
+
+
+async def test_get_order_none_only_when_venue_says_so_and_failed_query_raises() -> None:
+    with trio.fail_after(10):
+        async with bybit_env() as (sb, venue):
+            assert await venue.get_order("BTCUSDT", "tb-none-E0") is None
+            assert [r.path for r in sb.request_log[-2:]] == ["/v5/order/realtime",
+                                                             "/v5/order/history"]
+            sb.inject("/v5/order/history", ret_code=10016, ret_msg="Server error")
+            with pytest.raises(TransientError):
+                await venue.get_order("BTCUSDT", "tb-none-E0")
+            sb.inject("/v5/order/realtime", drop="before")
+            with pytest.raises(TransientError):
+                await venue.get_order("BTCUSDT", "tb-none-E0")
+            sb.inject("/v5/order/realtime", drop="before")
+            with pytest.raises(TransientError):
+                await venue.open_orders("BTCUSDT")
+
+
+async def test_unknown_outcome_is_resolved_by_order_link_id() -> None:
+    """The connection drops after the venue accepted the entry: OutcomeUnknown, then the
+    lookup by orderLinkId finds the filled order (no blind resend)."""
+    journal = MemoryJournal()
+    with trio.fail_after(10):
+        async with bybit_env(journal=journal) as (sb, venue):
+            sb.inject("/v5/order/create", drop="after")
+            with pytest.raises(OutcomeUnknown):
+                await venue.place_entry(entry("tb-g-E0"))
+            order = await venue.get_order("BTCUSDT", "tb-g-E0")
+            assert order is not None and order.status is OrderStatus.FILLED
+            [pos] = await venue.positions("BTCUSDT")
+            assert pos.stop_price == D("98000")
+            # dropped before processing: also unknown to us; the lookup says "not there"
+            sb.inject("/v5/order/create", drop="before")
+            with pytest.raises(OutcomeUnknown):
+                await venue.place_entry(entry("tb-g-E1", SHORT, stop="102000"))
+            assert await venue.get_order("BTCUSDT", "tb-g-E1") is None
+            errors = journal.of_type(EventType.EXCHANGE_ERROR)
+            assert [e.data["error"] for e in errors] == ["OutcomeUnknown", "OutcomeUnknown"]
+            assert all(e.client_order_id in ("tb-g-E0", "tb-g-E1") for e in errors)
+
+
+async def test_clock_skew_10002_resyncs_and_succeeds() -> None:
+    journal = MemoryJournal()
+    skew_ms = -20_000  # our clock is 20 s behind: outside the 5 s recv window
+    clock = ServerClock(local_ms=lambda: _wall_ms() + skew_ms)
+    with trio.fail_after(10):
+        async with bybit_env(journal=journal, server_clock=clock) as (sb, venue):
+            await venue.place_entry(entry("tb-h-E0"))
+            creates = sb.requests_to("/v5/order/create")
+            assert len(creates) == 1  # the skewed attempt was refused before processing
+            resync = journal.of_type(EventType.CLOCK_RESYNC)
+            assert len(resync) == 1 and abs(resync[0].data["offset_ms"] + skew_ms) < 2000
+            errors = journal.of_type(EventType.EXCHANGE_ERROR)
+            assert [e.data["code"] for e in errors] == ["10002"]
+            [pos] = await venue.positions("BTCUSDT")
+            assert pos.qty == D("0.010")
+
+
+async def test_bad_credentials_are_fatal() -> None:
+    with trio.fail_after(10):
+        async with open_bybit_sandbox(sandbox_engine(), api_key=KEY, api_secret=SECRET) as sb:
+            async with BybitVenue(urls_of(sb), KEY, "wrong-secret") as venue:
+                with pytest.raises(FatalVenueError) as info:
+                    await venue.positions()
+                assert info.value.code == "10004"
+            async with BybitVenue(urls_of(sb), "other-key", SECRET) as venue:
+                with pytest.raises(FatalVenueError) as info:
+                    await venue.balance()
+                assert info.value.code == "10003"
+                assert len(await venue.instruments()) == 16  # public endpoints still work
+
+
+async def test_journal_has_every_request_and_reply_and_no_secret() -> None:
+    journal = MemoryJournal()
+    with trio.fail_after(10):
+        async with bybit_env(journal=journal) as (sb, venue):
+            await venue.setup_account({"BTCUSDT": 5})
+            await venue.place_entry(entry("tb-i-E0"))
+            await venue.amend_stop(StopState("BTCUSDT", LONG, D("98000")), D("98500"))
+            await venue.positions()
+            with pytest.raises(ReduceOnlyRejected):
+                await venue.place_reduce(ReduceRequest("BTCUSDT", SHORT, D("1"), "tb-i-C0"))
+    reqs = journal.of_type(EventType.EXCHANGE_REQUEST)
+    outcomes = journal.of_type(EventType.EXCHANGE_RESPONSE, EventType.EXCHANGE_ERROR)
+    assert len(reqs) == len(outcomes) == len(sb.request_log)
+    assert {e.data["request_id"] for e in reqs} == {e.data["request_id"] for e in outcomes}
+    text = json.dumps([dict(e.data) for e in journal.events])
+    assert SECRET not in text and KEY not in text
+    create = next(e for e in reqs if e.data["path"] == "/v5/order/create")
+    assert create.client_order_id == "tb-i-E0" and create.symbol == "BTCUSDT"
