@@ -119,11 +119,14 @@ def endpoint_group(path: str) -> str:
 
 
 class EndpointBudgets:
-    """One :class:`RateBudget` per endpoint group.
+    """One :class:`RateBudget` per endpoint group, sized to stay under the venue's limits.
 
-    Defaults (per UID per second, exchanges.md section 5): order 10/s, trading-stop 10/s,
-    reads 50/s, public market data 50/s (IP limit 600/5 s). Two tokens of each write
-    budget are reserved for protective calls.
+    Arguments are the venue's per-second limits (per UID, exchanges.md section 5): order
+    create/amend/cancel 10/s, trading-stop 10/s, reads 50/s; public market data 50/s (IP
+    limit 600/5 s). A token bucket with capacity ``c`` and rate ``r`` can let ``c + r``
+    requests into any 1-s window, so each budget gets ``c = reserved + 1`` and
+    ``r = limit - c - 1`` (one request of slack for network jitter). ``reserved`` tokens of
+    each write budget are kept for protective calls.
     """
 
     def __init__(
@@ -135,13 +138,15 @@ class EndpointBudgets:
         public_per_s: float = 50.0,
         reserved: int = 2,
     ) -> None:
+        def make(limit: float, keep: int) -> RateBudget:
+            capacity = keep + 1
+            return RateBudget(max(limit - capacity - 1, 1.0), capacity, keep)
+
         self.budgets: dict[str, RateBudget] = {
-            "order": RateBudget(order_per_s, max(int(order_per_s), reserved + 1), reserved),
-            "trading_stop": RateBudget(
-                trading_stop_per_s, max(int(trading_stop_per_s), reserved + 1), reserved
-            ),
-            "read": RateBudget(read_per_s, max(int(read_per_s), 2), 1),
-            "public": RateBudget(public_per_s, max(int(public_per_s), 2), 1),
+            "order": make(order_per_s, reserved),
+            "trading_stop": make(trading_stop_per_s, reserved),
+            "read": make(read_per_s, 1),
+            "public": make(public_per_s, 1),
         }
 
     def for_path(self, path: str) -> RateBudget:

@@ -189,8 +189,10 @@ class _Stream:
         while True:
             try:
                 async with trio_websocket.open_websocket_url(
-                    self.url, connect_timeout=self.settings.connect_timeout_s,
-                    disconnect_timeout=1.0) as ws:
+                    self.url,
+                    connect_timeout=self.settings.connect_timeout_s,
+                    disconnect_timeout=1.0,
+                ) as ws:
                     try:
                         await self._serve(ws, on_open, on_message, on_gap, reason)
                         reason = "silent"
@@ -267,7 +269,6 @@ class _Stream:
             except trio_websocket.ConnectionClosed:
                 scope.cancel()  # the reader sees the close and reports it
                 return
-
 
 
 async def run_public_stream(

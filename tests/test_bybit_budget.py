@@ -1,0 +1,110 @@
+"""Rate budgets: protective calls (stop moves, closes) overtake a burst of queued entries."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from _bybit_support import D, bybit_env
+
+from adapters.bybit import EndpointBudgets, Priority, RateBudget
+from tradebot.domain import PositionSide
+from tradebot.events import EventType, MemoryJournal
+from tradebot.ports import EntryRequest, ReduceRequest, StopRequest, StopState
+
+
+async def test_protective_request_is_served_within_one_slot(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0
+    budget = RateBudget(rate_per_s=10, capacity=10, reserved=2)
+    granted: list[tuple[str, float]] = []
+    t0 = trio.current_time()
+
+    async def take(name: str, prio: Priority) -> None:
+        await budget.acquire(prio)
+        granted.append((name, trio.current_time() - t0))
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i in range(50):
+                nursery.start_soon(take, f"entry{i}", Priority.NORMAL)
+            await trio.sleep(1.05)  # entries are being served at 10/s, ~30 still queued
+            assert budget.queued > 25
+            asked = trio.current_time() - t0
+            nursery.start_soon(take, "stop", Priority.PROTECTIVE)
+    order = [n for n, _ in granted]
+    t_stop = dict(granted)["stop"]
+    # the reserve gives it a token at once: no entry is granted between ask and grant
+    assert t_stop - asked <= 1 / 10 + 1e-9
+    served_before = order.index("stop")
+    assert sum(1 for n, t in granted[:served_before] if t > asked) <= 1
+    # NORMAL requests never dig into the reserve: 8 at once, then one per slot
+    entry_times = [t for n, t in granted if n != "stop"]
+    assert entry_times[:8] == [0.0] * 8
+    # 42 more entries at one per 0.1 s slot, plus the one slot the stop's token cost
+    assert entry_times[-1] == pytest.approx(42 * 0.1 + 0.1)
+
+
+async def test_budget_cancellation_leaves_the_queue(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0
+    budget = RateBudget(rate_per_s=1, capacity=1, reserved=0)
+    await budget.acquire()
+    with trio.move_on_after(0.5):
+        await budget.acquire()
+    assert budget.queued == 0
+    await budget.acquire()  # next slot still available to others
+    assert trio.current_time() == pytest.approx(1.0)
+
+
+def test_budget_arguments_are_checked() -> None:
+    with pytest.raises(ValueError):
+        RateBudget(rate_per_s=0, capacity=1)
+    with pytest.raises(ValueError):
+        RateBudget(rate_per_s=1, capacity=2, reserved=2)
+
+
+async def test_stop_move_and_close_overtake_50_queued_entries_over_loopback() -> None:
+    """50 entries queue on the order budget (20/s, 2 reserved); a conditional stop and a
+    close sent meanwhile reach the venue within one budget slot; the venue's own per-second
+    limit (20/s) is never hit."""
+    journal = MemoryJournal()
+    budgets = EndpointBudgets(order_per_s=20, trading_stop_per_s=10, read_per_s=100, reserved=2)
+    with trio.fail_after(30):
+        async with bybit_env(journal=journal, budgets=budgets,
+                             rate_limits={"order": 20, "trading_stop": 10, "read": 100,
+                                          "public": 600}) as (sb, venue):
+            await venue.place_entry(EntryRequest("ETHUSDT", PositionSide.LONG, D("1"),
+                                                 "tb-z-E0", D("2400")))
+
+            async def enter(i: int) -> None:
+                await venue.place_entry(EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"),
+                                                     f"tb-q-E{i}", D("95000")))
+
+            async with trio.open_nursery() as nursery:
+                for i in range(50):
+                    nursery.start_soon(enter, i)
+                while len(sb.requests_to("/v5/order/create")) < 20:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+                assert budgets.budgets["order"].queued >= 20
+                before = len(sb.requests_to("/v5/order/create"))
+                stop = await venue.place_stop(StopRequest("ETHUSDT", PositionSide.LONG,
+                                                          D("2300"), "tb-z-S1", qty=D("0.5")))
+                creates = sb.requests_to("/v5/order/create")
+                stop_at = next(i for i, r in enumerate(creates)
+                               if r.params["orderLinkId"] == "tb-z-S1")
+                assert stop_at - before <= 1  # at most one entry went out in between
+                # position stop move: its own budget, sent at once
+                await venue.amend_stop(StopState("ETHUSDT", PositionSide.LONG, D("2400")),
+                                       D("2450"))
+                before = len(sb.requests_to("/v5/order/create"))
+                await venue.place_reduce(ReduceRequest("ETHUSDT", PositionSide.LONG, D("0.5"),
+                                                       "tb-z-C0"))
+                creates = sb.requests_to("/v5/order/create")
+                close_at = next(i for i, r in enumerate(creates)
+                                if r.params["orderLinkId"] == "tb-z-C0")
+                assert close_at - before <= 1
+                assert budgets.budgets["order"].queued > 0  # entries were still waiting
+            assert stop.client_order_id == "tb-z-S1"
+            assert len(sb.requests_to("/v5/order/create")) == 53
+            assert not journal.of_type(EventType.RATE_LIMITED)
+            assert [p.qty for p in await venue.positions("BTCUSDT")] == [D("0.050")]
