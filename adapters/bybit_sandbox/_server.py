@@ -173,6 +173,9 @@ class BybitSandbox:
         self.position_mode = 3 if hedge_mode else 0
         self.rate_limits = dict(rate_limits) if rate_limits is not None else None
         self.faults: list[Fault] = []
+        self.ws_latency_s = 0.0
+        """Delay before the sandbox handles each WS request (simulated network latency;
+        some clients, pybit among them, register a subscription only after sending it)."""
         self.request_log: list[LoggedRequest] = []
         self.rest_url = ""
         self.public_ws_url = ""
@@ -931,6 +934,8 @@ class BybitSandbox:
                 try:
                     while True:
                         raw = await ws.get_message()
+                        if self.ws_latency_s > 0:
+                            await trio.sleep(self.ws_latency_s)
                         self._ws_message(conn, raw)
                 except trio_websocket.ConnectionClosed:
                     nursery.cancel_scope.cancel()
