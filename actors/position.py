@@ -552,10 +552,19 @@ class PositionActor(Actor[PositionMessage]):
         """Wait for the entry's fill (query by client id), then protect the filled qty."""
         deadline = trio.current_time() + self._s.execution.fill_timeout_s
         delay = 0.05
+        early_failed = False
         while order is None or not (order.status.is_terminal and order.status is not
                                     OrderStatus.PARTIALLY_FILLED):
             if order is not None and order.status is OrderStatus.FILLED:
                 break
+            if (order is not None and order.filled_qty > 0 and self._stop is None
+                    and not self._caps.attached_stop and not early_failed):
+                # part of the entry filled and the rest is still working: protect the
+                # filled part now (a whole-position stop also covers later fills) instead
+                # of leaving it naked until the entry completes
+                early_failed = not await self._early_stop(order)
+                if early_failed:
+                    break
             if trio.current_time() >= deadline:
                 break
             await trio.sleep(delay)
@@ -590,8 +599,29 @@ class PositionActor(Actor[PositionMessage]):
                                requested_qty=self._req_qty, avg_fill_price=self._entry_price)
         await self._protect_new_position(intended)
 
+    async def _early_stop(self, order: OrderState) -> bool:
+        """Place the initial stop while the entry is still partially filled."""
+        price = order.avg_fill_price or (self._ticket.request.reference_price
+                                         if self._ticket else None)
+        if price is None:
+            return False
+        self._ev(EventType.ENTRY_PARTIAL_FILL, cid=self._entry_cid, filled_qty=order.filled_qty,
+                 requested_qty=self._req_qty, avg_fill_price=price, still_working=True)
+        try:
+            target = initial_stop_price(price, self.position_side, self.instrument,
+                                        self._s.stop_loss)
+            await self._place_new_stop(target, "initial_partial")
+        except (NoValidStop, ValueError, WouldTriggerImmediately, _StopFailed) as exc:
+            self._ev(EventType.STOP_REJECTED, Severity.WARNING, reason="early_stop_failed",
+                     error=str(exc))
+            return False
+        return True
+
     async def _protect_new_position(self, attached: Decimal | None) -> None:
         assert self._entry_price is not None
+        if self._stop is not None:  # placed while the entry was partially filled
+            await self._activate()
+            return
         if self._caps.attached_stop and attached is not None:
             stops = await self._venue_stops()
             if len(stops) == 1:

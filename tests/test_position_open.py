@@ -154,3 +154,25 @@ async def test_flatten_failing_places_emergency_stop_and_critical_alert(autojump
             assert w.journal.of_type(EventType.EMERGENCY_STOP_PLACED)
             status = await addr.ask(Query(), timeout_s=5)
             assert status.lifecycle is Lifecycle.FAILED
+
+
+async def test_partial_fill_still_working_is_protected_at_once(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """binance-like: half the entry fills, the rest later. The filled half gets its stop
+    after one round trip, not after the entry completes."""
+    plan = FaultPlan(seed=3).fail_next(
+        "place_entry", Fault.partial_fill(D("0.5"), remainder="next_mark"))
+    with trio.fail_after(60):
+        async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w:
+            req = w.request("ETHUSDT", LONG, "1.000", "2500")
+            actor = w.actor(req)
+            async with trio.open_nursery() as n:
+                n.start_soon(w.start, actor)
+                await trio.sleep(0.2)
+                assert w.qty("ETHUSDT", LONG) == D("0.500")
+                assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2450.00")]
+                w.push("ETHUSDT", "2501")  # the rest fills at the next mark
+            outcome = await actor._ticket.wait()  # type: ignore[union-attr]
+            assert outcome.opened
+            assert w.qty("ETHUSDT", LONG) == actor.status().qty == D("1.000")
+            assert len(w.stops("ETHUSDT", LONG)) == 1
