@@ -65,6 +65,8 @@ def _pybit_session(sb: BybitSandbox) -> dict[str, Any]:
         ws_private.execution_stream(on_private)
         ws_private.position_stream(on_private)
         ws_public.ticker_stream(symbol="BTCUSDT", callback=on_ticker)
+        # the subscriptions are asynchronous: trade only once the venue has them
+        _wait(lambda: sb.subscriptions("private") == [{"order", "execution", "position"}])
 
         out["time"] = http.get_server_time()
         inst = http.get_instruments_info(category="linear", symbol="BTCUSDT")["result"]["list"]
