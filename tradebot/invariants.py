@@ -278,7 +278,13 @@ class InvariantMonitor:
         return list(self._violations)
 
     def open_positions(self) -> int:
+        """Position sides open on the venue now."""
         return len(self._lives)
+
+    @property
+    def positions_seen(self) -> int:
+        """Position lives observed so far."""
+        return self._positions_seen
 
     def summary(self, end_ts: datetime | None = None) -> InvariantSummary:
         """Totals so far; positions still open are counted up to ``end_ts`` (default: the

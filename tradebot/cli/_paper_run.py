@@ -1,0 +1,709 @@
+"""``tradebot paper``: the whole actor tree of one account on replayed market data.
+
+This is wiring (``tradebot.cli`` is the only place that imports both ``actors`` and
+``adapters``). The tree is the production one (DESIGN.md section 3); only the exchange is
+the paper venue and the market stream is the replay::
+
+    trio.run (virtual time: MockClock autojump | real time | N x real time)
+    ├─ Journal            PostgresJournal (embedded PG database tradebot_paper, or --dsn),
+    │                     durable_wait=False so no actor waits on a DB thread
+    ├─ PaperVenue         PaperEngine (profile bybit|binance) as the ExchangePort
+    ├─ replay driver      KlineReplay steps → venue.push_mark (engine: stops, fills)
+    │                     → MarketRouter.set_mark (LatestValue per symbol); funding
+    ├─ AccountRouter      venue account stream → owning PositionActor
+    ├─ supervisor "account": WaveProcessor
+    ├─ supervisor "signals": SignalFeed (file source paced on the clock, or WebSocket)
+    └─ DynamicSupervisor "positions": PositionSupervisor → PositionActor per (symbol, side)
+
+Time: the clock port is :class:`tradebot.clock.TrioClock` started at the replay start, so
+"now" is the data's time. ``--speed max`` runs under ``trio.testing.MockClock`` with
+autojump (virtual time jumps whenever every task waits: a 3-day replay takes seconds and is
+identical run to run); ``realtime`` uses trio's real clock (one simulated second per
+second, for a live-looking run with a WebSocket signal source); ``Nx`` runs N times faster
+than real time.
+
+Every venue step (mark, funding, request) is checked by the
+:class:`tradebot.invariants.InvariantMonitor` (engine step listener). The report
+(:mod:`tradebot.report`) is built after the journal has drained, from the journal's own
+counts in the database, the engine's trade list and the monitor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+import trio
+import trio.testing
+
+from adapters.paper import EngineStep, PaperEngine, PaperVenue, binance_like, bybit_like
+from adapters.replay import KlineReplay
+from tradebot.clock import TrioClock
+from tradebot.errors import ConfigError
+from tradebot.events import Event, EventType, Severity
+from tradebot.invariants import InvariantMonitor
+from tradebot.ports import MarkPrice
+from tradebot.report import RunReport, build_report
+
+__all__ = ["PROFILES", "PaperRunOptions", "PaperRunResult", "parse_speed", "run_paper"]
+
+PROFILES = {"bybit": bybit_like, "binance": binance_like}
+EQUITY_SAMPLE_S = 900
+SIGNAL_ARRIVAL_OFFSET_S = 30.0
+"""Signals of wave T arrive T + 30 s (the signal service computes, then publishes)."""
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` → None (virtual time, autojump); ``realtime`` → 1.0; ``60x`` → 60.0.
+
+    Raises:
+        ValueError: anything else, or a factor <= 0.
+    """
+    t = text.strip().lower()
+    if t == "max":
+        return None
+    if t in ("realtime", "1x"):
+        return 1.0
+    if t.endswith("x"):
+        try:
+            f = float(t[:-1])
+        except ValueError:
+            raise ValueError(f"bad speed {text!r}: max, realtime or a factor like 60x") from None
+        if f > 0 and math.isfinite(f):
+            return f
+    raise ValueError(f"bad speed {text!r}: max, realtime or a factor like 60x")
+
+
+@attrs.frozen
+class PaperRunOptions:
+    """What ``tradebot paper`` runs.
+
+    Attributes:
+        data_dir: kline directory; None = the bundled 3 days.
+        symbols: subset of symbols; None = all in ``data_dir``.
+        signals: ``"auto"`` (bundled file for bundled data, else ``generate``),
+            ``"generate"`` (tradebot.signalgen on the replayed prices), a JSON-lines file
+            path, or a ``ws://``/``wss://`` URL of a signal service.
+        start, end: replay window (aware UTC); None = the data's common window.
+        speed: see :func:`parse_speed` (None = max).
+        venue_profile: ``"bybit"`` or ``"binance"``.
+        dsn: journal database; None = the embedded server's ``tradebot_paper`` database,
+            recreated for every run.
+        reset_db: with an explicit ``dsn``, empty the journal tables first (otherwise a
+            database that already holds events is refused).
+        home: embedded server home (None = ``$TRADEBOT_HOME`` or the default).
+        wallet_usdt: starting wallet of the paper account.
+        latency_s: paper venue round trip per request (virtual seconds under ``max``).
+        config: a loaded ``tradebot.config`` object, or None for the defaults.
+        progress: draw a progress line on ``progress_stream`` while running.
+    """
+
+    data_dir: Path | None = None
+    symbols: Sequence[str] | None = None
+    signals: str = "auto"
+    start: datetime | None = None
+    end: datetime | None = None
+    speed: float | None = None
+    venue_profile: str = "bybit"
+    dsn: str | None = None
+    reset_db: bool = False
+    home: Path | None = None
+    wallet_usdt: Decimal = Decimal(10000)
+    latency_s: float = 0.05
+    config: Any = None
+    progress: bool = True
+
+
+@attrs.frozen
+class PaperRunResult:
+    """The report plus what a caller needs to look further (the journal DSN)."""
+
+    report: RunReport
+    dsn: str
+    instrument_lines: tuple[str, ...]
+    examples: dict[str, list[str]]
+
+
+# --- database ------------------------------------------------------------------------------
+
+PAPER_DATABASE = "tradebot_paper"
+_JOURNAL_TABLES = (
+    "events",
+    "fills",
+    "orders",
+    "tp_levels",
+    "positions",
+    "signals",
+    "waves",
+    "alerts",
+)
+
+
+def prepare_database(opts: PaperRunOptions) -> str:
+    """A migrated, empty journal database for this run; returns its DSN.
+
+    Embedded default: the ``tradebot_paper`` database is dropped and recreated. An explicit
+    DSN is migrated; if it already holds events it is emptied only with ``reset_db``.
+
+    Raises:
+        ConfigError: an explicit database holds events and ``reset_db`` is False.
+    """
+    from adapters.postgres.connection import connect
+    from adapters.postgres.embedded import (
+        dsn_for_database,
+        embedded_pgdata,
+        ensure_database,
+        start_embedded_server_object,
+    )
+    from adapters.postgres.migrations import migrate
+
+    if opts.dsn is None:
+        server = start_embedded_server_object(embedded_pgdata(opts.home))
+        admin = str(server.get_uri())
+        with connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{PAPER_DATABASE}" WITH (FORCE)')
+        ensure_database(admin, PAPER_DATABASE)
+        dsn = dsn_for_database(admin, PAPER_DATABASE)
+        migrate(dsn)
+        return dsn
+    dsn = opts.dsn
+    migrate(dsn)
+    with connect(dsn, autocommit=True) as conn:
+        has_events = conn.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]
+        if has_events:
+            if not opts.reset_db:
+                raise ConfigError(
+                    [
+                        (
+                            "--dsn",
+                            "the database already holds journal events; "
+                            "use an empty database or pass --reset-db to empty it",
+                        )
+                    ]
+                )
+            conn.execute(f"TRUNCATE {', '.join(_JOURNAL_TABLES)} CASCADE")
+    return dsn
+
+
+# --- signals --------------------------------------------------------------------------------
+
+
+def _wave_ts_of(line: str) -> datetime | None:
+    try:
+        obj = json.loads(line)
+        ts = obj.get("timestamp") or obj.get("wave_ts")
+        return datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def _window_signals_file(
+    src: Path, dst: Path, start: datetime, end: datetime, delay_min: int
+) -> int:
+    """Copy the lines of ``src`` whose wave can still be processed inside the window
+    (``start <= T + delay <= end``) to ``dst``; lines without a readable timestamp are
+    kept (the source journals them as rejections). Returns the number of lines kept."""
+    kept = 0
+    delay = timedelta(minutes=delay_min)
+    with (
+        open(src, encoding="utf-8", errors="surrogateescape") as fin,
+        open(dst, "w", encoding="utf-8", errors="surrogateescape") as fout,
+    ):
+        for line in fin:
+            if not line.strip():
+                continue
+            ts = _wave_ts_of(line)
+            if ts is not None and ts.tzinfo is not None and not (start <= ts + delay <= end):
+                continue
+            fout.write(line if line.endswith("\n") else line + "\n")
+            kept += 1
+    return kept
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+class _Progress:
+    """One self-overwriting status line on a TTY; a line every ~10 % otherwise."""
+
+    def __init__(self, stream: TextIO, start_ms: int, end_ms: int, enabled: bool) -> None:
+        self._s = stream
+        self._start = start_ms
+        self._span = max(1, end_ms - start_ms)
+        self._on = enabled
+        self._tty = enabled and stream.isatty()
+        self._last_wall = 0.0
+        self._last_decile = -1
+        self._t0 = time.perf_counter()
+
+    def update(
+        self,
+        ts: datetime,
+        ts_ms: int,
+        ticks: int,
+        open_pos: int,
+        opened: int,
+        events: int,
+        force: bool = False,
+    ) -> None:
+        if not self._on:
+            return
+        now = time.perf_counter()
+        frac = min(1.0, max(0.0, (ts_ms - self._start) / self._span))
+        decile = int(frac * 10)
+        if self._tty:
+            if not force and now - self._last_wall < 0.25:
+                return
+        elif not force and decile == self._last_decile:
+            return
+        self._last_wall = now
+        self._last_decile = decile
+        width = 24
+        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
+        rate = ticks / max(1e-9, now - self._t0)
+        line = (
+            f"[{bar}] {frac * 100:5.1f}% sim {ts:%Y-%m-%d %H:%M}Z  positions "
+            f"{open_pos} open / {opened} opened  events {events:,}  ticks {ticks:,} "
+            f"({rate:,.0f}/s)"
+        )
+        if self._tty:
+            self._s.write("\r" + line + "\x1b[K")
+        else:
+            self._s.write(line + "\n")
+        self._s.flush()
+
+    def done(self) -> None:
+        if self._tty:
+            self._s.write("\n")
+            self._s.flush()
+
+
+# --- determinism ----------------------------------------------------------------------------
+
+
+class _NoShuffle(random.Random):
+    def shuffle(self, x: Any) -> None:  # type: ignore[override]
+        return None
+
+
+@contextlib.contextmanager
+def deterministic_trio_scheduling() -> Iterator[bool]:
+    """Make trio run same-instant tasks in a fixed order (task creation order) while inside.
+
+    Trio deliberately randomizes the order in which tasks that became runnable together
+    are stepped (e.g. two timers of one PositionActor due at the same virtual instant: an
+    age tick and a protection check). In a replay that turns into different — equally
+    valid — interleavings, and the trade list differs run to run. Trio has a switch for
+    exactly this (used by its Hypothesis integration): ``_ALLOW_DETERMINISTIC_SCHEDULING``
+    sorts each batch by task creation order and then shuffles it with ``_r``; we set it
+    and give it an ``_r`` whose shuffle is a no-op. Both are private, so this degrades to a
+    no-op (yielding False) if a future trio renames them; the run is then still correct,
+    just not guaranteed identical run to run. Only used for ``--speed max`` replays.
+    """
+    try:
+        import trio._core._run as run_mod
+
+        saved = (run_mod._ALLOW_DETERMINISTIC_SCHEDULING, run_mod._r)
+    except (ImportError, AttributeError):
+        yield False
+        return
+    run_mod._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
+    run_mod._r = _NoShuffle(0)
+    try:
+        yield True
+    finally:
+        run_mod._ALLOW_DETERMINISTIC_SCHEDULING, run_mod._r = saved  # type: ignore[misc]
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@attrs.define
+class _RunState:
+    ticks: int = 0
+    equity: list[tuple[datetime, Decimal]] = attrs.Factory(list)
+    last_ts: datetime | None = None
+    wall_s: float = 0.0
+    sim_s: int = 0
+    examples: dict[str, list[str]] = attrs.Factory(dict)
+
+
+def _settings(config: Any) -> tuple[Any, Any, str]:
+    """(PositionSettings, WaveSettings, account) from a loaded config, or the defaults."""
+    from tradebot.policies import PositionSettings
+    from tradebot.signals import WaveSettings
+
+    if config is None:
+        return PositionSettings(), WaveSettings(account="paper"), "paper"
+    to_pos = getattr(config, "position_settings", None)
+    to_wave = getattr(config, "wave_settings", None)
+    pos = to_pos() if callable(to_pos) else PositionSettings()
+    wave = to_wave() if callable(to_wave) else WaveSettings(account="paper")
+    account = str(getattr(wave, "account", "paper"))
+    return pos, wave, account
+
+
+async def _drive(
+    replay: KlineReplay,
+    venue: PaperVenue,
+    engine: PaperEngine,
+    on_mark: Callable[[MarkPrice], None],
+    state: _RunState,
+    progress: Callable[[datetime, int], None],
+) -> None:
+    """Feed the replay into the venue and the market router, on the trio clock."""
+    t0 = trio.current_time()
+    start_ms = replay.start_ms
+    next_equity_ms = start_ms
+    push = venue.push_mark
+    ticks = 0
+    for step in replay.steps():
+        await trio.sleep_until(t0 + (step.ts_ms - start_ms) / 1000)
+        ts = step.ts
+        for symbol, price in step.marks:
+            push(symbol, price, ts)
+            on_mark(MarkPrice(symbol, price, ts))
+        ticks += len(step.marks)
+        for symbol, rate in step.funding:
+            if engine.mark_price(symbol) is not None:
+                venue.apply_funding(symbol, rate, ts)
+        if step.ts_ms >= next_equity_ms:
+            state.equity.append((ts, engine.wallet().equity_usdt))
+            next_equity_ms = step.ts_ms + EQUITY_SAMPLE_S * 1000
+        state.ticks = ticks
+        state.last_ts = ts
+        progress(ts, step.ts_ms)
+    # let the tree settle on the last prices (fills in flight, stop confirmations)
+    await trio.sleep(1.0)
+    end_ts = replay.end
+    state.equity.append((end_ts, engine.wallet().equity_usdt))
+
+
+async def _run_tree(
+    opts: PaperRunOptions,
+    replay: KlineReplay,
+    dsn: str,
+    signals: Any,
+    state: _RunState,
+    monitor: InvariantMonitor,
+    engine_box: list[PaperEngine],
+    stream: TextIO,
+) -> None:
+    from actors.position_supervisor import PositionSupervisor
+    from actors.routers import AccountRouter, MarketRouter
+    from actors.runtime import ChildSpec, RestartPolicy, open_dynamic_supervisor, supervise
+    from actors.signal_feed import SignalFeed
+    from actors.wave import WaveProcessor
+    from adapters.postgres.journal import open_postgres_journal
+
+    clock = TrioClock(replay.start)
+    pos_settings, wave_settings, _account = _settings(opts.config)
+    home = opts.home
+    spool_dir = (
+        Path(tempfile.mkdtemp(prefix="tradebot-paper-spool-"))
+        if home is None
+        else (home / "paper-spool")
+    )
+    async with open_postgres_journal(
+        dsn,
+        spool_dir=spool_dir,
+        durable_wait=False,
+        clock=clock.now,
+        drain_timeout_s=math.inf if opts.speed is None else 60.0,
+    ) as journal:
+        profile = PROFILES[opts.venue_profile]()
+        engine = PaperEngine(
+            profile, replay.instruments, wallet_usdt=opts.wallet_usdt, start_ts=replay.start
+        )
+        engine_box.append(engine)
+        venue = PaperVenue(engine, clock=clock, latency_s=opts.latency_s)
+
+        def on_step(step: EngineStep) -> None:
+            sym = step.symbol
+            if step.kind == "mark" and not step.events and sym and not monitor.watching(sym):
+                monitor.skip()
+                return
+            monitor.observe(
+                step.ts,
+                engine.positions(sym) if sym else engine.positions(),
+                engine.stops_for,
+                engine.mark_price,
+                symbol=sym,
+            )
+
+        engine.add_listener(on_step)
+
+        def sink(ev: Any) -> None:
+            journal.emit(
+                Event(
+                    ev.event_type,
+                    clock.now(),
+                    {
+                        "supervisor": ev.supervisor,
+                        "child": ev.child,
+                        "kind": ev.kind.value,
+                        "attempt": ev.attempt,
+                        "error": ev.error,
+                        "reason": ev.reason,
+                    },
+                    severity=Severity.ERROR if ev.error else Severity.INFO,
+                )
+            )
+
+        journal.emit(
+            Event(
+                EventType.BOT_STARTED,
+                clock.now(),
+                {
+                    "mode": "paper",
+                    "venue_profile": opts.venue_profile,
+                    "window_start": replay.start,
+                    "window_end": replay.end,
+                    "symbols": list(replay.symbols),
+                    "wallet_usdt": opts.wallet_usdt,
+                    "instrument_sources": replay.instrument_sources,
+                    "signals": str(signals[0]),
+                },
+            )
+        )
+        account_router = AccountRouter(journal, clock)
+        market_router = MarketRouter(on_gap=account_router)
+        stats = getattr(journal, "stats", None)
+        prog = _Progress(stream, replay.start_ms, replay.end_ms, opts.progress)
+
+        def progress(ts: datetime, ts_ms: int) -> None:
+            prog.update(
+                ts,
+                ts_ms,
+                state.ticks,
+                monitor.open_positions(),
+                monitor.positions_seen,
+                int(getattr(stats, "emitted", 0)) if stats is not None else 0,
+            )
+
+        policy = RestartPolicy()
+        async with trio.open_nursery() as nursery:
+            await venue.setup_account({s: 1 for s in replay.symbols})
+            nursery.start_soon(venue.run_account_stream, account_router.emit)
+            async with open_dynamic_supervisor(policy, sink, name="positions") as dyn:
+                positions = PositionSupervisor(
+                    supervisor=dyn,
+                    port=venue,
+                    journal=journal,
+                    clock=clock,
+                    market=market_router,
+                    account=account_router,
+                    instruments=replay.instruments,
+                    settings=pos_settings,
+                )
+                account_sup = await nursery.start(
+                    supervise,
+                    [
+                        ChildSpec(
+                            "wave_processor",
+                            lambda: WaveProcessor(
+                                settings=wave_settings,
+                                journal=journal,
+                                reader=journal,
+                                clock=clock,
+                                opener=positions,
+                                instruments=replay.instruments,
+                                price_of=market_router.latest,
+                            ),
+                        )
+                    ],
+                    policy,
+                    sink,
+                )
+                wave_addr = account_sup.address("wave_processor")
+                _desc, make_source = signals
+                signals_sup = await nursery.start(
+                    supervise,
+                    [
+                        ChildSpec(
+                            "signal_feed",
+                            lambda: SignalFeed(make_source(journal, clock), wave_addr),
+                        )
+                    ],
+                    policy,
+                    sink,
+                )
+                wall0 = time.perf_counter()
+                await _drive(replay, venue, engine, market_router.set_mark, state, progress)
+                state.wall_s = time.perf_counter() - wall0
+                prog.update(
+                    replay.end,
+                    replay.end_ms,
+                    state.ticks,
+                    monitor.open_positions(),
+                    monitor.positions_seen,
+                    int(getattr(stats, "emitted", 0)) if stats is not None else 0,
+                    force=True,
+                )
+                prog.done()
+                journal.emit(
+                    Event(
+                        EventType.BOT_STOPPING,
+                        clock.now(),
+                        {"reason": "replay finished", "open_positions": positions.open_count()},
+                    )
+                )
+                await signals_sup.stop(5.0)
+                await account_sup.stop(5.0)
+                await dyn.stop(5.0)
+            nursery.cancel_scope.cancel()
+        journal.emit(Event(EventType.BOT_STOPPED, clock.now(), {"reason": "replay finished"}))
+        state.sim_s = replay.duration_s
+
+
+def _signal_source(
+    opts: PaperRunOptions, replay: KlineReplay, tmpdir: Path, delay_min: int
+) -> tuple[str, Callable[[Any, Any], Any]]:
+    """(description, factory(journal, clock) → SignalSource)."""
+    from adapters.signals import FileSignalSource, WebSocketSignalSource
+    from tradebot import signalgen
+
+    spec = opts.signals.strip()
+    if spec.startswith(("ws://", "wss://")):
+        if opts.speed is None:
+            raise ConfigError(
+                [
+                    (
+                        "--signals",
+                        "a WebSocket signal source needs --speed "
+                        "realtime (or Nx): virtual time cannot wait for a network",
+                    )
+                ]
+            )
+        from tradebot.signals import FeedSettings
+
+        settings = FeedSettings(url=spec)
+        return spec, lambda journal, clock: WebSocketSignalSource(
+            settings, journal=journal, clock=clock
+        )
+    if spec == "auto":
+        spec = "bundled" if opts.data_dir is None else "generate"
+    path = tmpdir / "signals-window.jsonl"
+    if spec == "generate":
+        waves = signalgen.generate(
+            replay.data_dir,
+            start=replay.start - timedelta(minutes=15),
+            end=replay.end,
+            symbols=replay.symbols,
+        )
+        src = tmpdir / "signals-generated.jsonl"
+        with open(src, "w", encoding="utf-8") as fh:
+            signalgen.write_jsonl(waves, fh)
+        desc = f"generated from the replayed prices ({len(waves)} waves, tradebot.signalgen)"
+    elif spec == "bundled":
+        src = signalgen.bundled_signals_path()
+        desc = f"bundled {src.name}"
+    else:
+        src = Path(spec).expanduser()
+        if not src.is_file():
+            raise ConfigError([("--signals", f"no such file: {src}")])
+        desc = str(src)
+    kept = _window_signals_file(src, path, replay.start, replay.end, delay_min)
+    desc += f"; {kept} waves in the window"
+    return desc, lambda journal, clock: FileSignalSource(
+        path, journal=journal, clock=clock, paced=True, arrival_offset_s=SIGNAL_ARRIVAL_OFFSET_S
+    )
+
+
+def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRunResult:
+    """Run the paper account over the replay and return the report.
+
+    Raises:
+        adapters.replay.ReplayDataError: bad ``--data`` / window.
+        ConfigError: bad options (unknown profile, WebSocket with ``max`` speed, ...).
+        Exception: database failures (embedded server, migrations) propagate.
+    """
+    err = stream if stream is not None else sys.stderr
+    if opts.venue_profile not in PROFILES:
+        raise ConfigError([("--venue-profile", f"expected one of {', '.join(PROFILES)}")])
+    replay = KlineReplay(opts.data_dir, symbols=opts.symbols, start=opts.start, end=opts.end)
+    _pos, wave_settings, _account = _settings(opts.config)
+    with tempfile.TemporaryDirectory(prefix="tradebot-paper-") as tmp:
+        signals = _signal_source(opts, replay, Path(tmp), int(wave_settings.delay_min))
+        dsn = prepare_database(opts)
+        state = _RunState()
+        monitor = InvariantMonitor()
+        engine_box: list[PaperEngine] = []
+        clock_arg: dict[str, Any] = {}
+        if opts.speed is None:
+            clock_arg["clock"] = trio.testing.MockClock(autojump_threshold=0)
+        elif opts.speed != 1.0:
+            clock_arg["clock"] = trio.testing.MockClock(rate=opts.speed)
+        t_wall = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            deterministic = False
+            if opts.speed is None:
+                deterministic = stack.enter_context(deterministic_trio_scheduling())
+            trio.run(
+                _run_tree,
+                opts,
+                replay,
+                dsn,
+                signals,
+                state,
+                monitor,
+                engine_box,
+                err,
+                **clock_arg,
+            )
+        total_wall = time.perf_counter() - t_wall
+    engine = engine_box[0]
+    from tradebot.cli._journal_read import event_counts, positions_by_exit
+
+    counts = event_counts(dsn)
+    fills = sorted([*engine.trade_log, *engine.funding_log], key=lambda f: f.ts)
+    details = {
+        "venue_profile": opts.venue_profile,
+        "window_start": replay.start.isoformat(),
+        "window_end": replay.end.isoformat(),
+        "symbols": list(replay.symbols),
+        "instrument_sources": dict(replay.instrument_sources),
+        "signals": signals[0],
+        "speed": "max" if opts.speed is None else f"{opts.speed:g}x",
+        "latency_ms": round(opts.latency_s * 1000, 3),
+        "open_positions_at_end": len(engine.positions()),
+        "unprotected_ms_total": monitor.summary().unprotected_ms,
+        "driver_wall_s": round(state.wall_s, 3),
+        "journal_db": PAPER_DATABASE if opts.dsn is None else "--dsn",
+        "deterministic_scheduling": deterministic,
+    }
+    report = build_report(
+        event_counts=counts,
+        fills=fills,
+        invariants=monitor.summary(end_ts=replay.end),
+        start_ts=replay.start,
+        starting_wallet_usdt=opts.wallet_usdt,
+        equity_curve=state.equity,
+        ticks_processed=state.ticks,
+        wall_s=total_wall,
+        sim_s=state.sim_s,
+        details=details,
+    )
+    return PaperRunResult(
+        report=report,
+        dsn=dsn,
+        instrument_lines=tuple(replay.describe_instruments()),
+        examples=positions_by_exit(dsn),
+    )
+
+
+def default_home() -> Path | None:
+    env = os.environ.get("TRADEBOT_HOME", "").strip()
+    return Path(env).expanduser() if env else None

@@ -1,0 +1,183 @@
+"""``tradebot paper``: paper trading on replayed real market data, then the report.
+
+Runs the production actor tree of one account (journal, paper exchange, routers, signal
+feed, wave processor, position supervisor) on 1-minute klines (bundled 3 days by default)
+in trio virtual time; prints a progress line while it runs and the report at the end
+(:mod:`tradebot.report`); writes it as JSON (``--report-json``) and an equity PNG
+(``--chart``). Wiring and semantics: :mod:`tradebot.cli._paper_run`.
+
+Exit codes: 0 finished (report printed), 1 runtime failure, 2 bad options/config/data,
+3 finished but invariant violations or stop coverage below 100 % (the report says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+
+def _iso(text: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 UTC time: {text!r}") from None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _speed(text: str) -> float | None:
+    from tradebot.cli._paper_run import parse_speed
+
+    try:
+        return parse_speed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a decimal: {text!r}") from None
+    if not d.is_finite() or d <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return d
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "paper",
+        help="paper trading on replayed market data (bundled 3 days by default)",
+        description="Run the whole bot on historical 1m klines against the paper exchange, "
+        "in virtual time, and print the report.",
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help="config.toml (default: built-in defaults)"
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="directory of SYMBOL.csv.gz 1m klines (default: bundled 3 days)",
+    )
+    p.add_argument("--symbols", default=None, help="comma-separated subset of symbols")
+    p.add_argument(
+        "--signals",
+        default="auto",
+        help="FILE (JSON lines), 'generate' (from the replayed prices), or "
+        "ws://HOST:PORT/PATH of a signal service (needs --speed realtime|Nx); "
+        "default: the bundled signals for the bundled data, else generate",
+    )
+    p.add_argument("--from", dest="start", type=_iso, default=None, help="window start, ISO UTC")
+    p.add_argument("--to", dest="end", type=_iso, default=None, help="window end, ISO UTC")
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        metavar="max|realtime|Nx",
+        help="max = virtual time as fast as possible (default); realtime; Nx",
+    )
+    p.add_argument(
+        "--venue-profile",
+        choices=["bybit", "binance"],
+        default="bybit",
+        help="paper venue behaviour (default bybit)",
+    )
+    p.add_argument(
+        "--dsn",
+        default=None,
+        help="journal database (default: embedded, database tradebot_paper, recreated each run)",
+    )
+    p.add_argument(
+        "--reset-db", action="store_true", help="with --dsn: empty the journal tables first"
+    )
+    p.add_argument(
+        "--wallet",
+        type=_decimal,
+        default=Decimal(10000),
+        help="starting wallet, USDT (default 10000)",
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=50.0,
+        help="paper venue round trip per request, ms (default 50)",
+    )
+    p.add_argument("--report-json", type=Path, default=None, help="write the report as JSON")
+    p.add_argument("--chart", type=Path, default=None, help="write the equity curve as PNG")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from adapters.replay import ReplayDataError
+    from tradebot.cli._paper_run import PaperRunOptions, default_home, run_paper
+    from tradebot.errors import ConfigError
+    from tradebot.report import format_table, write_equity_chart
+
+    try:
+        config = None
+        home = default_home()
+        dsn = args.dsn
+        if args.config is not None:
+            from tradebot.config import load_config
+
+            config = load_config(args.config)
+            db = getattr(config, "database", None)
+            if db is not None and getattr(db, "home", None):
+                home = Path(db.home).expanduser()
+        if args.latency_ms < 0:
+            raise ConfigError([("--latency-ms", "must be >= 0")])
+        opts = PaperRunOptions(
+            data_dir=args.data,
+            symbols=args.symbols.split(",") if args.symbols else None,
+            signals=args.signals,
+            start=args.start,
+            end=args.end,
+            speed=args.speed,
+            venue_profile=args.venue_profile,
+            dsn=dsn,
+            reset_db=args.reset_db,
+            home=home,
+            wallet_usdt=args.wallet,
+            latency_s=args.latency_ms / 1000,
+            config=config,
+            progress=not args.no_progress,
+        )
+        result = run_paper(opts)
+    except ConfigError as exc:
+        for key, reason in exc.problems:
+            print(f"{key}: {reason}", file=sys.stderr)
+        return 2
+    except ReplayDataError as exc:
+        print(f"--data: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    report = result.report
+    print("instruments:")
+    for line in result.instrument_lines:
+        print("  " + line)
+    print(f"signals: {report.details.get('signals')}")
+    print()
+    print(format_table(report, title=f"tradebot paper ({args.venue_profile}): report"))
+    if args.report_json is not None:
+        args.report_json.write_text(report.to_json() + "\n", encoding="utf-8")
+        print(f"\nreport written to {args.report_json}")
+    if args.chart is not None:
+        write_equity_chart(
+            report.equity_curve, args.chart, title=f"Equity, paper {args.venue_profile} (USDT)"
+        )
+        print(f"equity chart written to {args.chart}")
+    where = "--paper" if args.dsn is None else f"--dsn '{args.dsn}'"
+    print("\ninspect the journal:")
+    print(f"  tradebot report {where}")
+    for kind, ids in result.examples.items():
+        if ids:
+            print(f"  tradebot events {where} --position {ids[0]}    # {kind}")
+    ok = report.invariant_violations == 0 and report.stop_coverage_pct == Decimal("100.00")
+    return 0 if ok else 3
