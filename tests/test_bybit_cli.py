@@ -1,0 +1,81 @@
+"""``tradebot sandbox``, ``tradebot instruments`` and ``tradebot watch`` as a user runs them:
+separate processes talking over loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import trio
+
+PY = sys.executable
+
+
+async def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process([PY, "-m", "tradebot", *args], capture_stdout=True,
+                                  capture_stderr=True, check=False)
+
+
+async def test_sandbox_instruments_and_watch_commands() -> None:
+    with trio.fail_after(45):
+        proc = await trio.lowlevel.open_process(
+            [PY, "-m", "tradebot", "sandbox", "--venue", "bybit", "--json", "--step-s", "0.05",
+             "--duration", "30", "--api-key", "cli-key", "--api-secret", "cli-secret"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            buf = b""
+            while b"\n" not in buf:
+                chunk = await proc.stdout.receive_some(65536)
+                assert chunk, "sandbox exited before printing its endpoints"
+                buf += chunk
+            info = json.loads(buf.split(b"\n", 1)[0])
+            assert info["rest_url"].startswith("http://127.0.0.1:")
+            assert info["public_ws_url"].startswith("ws://127.0.0.1:")
+            assert (info["api_key"], info["api_secret"]) == ("cli-key", "cli-secret")
+
+            res = await _cli("instruments", "--json", "--rest-url", info["rest_url"])
+            assert res.returncode == 0, res.stderr
+            rows = json.loads(res.stdout)
+            assert len(rows) == 16
+            btc = next(r for r in rows if r["symbol"] == "BTCUSDT")
+            assert btc == {"symbol": "BTCUSDT", "tick_size": "0.1", "qty_step": "0.001",
+                           "min_qty": "0.001", "min_notional": "100", "status": "TRADING"}
+            res = await _cli("instruments", "--symbol", "ethusdt", "--rest-url",
+                             info["rest_url"])
+            assert res.returncode == 0 and b"ETHUSDT" in res.stdout and b"0.01" in res.stdout
+            res = await _cli("instruments", "--symbol", "NOPEUSDT", "--rest-url",
+                             info["rest_url"])
+            assert res.returncode == 1 and b"NOPEUSDT" in res.stderr
+
+            res = await _cli("watch", "--symbols", "BTCUSDT,ETHUSDT", "--json", "--duration",
+                             "2", "--public-ws-url", info["public_ws_url"])
+            assert res.returncode == 0, res.stderr
+            lines = [json.loads(x) for x in res.stdout.decode().splitlines()]
+            assert {tuple(sorted(x)) for x in lines} == {("mark_price", "symbol", "ts")}
+            btc_marks = [Decimal(x["mark_price"]) for x in lines if x["symbol"] == "BTCUSDT"]
+            assert len(set(btc_marks)) >= 2  # the sandbox plays the data: the mark moves
+            assert {x["symbol"] for x in lines} == {"BTCUSDT", "ETHUSDT"}
+        finally:
+            proc.kill()
+            await proc.wait()
+            if proc.stdout is not None:
+                await proc.stdout.aclose()
+            if proc.stderr is not None:
+                await proc.stderr.aclose()
+
+
+async def test_bad_endpoint_and_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[exchange]\nvenue = "binance"\n')
+    with trio.fail_after(20):
+        res = await _cli("instruments", "--config", str(cfg))
+        assert res.returncode == 2 and b"exchange.venue" in res.stderr
+        res = await _cli("instruments", "--environment", "mainnet", "--rest-url",
+                         "http://127.0.0.1:9")  # nothing listens on the discard port
+        assert res.returncode == 1 and b"TransientError" in res.stderr
+        res = await _cli("watch", "--symbols", ",", "--rest-url", "http://127.0.0.1:9")
+        assert res.returncode == 2
