@@ -58,6 +58,7 @@ from tradebot.policies import (
     PositionSettings,
     RepairAction,
     TrailingDecision,
+    TrailingPhase,
     TrailingState,
     aged_target,
     breakeven_stop_price,
@@ -238,8 +239,9 @@ class PositionActor(Actor[PositionMessage]):
         ticket: open this position (None = recover an existing one).
         adopted: the position exists on the exchange without our intent (reconciler); the
             actor protects it with the emergency stop.
-        on_decision: optional observer called with each trailing decision (metrics,
-            benchmarks); must not block.
+        on_decision: optional observer ``(actor, mark, decision)`` called with each
+            trailing decision (metrics, benchmarks); must not block. An exception from it
+            crashes the actor (its supervisor restarts it).
         on_closed: optional callback when the actor reaches a final state (used by the
             supervisor to forget the key).
         on_attach: optional callback at the start of ``on_start`` (``self.address`` is
@@ -254,7 +256,7 @@ class PositionActor(Actor[PositionMessage]):
                  clock: Clock, marks: LatestValue[MarkPrice],
                  settings: PositionSettings | None = None, ticket: OpenTicket | None = None,
                  adopted: bool = False,
-                 on_decision: Callable[[MarkPrice, TrailingDecision], None] | None = None,
+                 on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None,
                  on_closed: Callable[[PositionActor], None] | None = None,
                  on_attach: Callable[[PositionActor], None] | None = None) -> None:
         self.position_id = position_id
@@ -985,7 +987,7 @@ class PositionActor(Actor[PositionMessage]):
                           opened_at=self._opened_at, mark_price=mp.mark_price,
                           current_stop=self._stop_price, now=now)
         if self._on_decision is not None:
-            self._on_decision(mp, d)
+            self._on_decision(self, mp, d)
         phase_changed = d.state.phase is not self._trailing.phase
         self._trailing = d.state
         for e in d.events:
@@ -1006,8 +1008,12 @@ class PositionActor(Actor[PositionMessage]):
                 return
         if phase_changed:
             await self._snapshot()
-        elif (self._trailing.water_mark != self._snapshot_wm and trio.current_time()
+        elif (self._trailing.phase is not TrailingPhase.INACTIVE
+              and self._trailing.water_mark != self._snapshot_wm and trio.current_time()
               - self._last_snapshot_s >= self._s.execution.snapshot_interval_s):
+            # once trailing is engaged every new high/low-water mark is persisted, so a
+            # restarted actor resumes exactly; before that the mark is flushed with the
+            # periodic protection check (VerifyProtection)
             await self._snapshot(durable=False)
 
     async def _take_profits(self, mark: Decimal) -> None:
@@ -1169,6 +1175,8 @@ class PositionActor(Actor[PositionMessage]):
             self._stop_price = stops[0].trigger_price
             self._ev(EventType.PROTECTION_VERIFIED, Severity.DEBUG, stop_price=self._stop_price,
                      reason=reason)
+            if self._trailing.water_mark != self._snapshot_wm:
+                await self._snapshot(durable=False)
             return
         if d.action is RepairAction.CLOSE:
             self._ev(EventType.PROTECTION_BREACH, Severity.ERROR, mark_price=mark,

@@ -73,7 +73,7 @@ class PositionSupervisor:
                  journal: PositionJournal, clock: Clock, market: MarketRouter,
                  account: AccountRouter, instruments: Mapping[str, Instrument],
                  settings: PositionSettings | None = None, restart: Restart = Restart.TRANSIENT,
-                 on_decision: Callable[[MarkPrice, TrailingDecision], None] | None = None) -> None:
+                 on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None) -> None:
         self._sup = supervisor
         self._port = port
         self._journal = journal

@@ -200,7 +200,7 @@ async def test_crash_mid_trail_restarts_with_same_high_water_mark(
         profile: str, autojump_clock: MockClock) -> None:
     crash = {"armed": False}
 
-    def observer(mark: object, decision: object) -> None:
+    def observer(actor: object, mark: object, decision: object) -> None:
         if crash["armed"]:
             crash["armed"] = False
             raise RuntimeError("injected crash while trailing")

@@ -224,7 +224,7 @@ def trailing_step(
         side is PositionSide.SHORT and mark_price < wm
     ):
         wm = mark_price
-    st = attrs.evolve(state, water_mark=wm)
+    st = state if wm == state.water_mark else attrs.evolve(state, water_mark=wm)
     # 2. the live stop crossed: the venue stop fires
     if not is_protective(current_stop, mark_price, side):
         return TrailingDecision(
