@@ -1103,8 +1103,13 @@ class PositionActor(Actor[PositionMessage]):
                 return
             if p.qty <= 0:
                 await self._check_external_close("position_flat")
-            elif p.qty < self._qty:
+                return
+            if p.qty < self._qty:
                 self._qty = p.qty
+            if (self._stop is not None and not self._stop.venue_order_id
+                    and not self._stop.client_order_id and p.stop_price != self._stop_price):
+                # a position-level stop (Bybit trading-stop) changed behind our back
+                await self._verify("position_stop_changed")
             return
         if isinstance(ev, OrderUpdate):
             o = ev.order
