@@ -8,7 +8,13 @@ import pytest
 import trio
 from _bybit_support import KEY, SECRET, D, bybit_env, urls_of
 
-from adapters.bybit import BYBIT_CAPABILITIES, BybitVenue, ServerClock, bybit_urls
+from adapters.bybit import (
+    BYBIT_CAPABILITIES,
+    BybitVenue,
+    ServerClock,
+    bybit_urls,
+    venue_from_config,
+)
 from adapters.bybit.http import _wall_ms
 from adapters.bybit_sandbox import open_bybit_sandbox, sandbox_engine
 from tradebot.domain import Instrument, OrderStatus, OrderType, PositionSide
@@ -17,6 +23,7 @@ from tradebot.errors import (
     DuplicateClientOrderId,
     FatalVenueError,
     OutcomeUnknown,
+    RateLimited,
     ReduceOnlyRejected,
     RejectedError,
     TransientError,
@@ -312,3 +319,53 @@ async def test_journal_has_every_request_and_reply_and_no_secret() -> None:
     assert SECRET not in text and KEY not in text
     create = next(e for e in reqs if e.data["path"] == "/v5/order/create")
     assert create.client_order_id == "tb-i-E0" and create.symbol == "BTCUSDT"
+
+
+async def test_gateway_errors_unknown_for_writes_transient_for_reads() -> None:
+    with trio.fail_after(10):
+        async with bybit_env() as (sb, venue):
+            sb.inject("/v5/order/create", http_status=502, after=True)  # accepted, then 502
+            with pytest.raises(OutcomeUnknown) as info:
+                await venue.place_entry(entry("tb-j-E0"))
+            assert info.value.code == "http_502"
+            got = await venue.get_order("BTCUSDT", "tb-j-E0")
+            assert got is not None and got.status is OrderStatus.FILLED
+            sb.inject("/v5/position/list", http_status=503)
+            with pytest.raises(TransientError):
+                await venue.positions()
+            sb.inject("/v5/position/trading-stop", http_status=403)
+            with pytest.raises(RateLimited) as rl:
+                await venue.amend_stop(StopState("BTCUSDT", LONG, D("98000")), D("98100"))
+            assert rl.value.retry_after_s >= 600
+
+
+async def test_entry_with_a_stop_through_the_mark_is_refused() -> None:
+    with trio.fail_after(10):
+        async with bybit_env() as (_, venue):
+            with pytest.raises(WouldTriggerImmediately) as info:
+                await venue.place_entry(entry("tb-k-E0", LONG, stop="100500"))
+            assert info.value.code == "10001" and "base_price" in info.value.venue_message
+            assert await venue.positions() == []
+
+
+async def test_venue_from_config_reads_credentials_from_named_env_vars() -> None:
+    env = {"MY_KEY": KEY, "MY_SECRET": SECRET}
+    with trio.fail_after(10):
+        async with open_bybit_sandbox(sandbox_engine(), api_key=KEY, api_secret=SECRET,
+                                      hedge_mode=True) as sb:
+            cfg = {"venue": "bybit", "environment": "testnet", "rest_url": sb.rest_url,
+                   "public_ws_url": sb.public_ws_url, "private_ws_url": sb.private_ws_url,
+                   "api_key_env": "MY_KEY", "api_secret_env": "MY_SECRET"}
+            async with venue_from_config(cfg, environ=env) as venue:
+                assert venue.urls.rest_url == sb.rest_url
+                assert (await venue.balance()).wallet_usdt == D(10000)
+    with pytest.raises(ConfigError) as err:
+        venue_from_config({"venue": "bybit", "api_key_env": "NOPE_K", "api_secret_env": "NOPE_S"},
+                          environ={})
+    assert [k for k, _ in err.value.problems] == ["exchange.api_key_env",
+                                                  "exchange.api_secret_env"]
+    with pytest.raises(ConfigError):
+        venue_from_config({"venue": "binance"}, environ=env)
+    default = venue_from_config({}, environ={"BYBIT_API_KEY": "k", "BYBIT_API_SECRET": "s"})
+    assert default.urls.rest_url == "https://api-testnet.bybit.com"  # never mainnet by default
+    await default.aclose()

@@ -170,3 +170,11 @@ async def test_private_stream_refused_auth_is_fatal() -> None:
 
             with pytest.raises(FatalVenueError, match="Invalid sign"):
                 await bad.run_account_stream(emit)
+
+
+def test_reconnect_backoff_is_capped_and_jittered() -> None:
+    s = StreamSettings(backoff_initial_s=0.5, backoff_max_s=30.0)
+    for attempt, cap in ((1, 0.5), (2, 1.0), (3, 2.0), (7, 30.0), (50, 30.0)):
+        delays = [s.backoff_s(attempt) for _ in range(200)]
+        assert all(cap / 2 <= d <= cap for d in delays)
+        assert len(set(delays)) > 1  # jittered, so reconnecting clients spread out

@@ -9,6 +9,8 @@ Front door::
 from adapters.bybit.budget import EndpointBudgets as EndpointBudgets
 from adapters.bybit.budget import Priority as Priority
 from adapters.bybit.budget import RateBudget as RateBudget
+from adapters.bybit.factory import read_credentials as read_credentials
+from adapters.bybit.factory import venue_from_config as venue_from_config
 from adapters.bybit.http import BybitHttp as BybitHttp
 from adapters.bybit.http import ServerClock as ServerClock
 from adapters.bybit.urls import BybitUrls as BybitUrls
@@ -30,4 +32,6 @@ __all__ = [
     "StreamSettings",
     "TickerCache",
     "bybit_urls",
+    "read_credentials",
+    "venue_from_config",
 ]

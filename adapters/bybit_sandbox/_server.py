@@ -108,6 +108,8 @@ class Fault:
     ret_msg: str = ""
     drop: str = ""
     times: int = 1
+    http_status: int | None = None
+    after: bool = False
 
 
 @attrs.frozen
@@ -204,11 +206,17 @@ class BybitSandbox:
         ret_msg: str = "",
         drop: str = "",
         times: int = 1,
+        http_status: int | None = None,
+        after: bool = False,
     ) -> None:
-        """Add a :class:`Fault` for the next ``times`` requests to ``path``."""
+        """Add a :class:`Fault` for the next ``times`` requests to ``path``.
+
+        ``http_status`` answers with that HTTP status and a plain-text body (a gateway
+        error); with ``after=True`` the request is processed first (state changes).
+        """
         if drop not in ("", "before", "after"):
             raise ValueError("drop must be '', 'before' or 'after'")
-        self.faults.append(Fault(path, ret_code, ret_msg, drop, times))
+        self.faults.append(Fault(path, ret_code, ret_msg, drop, times, http_status, after))
 
     def requests_to(self, path: str) -> list[LoggedRequest]:
         return [r for r in self.request_log if r.path == path]
@@ -477,6 +485,10 @@ class BybitSandbox:
         fault = self._take_fault(req.path)
         if fault is not None and fault.drop == "before":
             return DROP
+        if fault is not None and fault.http_status is not None and not fault.after:
+            return HttpReply(
+                fault.http_status, [("Content-Type", "text/html")], b"<html>502 Bad Gateway</html>"
+            )
         if fault is not None and fault.ret_code is not None:
             return self._envelope(fault.ret_code, fault.ret_msg or "injected", {})
         self.engine.advance_to(datetime.now(UTC))
@@ -493,6 +505,10 @@ class BybitSandbox:
             ret_code, ret_msg, result = result.ret_code, result.ret_msg, {}
         if fault is not None and fault.drop == "after":
             return DROP
+        if fault is not None and fault.http_status is not None:
+            return HttpReply(
+                fault.http_status, [("Content-Type", "text/html")], b"<html>502 Bad Gateway</html>"
+            )
         return self._envelope(ret_code, ret_msg, result, headers)
 
     # --- helpers ------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""Build a :class:`BybitVenue` from the ``[exchange]`` config section and the environment.
+
+Secrets never live in config: the config names the environment variables that hold the API
+key and secret (DESIGN.md section 10), and they are read here, once, and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.bybit.urls import bybit_urls
+from adapters.bybit.venue import BybitVenue
+from tradebot.errors import ConfigError
+from tradebot.events import JournalPort
+from tradebot.ports import Clock
+
+__all__ = ["read_credentials", "venue_from_config"]
+
+
+def _get(section: Any, name: str, default: Any = None) -> Any:
+    if isinstance(section, Mapping):
+        return section.get(name, default)
+    return getattr(section, name, default)
+
+
+def read_credentials(
+    key_env: str, secret_env: str, environ: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """``(api_key, api_secret)`` from the named environment variables.
+
+    Raises:
+        ConfigError: a variable is unset or empty (names the config key, never a value).
+    """
+    env = os.environ if environ is None else environ
+    key, secret = env.get(key_env, ""), env.get(secret_env, "")
+    problems = []
+    if not key:
+        problems.append(("exchange.api_key_env", f"environment variable {key_env} is not set"))
+    if not secret:
+        problems.append(
+            ("exchange.api_secret_env", f"environment variable {secret_env} is not set")
+        )
+    if problems:
+        raise ConfigError(problems)
+    return key, secret
+
+
+def venue_from_config(
+    exchange: Any,
+    *,
+    journal: JournalPort | None = None,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    require_credentials: bool = True,
+) -> BybitVenue:
+    """A :class:`BybitVenue` for config section ``exchange`` (a mapping or an attrs object).
+
+    Keys: ``venue`` (must be ``"bybit"``), ``environment`` (mainnet | testnet | demo,
+    default testnet), optional ``rest_url`` / ``public_ws_url`` / ``private_ws_url``
+    overrides, ``api_key_env`` / ``api_secret_env`` (default ``BYBIT_API_KEY`` /
+    ``BYBIT_API_SECRET``), optional ``recv_window_ms`` (default 5000).
+
+    Raises:
+        ConfigError: wrong venue, unknown environment, missing credentials.
+    """
+    venue = _get(exchange, "venue", "bybit")
+    if venue != "bybit":
+        raise ConfigError([("exchange.venue", f"expected 'bybit', got {venue!r}")])
+    urls = bybit_urls(
+        _get(exchange, "environment", None) or "testnet",
+        rest_url=_get(exchange, "rest_url", None) or None,
+        public_ws_url=_get(exchange, "public_ws_url", None) or None,
+        private_ws_url=_get(exchange, "private_ws_url", None) or None,
+    )
+    key = secret = ""
+    if require_credentials:
+        key, secret = read_credentials(
+            _get(exchange, "api_key_env", None) or "BYBIT_API_KEY",
+            _get(exchange, "api_secret_env", None) or "BYBIT_API_SECRET",
+            environ,
+        )
+    recv = int(_get(exchange, "recv_window_ms", None) or 5000)
+    return BybitVenue(urls, key, secret, journal=journal, clock=clock, recv_window_ms=recv)
