@@ -216,6 +216,9 @@ class OpenTicket:
         return self.outcome
 
 
+_SEQ_SKIP_ON_RESTART = 100
+
+
 class _StopFailed(Exception):
     """Internal: placing a stop failed on every attempt (last error attached)."""
 
@@ -432,7 +435,10 @@ class PositionActor(Actor[PositionMessage]):
         oa = d.get("opened_at")
         self._opened_at = None if oa is None else datetime.fromisoformat(oa)
         self._stop_price = dec("stop_price")
-        self._seq.update({str(k): int(v) for k, v in dict(d.get("seq", {})).items()})
+        # ids used after the last snapshot must never be reused (Bybit refuses any reused
+        # orderLinkId; Binance any id of an open order): a restarted actor skips ahead
+        self._seq.update({str(k): int(v) + _SEQ_SKIP_ON_RESTART
+                          for k, v in dict(d.get("seq", {})).items()})
         self._trailing = TrailingState.from_dict(d.get("trailing", {}))
         self._tp_done = {int(i) for i in d.get("tp_levels_done", [])}
         self._tp_orders = {str(k): int(v) for k, v in dict(d.get("tp_orders", {})).items()}
@@ -1309,6 +1315,18 @@ class PositionActor(Actor[PositionMessage]):
             if order is None:
                 await self._rollback("entry_not_placed")
                 return
+            # a stop placed before the crash (early protection of a partial fill, or the
+            # attached one) is adopted instead of placing a second one
+            stops = await self._venue_stops()
+            if stops:
+                keep = stops[0]
+                for st in stops[1:]:
+                    if is_tighter(st.trigger_price, keep.trigger_price, self.position_side):
+                        keep = st
+                for st in stops:
+                    if st is not keep:
+                        await self._cancel_stop_quietly(st)
+                self._stop, self._stop_price = keep, keep.trigger_price
             intended = None
             if self._caps.attached_stop and self._ticket is not None:
                 try:

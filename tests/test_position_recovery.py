@@ -136,3 +136,32 @@ async def test_breached_stop_level_is_tightened_to_mark_or_closed(
             prices = [s.trigger_price for s in w.stops("ETHUSDT", LONG)]
             assert prices == ([D(expected_stop)] if expected_stop else [])  # 2440 * 0.995
             assert w.journal.of_type(EventType.PROTECTION_BREACH)
+
+
+async def test_crash_after_early_stop_adopts_it_instead_of_a_second_stop(
+        autojump_clock: MockClock) -> None:
+    """binance-like: a partial fill got its stop at once; the actor crashes when the entry
+    completes; the restarted actor finds that stop and keeps exactly one."""
+    from adapters.paper import Fault, FaultPlan
+
+    plan = FaultPlan(seed=5).fail_next("place_entry", Fault.partial_fill(D("0.5"), "next_mark"))
+    with trio.fail_after(120):
+        async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w:
+            w.journal = CrashOnceJournal(EventType.ENTRY_FILLED)
+            async with supervised(w) as (sup, events):
+                result: list[object] = []
+
+                async def opener() -> None:
+                    result.append(await sup.open_position(
+                        w.request("ETHUSDT", LONG, "1.000", "2500")))
+
+                async with trio.open_nursery() as n:
+                    n.start_soon(opener)
+                    await trio.sleep(0.5)
+                    assert len(w.stops("ETHUSDT", LONG)) == 1  # the filled half is protected
+                    w.push("ETHUSDT", "2500.5")                # the rest fills
+                (out,) = result
+                assert out.opened  # type: ignore[attr-defined]
+                assert any(e.kind is SupervisionEventKind.CRASHED for e in events)
+                assert w.qty("ETHUSDT", LONG) == D("1.000")
+                assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2450.00")]
