@@ -9,8 +9,9 @@ bounded buffer whose overflow is journaled ``SIGNAL_BUFFER_OVERFLOW``
 
 Journal data of every signal record (``SIGNAL_REJECTED``, ``SIGNAL_FILTERED``,
 ``SIGNAL_TAKEN``, ``SIGNAL_LATE``) has the keys ``signal_id, symbol, venue, action,
-score_week, score_month, wave_id, decision, reason`` (projected into the ``signals``
-table); values that could not be parsed are None.
+score_week, score_month, wave_id, decision, reason`` plus ``exchange`` (= venue) and
+``wave_ts`` — the names the ``signals`` projection of ``adapters/postgres`` reads; values
+that could not be parsed are None.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ def signal_data(signal: Signal, decision: str, reason: str = "", **extra: Any) -
         "signal_id": signal.signal_id,
         "symbol": signal.symbol,
         "venue": signal.venue,
+        "exchange": signal.venue,  # the name the signals-table projection reads
         "action": signal.action,
         "score_week": signal.score_week,
         "score_month": signal.score_month,
         "wave_id": wave_id_for(signal.wave_ts),
+        "wave_ts": signal.wave_ts,
         "decision": decision,
         "reason": reason,
     }
@@ -102,10 +105,12 @@ def rejection_event(rejection: Rejection, ts: datetime, *, source: str = "", **e
             "signal_id": rejection.signal_id,
             "symbol": None,
             "venue": None,
+            "exchange": None,
             "action": None,
             "score_week": None,
             "score_month": None,
             "wave_id": wave_id,
+            "wave_ts": rejection.wave_ts,
             "decision": "rejected",
             "reason": rejection.reason,
             "excerpt": rejection.excerpt,

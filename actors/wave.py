@@ -1,0 +1,545 @@
+"""WaveProcessor: groups signals into waves, filters, ranks, sizes and asks to open.
+
+DESIGN.md sections 3 and 5 ("Waves").
+
+Consumes:
+    :class:`Deliver` (a :data:`tradebot.signals.FeedItem` from the SignalFeed),
+    :class:`UpdateInstruments`, :class:`GetWaveStatus` (ask → :class:`WaveStatus`),
+    and its own timer / task messages.
+Emits (journal):
+    ``SIGNAL_TAKEN`` / ``SIGNAL_FILTERED`` for every signal of a processed wave (data keys
+    ``signal_id, symbol, venue, action, score_week, score_month, wave_id, decision,
+    reason`` plus ``rank``/``qty``/``position_id`` where they apply), ``SIGNAL_LATE``,
+    ``WAVE_STARTED``, ``WAVE_COMPLETED`` (``wave_id, wave_ts, received, taken, filtered,
+    rejected, opened`` plus detail counts), ``WAVE_DUPLICATE``.
+Calls:
+    :meth:`tradebot.ports.PositionOpener.open_position` (the PositionSupervisor).
+Owns:
+    the waves being collected, and which waves this incarnation has processed.
+
+Wave timing: the signals of wave ``T`` (15-minute boundary) are collected until
+``T + delay_min`` (default 5 min → processing at minutes 5, 20, 35, 50), then the wave is
+processed exactly once. A signal that arrives after its wave was processed, or after the
+wave's processing time passed, is journaled ``SIGNAL_LATE`` and not traded. Before a wave
+is started and again right before it is processed, ``JournalReader.is_wave_processed`` is
+consulted; a wave already completed (e.g. re-delivered after a restart) is journaled
+``WAVE_DUPLICATE`` and never processed again. Within a wave, signals are de-duplicated by
+signal id, so a wave delivered twice across a reconnect is processed once and complete.
+
+Opening: :func:`tradebot.signals.plan_wave` gives a ranked reserve list of
+``max_trades_per_wave * 1.5`` (7) sized candidates; they are opened one at a time, in rank
+order, until ``max_trades_per_wave`` (5) are open — when an open fails the next candidate
+is tried. Right before each open the live limits are re-checked (existing position, max
+open positions, max exposure). Openings run in the actor's nursery (the loop keeps
+accepting signals) and are serialized across waves, so two waves never race for the last
+slot under a limit. Position ids are :func:`tradebot.ids.position_id_for` of (account,
+symbol, side, wave time): if the process dies mid-wave before ``WAVE_COMPLETED`` and the
+wave is processed again, the PositionSupervisor sees the same ids (and ``has_position``),
+so no position is opened twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import trio
+
+from actors.runtime import Actor
+from tradebot.domain import Instrument
+from tradebot.events import Event, EventType, JournalPort, JournalReader, Severity
+from tradebot.ids import position_id_for
+from tradebot.ports import Clock, OpenOutcome, OpenRequest, PositionOpener
+from tradebot.signals import (
+    WAVE_INTERVAL,
+    Candidate,
+    FeedItem,
+    Rejection,
+    Signal,
+    Wave,
+    WaveSettings,
+    limit_reason,
+    plan_wave,
+    signal_event,
+    wave_id_for,
+)
+
+__all__ = [
+    "Deliver",
+    "GetWaveStatus",
+    "UpdateInstruments",
+    "WaveMessage",
+    "WaveProcessor",
+    "WaveStatus",
+    "WaveSummary",
+]
+
+# --- messages (in) ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Deliver:
+    """A source item: a :class:`Wave`, a single :class:`Signal` or a :class:`Rejection`
+    (rejections are journaled by the source; here they only count toward the wave)."""
+
+    item: FeedItem
+
+
+@attrs.frozen
+class UpdateInstruments:
+    """Replace the instrument table used for tradability and sizing."""
+
+    instruments: Mapping[str, Instrument]
+
+
+@attrs.frozen
+class GetWaveStatus:
+    """Ask: reply :class:`WaveStatus`."""
+
+
+@attrs.frozen
+class _ProcessDue:
+    wave_ts: datetime
+
+
+@attrs.frozen
+class _WaveDone:
+    summary: WaveSummary
+
+
+WaveMessage = Deliver | UpdateInstruments | GetWaveStatus | _ProcessDue | _WaveDone
+
+# --- replies -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class WaveSummary:
+    """What happened to one wave (the ``WAVE_COMPLETED`` data).
+
+    Attributes:
+        wave_id / wave_ts: the wave.
+        received: distinct valid signals received before processing.
+        taken: signals opened as positions (== ``opened``).
+        filtered: signals not taken, including failed opens.
+        rejected: signals of this wave rejected by validation.
+        opened: positions opened.
+        open_failed: opens tried that failed (the next candidate was tried).
+        duplicates: re-delivered signals ignored (same id within the wave).
+    """
+
+    wave_id: str
+    wave_ts: datetime
+    received: int
+    taken: int
+    filtered: int
+    rejected: int
+    opened: int
+    open_failed: int = 0
+    duplicates: int = 0
+    position_ids: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class WaveStatus:
+    """Reply to :class:`GetWaveStatus`.
+
+    Attributes:
+        collecting: wave id → distinct signals collected so far, for waves not yet due.
+        completed: summaries of waves completed by this incarnation (oldest first, <= 96).
+        opening: wave ids being opened right now.
+    """
+
+    collecting: Mapping[str, int]
+    completed: tuple[WaveSummary, ...]
+    opening: tuple[str, ...]
+
+
+# --- state -------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Collecting:
+    wave_ts: datetime
+    signals: dict[str, Signal] = attrs.field(factory=dict)
+    rejected: int = 0
+    duplicates: int = 0
+
+
+@attrs.define
+class _Closed:
+    """A wave this incarnation will not process (any more): done, opening, late or seen
+    as already processed in the journal."""
+
+    status: str  # "opening" | "completed" | "already_processed" | "missed"
+    seen: set[str] = attrs.field(factory=set)
+
+
+_KEEP_CLOSED = 96  # one day of waves
+
+
+class WaveProcessor(Actor[WaveMessage]):
+    """The wave actor (see the module docstring).
+
+    Args:
+        settings: wave, filter and risk settings (``WaveSettings``; config ``[waves]``,
+            ``[risk]``).
+        journal: the journal port (decisions, summaries).
+        reader: the journal reader (``is_wave_processed``), usually the same object.
+        clock: the time port (wave timing; virtual in replay and tests).
+        opener: the PositionSupervisor (``PositionOpener``).
+        instruments: tradable instruments by symbol (refresh with
+            :class:`UpdateInstruments`).
+        price_of: latest mark price of a symbol, or None (the bot passes its mark-price
+            cells' current values).
+    """
+
+    mailbox_size = 1000
+
+    def __init__(
+        self,
+        *,
+        settings: WaveSettings,
+        journal: JournalPort,
+        reader: JournalReader,
+        clock: Clock,
+        opener: PositionOpener,
+        instruments: Mapping[str, Instrument],
+        price_of: Callable[[str], Decimal | None],
+    ) -> None:
+        self._settings = settings
+        self._journal = journal
+        self._reader = reader
+        self._clock = clock
+        self._opener = opener
+        self._instruments: Mapping[str, Instrument] = dict(instruments)
+        self._price_of = price_of
+        self._collecting: dict[datetime, _Collecting] = {}
+        self._closed: dict[datetime, _Closed] = {}
+        self._completed: list[WaveSummary] = []
+        self._open_lock = trio.Lock()
+        self._delay = timedelta(minutes=settings.delay_min)
+
+    # --- message loop --------------------------------------------------------------------
+
+    async def handle(self, message: WaveMessage) -> object:
+        if isinstance(message, Deliver):
+            await self._deliver(message.item)
+        elif isinstance(message, _ProcessDue):
+            await self._process(message.wave_ts)
+        elif isinstance(message, _WaveDone):
+            self._wave_done(message.summary)
+        elif isinstance(message, UpdateInstruments):
+            self._instruments = dict(message.instruments)
+        elif isinstance(message, GetWaveStatus):
+            return self._status()
+        return None
+
+    def _status(self) -> WaveStatus:
+        return WaveStatus(
+            collecting={wave_id_for(ts): len(c.signals) for ts, c in self._collecting.items()},
+            completed=tuple(self._completed),
+            opening=tuple(
+                wave_id_for(ts) for ts, c in self._closed.items() if c.status == "opening"
+            ),
+        )
+
+    # --- intake --------------------------------------------------------------------------
+
+    async def _deliver(self, item: FeedItem) -> None:
+        if isinstance(item, Wave):
+            await self._accept(item.wave_ts, item.signals, rejected=len(item.rejections))
+        elif isinstance(item, Signal):
+            await self._accept(item.wave_ts, (item,), rejected=0)
+        elif (
+            isinstance(item, Rejection)
+            and item.wave_ts is not None
+            and item.wave_ts in self._collecting
+        ):
+            self._collecting[item.wave_ts].rejected += 1
+
+    async def _accept(
+        self, wave_ts: datetime, signals: tuple[Signal, ...], *, rejected: int
+    ) -> None:
+        now = self._clock.now()
+        wave_id = wave_id_for(wave_ts)
+        collecting = self._collecting.get(wave_ts)
+        if collecting is not None:
+            self._add(collecting, signals, rejected)
+            return
+        closed = self._closed.get(wave_ts)
+        if closed is None:
+            if wave_ts - now > WAVE_INTERVAL:
+                for s in signals:
+                    self._journal.emit(
+                        signal_event(
+                            EventType.SIGNAL_LATE,
+                            s,
+                            now,
+                            "late",
+                            f"wave_in_future: wave {wave_id} is more than 15 min ahead of {now.isoformat()}",
+                            severity=Severity.WARNING,
+                        )
+                    )
+                return
+            if await self._reader.is_wave_processed(wave_id):
+                closed = self._close(wave_ts, "already_processed")
+            elif now >= wave_ts + self._delay:
+                closed = self._close(wave_ts, "missed")
+            else:
+                collecting = _Collecting(wave_ts)
+                self._collecting[wave_ts] = collecting
+                self._add(collecting, signals, rejected)
+                due_s = (wave_ts + self._delay - now).total_seconds()
+                self.timers.once(("wave", wave_ts), max(0.0, due_s), _ProcessDue(wave_ts))
+                return
+        # The wave is closed for this incarnation: a duplicate delivery or late signals.
+        new = [s for s in signals if s.signal_id not in closed.seen]
+        if len(new) < len(signals) or (closed.status == "already_processed" and signals):
+            self._journal.emit(
+                Event(
+                    type=EventType.WAVE_DUPLICATE,
+                    ts=now,
+                    data={
+                        "wave_id": wave_id,
+                        "wave_ts": wave_ts,
+                        "status": closed.status,
+                        "signals": len(signals),
+                        "new_signals": len(new),
+                    },
+                    severity=Severity.WARNING,
+                    correlation_id=wave_id,
+                )
+            )
+        if closed.status == "already_processed":
+            closed.seen.update(s.signal_id for s in signals)
+            return  # the journal already holds this wave's decisions
+        for s in new:
+            closed.seen.add(s.signal_id)
+            reason = (
+                f"arrived after wave {wave_id} was processed"
+                if closed.status != "missed"
+                else f"arrived after the wave's processing time "
+                f"{(wave_ts + self._delay).isoformat()}"
+            )
+            self._journal.emit(
+                signal_event(
+                    EventType.SIGNAL_LATE, s, now, "late", reason, severity=Severity.WARNING
+                )
+            )
+
+    def _add(self, collecting: _Collecting, signals: tuple[Signal, ...], rejected: int) -> None:
+        collecting.rejected += rejected
+        for s in signals:
+            if s.signal_id in collecting.signals:
+                collecting.duplicates += 1
+            else:
+                collecting.signals[s.signal_id] = s
+
+    def _close(self, wave_ts: datetime, status: str) -> _Closed:
+        closed = _Closed(status)
+        self._closed[wave_ts] = closed
+        while len(self._closed) > _KEEP_CLOSED:
+            oldest = min(self._closed)
+            if self._closed[oldest].status == "opening":
+                break
+            del self._closed[oldest]
+        return closed
+
+    # --- processing ----------------------------------------------------------------------
+
+    async def _process(self, wave_ts: datetime) -> None:
+        collecting = self._collecting.pop(wave_ts, None)
+        if collecting is None:
+            return
+        wave_id = wave_id_for(wave_ts)
+        now = self._clock.now()
+        signals = tuple(collecting.signals.values())
+        if await self._reader.is_wave_processed(wave_id):
+            closed = self._close(wave_ts, "already_processed")
+            closed.seen.update(collecting.signals)
+            self._journal.emit(
+                Event(
+                    type=EventType.WAVE_DUPLICATE,
+                    ts=now,
+                    data={
+                        "wave_id": wave_id,
+                        "wave_ts": wave_ts,
+                        "status": "already_processed",
+                        "signals": len(signals),
+                        "new_signals": 0,
+                    },
+                    severity=Severity.WARNING,
+                    correlation_id=wave_id,
+                )
+            )
+            return
+        closed = self._close(wave_ts, "opening")
+        closed.seen.update(collecting.signals)
+        await self._journal.emit_durable(
+            Event(
+                type=EventType.WAVE_STARTED,
+                ts=now,
+                data={
+                    "wave_id": wave_id,
+                    "wave_ts": wave_ts,
+                    "received": len(signals),
+                    "rejected": collecting.rejected,
+                    "duplicates": collecting.duplicates,
+                },
+                correlation_id=wave_id,
+            )
+        )
+        plan = plan_wave(
+            signals,
+            settings=self._settings,
+            instruments=self._instruments,
+            price_of=self._price_of,
+            has_position=self._opener.has_position,
+        )
+        for f in plan.filtered:
+            self._journal.emit(
+                signal_event(EventType.SIGNAL_FILTERED, f.signal, now, "filtered", f.reason)
+            )
+        self.nursery.start_soon(
+            self._open_wave,
+            wave_ts,
+            plan.reserve,
+            len(signals),
+            len(plan.filtered),
+            collecting.rejected,
+            collecting.duplicates,
+        )
+
+    async def _open_wave(
+        self,
+        wave_ts: datetime,
+        reserve: tuple[Candidate, ...],
+        received: int,
+        filtered: int,
+        rejected: int,
+        duplicates: int,
+    ) -> None:
+        """Open the reserve list in rank order (runs in the actor's nursery)."""
+        settings = self._settings
+        opener = self._opener
+        wave_id = wave_id_for(wave_ts)
+        opened: list[str] = []
+        failed = 0
+        async with self._open_lock:
+            for cand in reserve:
+                s = cand.signal
+                extra: dict[str, Any] = {
+                    "rank": cand.rank,
+                    "qty": cand.qty,
+                    "reference_price": cand.reference_price,
+                    "notional_usdt": cand.notional_usdt,
+                }
+                reason: str | None = None
+                if len(opened) >= settings.max_trades_per_wave:
+                    reason = "max_trades_per_wave"
+                elif opener.has_position(s.symbol, s.position_side):
+                    reason = "existing_position"
+                else:
+                    reason = limit_reason(
+                        cand,
+                        settings=settings,
+                        open_count=opener.open_count(),
+                        exposure_usdt=opener.exposure_usdt(),
+                    )
+                if reason is not None:
+                    filtered += 1
+                    self._journal.emit(
+                        signal_event(
+                            EventType.SIGNAL_FILTERED,
+                            s,
+                            self._clock.now(),
+                            "filtered",
+                            reason,
+                            **extra,
+                        )
+                    )
+                    continue
+                position_id = position_id_for(settings.account, s.symbol, s.position_side, wave_ts)
+                request = OpenRequest(
+                    position_id=position_id,
+                    symbol=s.symbol,
+                    position_side=s.position_side,
+                    qty=cand.qty,
+                    reference_price=cand.reference_price,
+                    signal_id=s.signal_id,
+                    wave_ts=wave_ts,
+                    score_week=s.score_week,
+                    score_month=s.score_month,
+                )
+                outcome = await self._open(request)
+                if outcome.opened:
+                    opened.append(position_id)
+                    self._journal.emit(
+                        signal_event(
+                            EventType.SIGNAL_TAKEN,
+                            s,
+                            self._clock.now(),
+                            "taken",
+                            "opened",
+                            position_id=position_id,
+                            **extra,
+                        )
+                    )
+                else:
+                    failed += 1
+                    filtered += 1
+                    self._journal.emit(
+                        signal_event(
+                            EventType.SIGNAL_FILTERED,
+                            s,
+                            self._clock.now(),
+                            "filtered",
+                            f"open_failed:{outcome.reason}"[:500],
+                            position_id=position_id,
+                            severity=Severity.WARNING,
+                            **extra,
+                        )
+                    )
+            summary = WaveSummary(
+                wave_id=wave_id,
+                wave_ts=wave_ts,
+                received=received,
+                taken=len(opened),
+                filtered=filtered,
+                rejected=rejected,
+                opened=len(opened),
+                open_failed=failed,
+                duplicates=duplicates,
+                position_ids=tuple(opened),
+            )
+            await self._journal.emit_durable(
+                Event(
+                    type=EventType.WAVE_COMPLETED,
+                    ts=self._clock.now(),
+                    data={
+                        **attrs.asdict(summary, recurse=False),
+                        # the names the ``waves`` projection of adapters/postgres reads
+                        "signals_received": summary.received,
+                        "signals_taken": summary.taken,
+                        "signals_filtered": summary.filtered,
+                    },
+                    correlation_id=wave_id,
+                )
+            )
+        await self.post(_WaveDone(summary))
+
+    async def _open(self, request: OpenRequest) -> OpenOutcome:
+        try:
+            return await self._opener.open_position(request)
+        except Exception as exc:  # the opener should not raise; never lose the wave if it does
+            return OpenOutcome(request.position_id, False, f"error:{type(exc).__name__}: {exc}")
+
+    def _wave_done(self, summary: WaveSummary) -> None:
+        closed = self._closed.get(summary.wave_ts)
+        if closed is not None:
+            closed.status = "completed"
+        self._completed.append(summary)
+        del self._completed[:-_KEEP_CLOSED]
