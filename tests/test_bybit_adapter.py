@@ -187,12 +187,13 @@ async def test_conditional_reduce_only_stop_has_explicit_direction() -> None:
             st2 = await venue.amend_stop(st, D("97500"))
             assert (await venue.get_order("BTCUSDT", "tb-e-S1")).trigger_price == D("97500")  # type: ignore[union-attr]
             # a trigger already through the mark: local check refuses when the mark is cached
-            venue.tickers.state["BTCUSDT"] = {"symbol": "BTCUSDT", "markPrice": "100000"}
+            venue.tickers.apply({"topic": "tickers.BTCUSDT", "type": "snapshot",
+                                 "data": {"symbol": "BTCUSDT", "markPrice": "100000"}})
             with pytest.raises(WouldTriggerImmediately) as info:
                 await venue.place_stop(StopRequest("BTCUSDT", LONG, D("100500"), "tb-e-S2",
                                                    qty=D("0.010")))
             assert info.value.code == "local_check"
-            venue.tickers.state.clear()
+            venue.mark_max_age_s = 0.0  # a stale cached mark never vetoes a stop
             # ...and the venue refuses it too (110093 "expect Falling")
             with pytest.raises(WouldTriggerImmediately) as info:
                 await venue.place_stop(StopRequest("BTCUSDT", LONG, D("100500"), "tb-e-S3",

@@ -116,6 +116,22 @@ def _redact(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ("***" if k in REDACTED_KEYS else v) for k, v in params.items()}
 
 
+_BULKY_PATHS = ("/v5/market/instruments-info", "/v5/market/tickers")
+
+
+def _journal_result(path: str, result: Any) -> Any:
+    """The reply as journaled: in full, except bulky market-data lists (hundreds of
+    instruments per page), which are summarized as row count + symbols + cursor."""
+    if path.startswith(_BULKY_PATHS) and isinstance(result, dict):
+        rows = result.get("list") or []
+        return {
+            "rows": len(rows),
+            "nextPageCursor": result.get("nextPageCursor", ""),
+            "symbols": [r.get("symbol") for r in rows[:50] if isinstance(r, dict)],
+        }
+    return result
+
+
 def query_string(params: Mapping[str, Any]) -> str:
     """``k=v&...`` in key order, values already venue strings (no URL-unsafe characters
     occur in the parameters we send; ``orderLinkId`` is ``[A-Za-z0-9_-]``)."""
@@ -358,7 +374,7 @@ class BybitHttp:
                 "path": path,
                 "retCode": ret_code,
                 "retMsg": ret_msg,
-                "result": result,
+                "result": _journal_result(path, result),
                 "latency_ms": latency_ms,
             },
             symbol=symbol,

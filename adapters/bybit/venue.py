@@ -132,6 +132,7 @@ class BybitVenue:
         )
         self.stream_settings = stream_settings or StreamSettings()
         self.tickers = TickerCache()
+        self.mark_max_age_s = 5.0
         self._instruments: dict[str, Instrument] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -317,7 +318,9 @@ class BybitVenue:
     def _check_trigger_side(
         self, symbol: str, position_side: PositionSide, trigger: Decimal
     ) -> None:
-        mark = self.tickers.mark_price(symbol)
+        # Only a fresh mark may veto a stop: a stale cache (stream down) could refuse a
+        # valid stop, and the venue checks the side itself anyway (110092/110093, 10001).
+        mark = self.tickers.mark_price(symbol, max_age_s=self.mark_max_age_s)
         if mark is None:
             return
         through = trigger >= mark if position_side is PositionSide.LONG else trigger <= mark

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -119,6 +120,7 @@ class TickerCache:
 
     def __init__(self) -> None:
         self.state: dict[str, dict[str, Any]] = {}
+        self.updated_at: dict[str, float] = {}  # time.monotonic() of the last message
 
     def apply(self, message: Mapping[str, Any]) -> tuple[str, bool] | None:
         """Merge one ticker message.
@@ -131,6 +133,7 @@ class TickerCache:
         if not topic.startswith("tickers.") or not isinstance(data, Mapping):
             return None
         symbol = str(data.get("symbol") or topic.removeprefix("tickers."))
+        self.updated_at[symbol] = time.monotonic()
         if message.get("type") == "snapshot" or symbol not in self.state:
             self.state[symbol] = dict(data)
             return symbol, "markPrice" in data
@@ -138,9 +141,18 @@ class TickerCache:
         self.state[symbol].update(data)  # omitted fields keep their cached value
         return symbol, self.state[symbol].get("markPrice") != before
 
-    def mark_price(self, symbol: str) -> Decimal | None:
+    def mark_price(self, symbol: str, *, max_age_s: float | None = None) -> Decimal | None:
+        """The merged mark of ``symbol``; None when unknown or (with ``max_age_s``) when no
+        ticker message arrived for that long (Bybit pushes tickers every 100 ms)."""
         row = self.state.get(symbol)
-        return None if row is None else opt_dec(row, "markPrice", zero_is_none=True)
+        if row is None:
+            return None
+        if (
+            max_age_s is not None
+            and time.monotonic() - self.updated_at.get(symbol, -1e18) > max_age_s
+        ):
+            return None
+        return opt_dec(row, "markPrice", zero_is_none=True)
 
 
 class _Stream:
