@@ -168,7 +168,10 @@ async def test_pybit_trades_against_the_sandbox(monkeypatch: pytest.MonkeyPatch)
     assert (out["move"], out["move_same"], out["move_through"]) == (0, 34040, 10001)
     assert out["stop_zero_position"] == 10001
     assert (out["cond_flipped"], out["cond"]) == (110092, 0)
-    [stop] = out["stop_orders"]
+    by_type = {o["stopOrderType"]: o for o in out["stop_orders"]}
+    assert set(by_type) == {"Stop", "StopLoss"}  # the position's Full SL is listed too
+    assert (by_type["StopLoss"]["triggerPrice"], by_type["StopLoss"]["qty"]) == ("99000", "0")
+    stop = by_type["Stop"]
     assert (stop["orderLinkId"], stop["orderStatus"], stop["triggerDirection"],
             stop["stopOrderType"], stop["reduceOnly"]) == ("py-2", "Untriggered", 2, "Stop",
                                                            True)

@@ -873,8 +873,74 @@ class BybitSandbox:
             if order_filter == "StopOrder" and o.trigger_price is None:
                 continue
             rows.append(order_row(o, self._meta[v]))
+        if (
+            not history
+            and not params.get("orderId")
+            and not params.get("orderLinkId")
+            and order_filter in (None, "StopOrder")
+        ):
+            rows.extend(self._position_sl_rows(symbol))
         chunk, nxt = self._page(rows, params, 20, 50)
         return {"category": "linear", "list": chunk, "nextPageCursor": nxt}
+
+    def _position_sl_rows(self, symbol: str | None) -> list[dict[str, Any]]:
+        """Bybit lists a position's Full-mode stop loss as an untriggered conditional order
+        with ``stopOrderType="StopLoss"``, ``qty="0"`` (whole position) and no
+        orderLinkId (docs v5/order/open-order, exchanges.md section 9)."""
+        rows = []
+        now = str(_wall_ms())
+        for p in self.engine.positions(symbol):
+            if p.stop_price is None:
+                continue
+            long = p.position_side is PositionSide.LONG
+            idx = p.position_side.bybit_position_idx
+            rows.append(
+                {
+                    "category": "linear",
+                    "orderId": f"sl-{p.symbol}-{idx}",
+                    "orderLinkId": "",
+                    "blockTradeId": "",
+                    "symbol": p.symbol,
+                    "price": "0",
+                    "qty": "0",
+                    "side": "Sell" if long else "Buy",
+                    "isLeverage": "",
+                    "positionIdx": idx,
+                    "orderStatus": "Untriggered",
+                    "cancelType": "UNKNOWN",
+                    "rejectReason": "EC_NoError",
+                    "avgPrice": "0",
+                    "leavesQty": "0",
+                    "leavesValue": "0",
+                    "cumExecQty": "0",
+                    "cumExecValue": "0",
+                    "cumExecFee": "0",
+                    "timeInForce": "IOC",
+                    "orderType": "Market",
+                    "stopOrderType": "StopLoss",
+                    "orderIv": "",
+                    "triggerPrice": fmt(p.stop_price),
+                    "takeProfit": "0",
+                    "stopLoss": "0",
+                    "tpTriggerBy": "",
+                    "slTriggerBy": "",
+                    "triggerDirection": 2 if long else 1,
+                    "triggerBy": "MarkPrice",
+                    "lastPriceOnCreated": "",
+                    "reduceOnly": True,
+                    "closeOnTrigger": True,
+                    "smpType": "None",
+                    "smpGroup": 0,
+                    "smpOrderId": "",
+                    "tpslMode": "Full",
+                    "tpLimitPrice": "0",
+                    "slLimitPrice": "0",
+                    "placeType": "",
+                    "createdTime": now,
+                    "updatedTime": now,
+                }
+            )
+        return rows
 
     def h_realtime(self, params: dict[str, Any]) -> Any:
         return self._order_rows(params, history=False)
