@@ -32,6 +32,8 @@ class FeedSettings:
         silence_timeout_s: no message at all for this long (waves come every 900 s) →
             ``STREAM_SILENT`` and reconnect.
         connect_timeout_s: TCP + WebSocket handshake deadline.
+        disconnect_timeout_s: how long a closing handshake may take before the socket is
+            dropped anyway.
         reconnect_initial_s: first backoff delay.
         reconnect_factor: backoff growth per failed attempt.
         reconnect_max_s: backoff cap (DESIGN.md section 9: <= 30 s).
@@ -49,6 +51,7 @@ class FeedSettings:
     pong_timeout_s: float = 10.0
     silence_timeout_s: float = 1200.0
     connect_timeout_s: float = 10.0
+    disconnect_timeout_s: float = 2.0
     reconnect_initial_s: float = 1.0
     reconnect_factor: float = 2.0
     reconnect_max_s: float = 30.0
