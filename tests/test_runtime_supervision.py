@@ -28,7 +28,7 @@ from actors.runtime import (
     supervise,
 )
 from tradebot.errors import ActorStopped, SupervisorEscalation
-from tradebot.events import EventType
+from tradebot.events import EventType, Severity
 
 K = SupervisionEventKind
 NO_JITTER = RestartPolicy(
@@ -143,6 +143,9 @@ async def test_crashes_restart_on_exact_backoff_schedule_then_fourth_escalates(
     crashed = [e for e in journal.events if e.kind is K.CRASHED]
     assert all("RuntimeError: boom" in e.traceback and "in handle" in e.traceback for e in crashed)
     assert crashed[0].event_type is EventType.ACTOR_CRASHED
+    assert crashed[0].severity is Severity.ERROR
+    (gave_up,) = [e for e in journal.events if e.kind is K.GAVE_UP]
+    assert (gave_up.event_type, gave_up.severity) == (EventType.ACTOR_GAVE_UP, Severity.CRITICAL)
     # the sibling was never restarted and answered every ping until the escalation
     assert journal.of("sibling") == [(K.STARTED, 0.0), (K.STOPPED, 16.0)]
     assert sibling_replies == list(range(1, 17))

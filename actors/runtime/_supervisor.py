@@ -31,7 +31,7 @@ import attrs
 import trio
 
 from tradebot.errors import ActorStopped, SupervisorEscalation
-from tradebot.events import EventType
+from tradebot.events import EventType, Severity
 
 from ._actor import Actor, _Control, _Ending, _run_incarnation
 from ._mailbox import Address, _Mailbox
@@ -207,6 +207,18 @@ class SupervisionEvent:
     def event_type(self) -> EventType:
         """The journal event type (``EventType.ACTOR_*``)."""
         return _EVENT_TYPES[self.kind]
+
+    @property
+    def severity(self) -> Severity:
+        """Journal severity: GAVE_UP critical, CRASHED error, CANCELLED_ON_STOP (or a stop
+        with dropped messages) warning, else info."""
+        if self.kind is SupervisionEventKind.GAVE_UP:
+            return Severity.CRITICAL
+        if self.kind is SupervisionEventKind.CRASHED:
+            return Severity.ERROR
+        if self.kind is SupervisionEventKind.CANCELLED_ON_STOP or self.leftover_messages:
+            return Severity.WARNING
+        return Severity.INFO
 
 
 SupervisionSink = Callable[[SupervisionEvent], None]
