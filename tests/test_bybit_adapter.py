@@ -370,3 +370,16 @@ async def test_venue_from_config_reads_credentials_from_named_env_vars() -> None
     default = venue_from_config({}, environ={"BYBIT_API_KEY": "k", "BYBIT_API_SECRET": "s"})
     assert default.urls.rest_url == "https://api-testnet.bybit.com"  # never mainnet by default
     await default.aclose()
+
+
+async def test_timeout_after_acceptance_is_outcome_unknown_then_found() -> None:
+    with trio.fail_after(10):
+        async with bybit_env(timeout_s=0.3) as (sb, venue):
+            sb.inject("/v5/order/create", delay_s=1.0)  # processed, reply too late
+            with pytest.raises(OutcomeUnknown):
+                await venue.place_entry(entry("tb-l-E0"))
+            got = await venue.get_order("BTCUSDT", "tb-l-E0")
+            assert got is not None and got.status is OrderStatus.FILLED
+            sb.inject("/v5/position/list", delay_s=1.0)
+            with pytest.raises(TransientError):  # a read that timed out: safe to retry
+                await venue.positions()

@@ -110,6 +110,7 @@ class Fault:
     times: int = 1
     http_status: int | None = None
     after: bool = False
+    delay_s: float = 0.0
 
 
 @attrs.frozen
@@ -208,15 +209,18 @@ class BybitSandbox:
         times: int = 1,
         http_status: int | None = None,
         after: bool = False,
+        delay_s: float = 0.0,
     ) -> None:
         """Add a :class:`Fault` for the next ``times`` requests to ``path``.
 
         ``http_status`` answers with that HTTP status and a plain-text body (a gateway
         error); with ``after=True`` the request is processed first (state changes).
+        ``delay_s`` holds the reply (after processing) that long: a client timeout after
+        acceptance.
         """
         if drop not in ("", "before", "after"):
             raise ValueError("drop must be '', 'before' or 'after'")
-        self.faults.append(Fault(path, ret_code, ret_msg, drop, times, http_status, after))
+        self.faults.append(Fault(path, ret_code, ret_msg, drop, times, http_status, after, delay_s))
 
     def requests_to(self, path: str) -> list[LoggedRequest]:
         return [r for r in self.request_log if r.path == path]
@@ -503,6 +507,8 @@ class BybitSandbox:
             ret_code, ret_msg, result = 10016, f"internal: {exc}", {}
         if isinstance(result, _Success):
             ret_code, ret_msg, result = result.ret_code, result.ret_msg, {}
+        if fault is not None and fault.delay_s > 0:
+            await trio.sleep(fault.delay_s)
         if fault is not None and fault.drop == "after":
             return DROP
         if fault is not None and fault.http_status is not None:
