@@ -6,6 +6,8 @@ asserts exact virtual times.
 
 from __future__ import annotations
 
+import random
+
 import attrs
 import pytest
 import trio
@@ -348,3 +350,83 @@ async def test_timer_rejects_bad_delays(autojump_clock: trio.testing.MockClock) 
 
     with trio.fail_after(5):
         await run_actor(Bad(), name="bad")
+
+
+@attrs.frozen
+class Job:
+    producer: int
+    seq: int
+    duration_s: float
+
+
+class JobActor(Actor[Job]):
+    mailbox_size = 4
+
+    def __init__(self) -> None:
+        self.handled: dict[tuple[int, int], tuple[float, float]] = {}
+        self.order: list[tuple[int, int]] = []
+
+    async def handle(self, message: Job) -> object:
+        start = trio.current_time()
+        await trio.sleep(message.duration_s)
+        self.handled[(message.producer, message.seq)] = (start, trio.current_time())
+        self.order.append((message.producer, message.seq))
+        return message.seq
+
+
+AskRecord = tuple[int, int, float, float, str, float]
+
+
+async def _random_schedule(seed: int) -> tuple[JobActor, list[AskRecord]]:
+    rng = random.Random(seed)
+    actor = JobActor()
+    asks: list[AskRecord] = []
+    async with trio.open_nursery() as nursery:
+        address: Address[Job] = await nursery.start(run_actor, actor, "jobs")
+
+        async def producer(p: int, prng: random.Random) -> None:
+            for seq in range(30):
+                await trio.sleep(prng.choice([0.0, 0.05, 0.1, 0.3]))
+                job = Job(p, seq, prng.choice([0.0, 0.01, 0.1, 0.25]))
+                if prng.random() < 0.4:
+                    timeout_s = prng.choice([0.05, 0.2, 0.5, 2.0])
+                    t0 = trio.current_time()
+                    try:
+                        assert await address.ask(job, timeout_s=timeout_s) == seq
+                        asks.append((p, seq, t0, timeout_s, "reply", trio.current_time()))
+                    except AskTimeout:
+                        asks.append((p, seq, t0, timeout_s, "timeout", trio.current_time()))
+                else:
+                    await address.send(job)
+
+        async with trio.open_nursery() as producers:
+            for p in range(4):
+                producers.start_soon(producer, p, random.Random(rng.random()))
+        await trio.sleep(100)  # let the mailbox drain
+        nursery.cancel_scope.cancel()
+    return actor, asks
+
+
+async def test_randomized_sends_and_asks_keep_order_and_exact_timeouts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """40 seeded random schedules of sends and asks with random handling times: per-sender
+    FIFO; replies arrive exactly when handling ends; timeouts fire exactly at the deadline
+    and an abandoned request never *starts* after its asker gave up."""
+    outcomes = set()
+    for seed in range(40):
+        with trio.fail_after(600):
+            actor, asks = await _random_schedule(seed)
+        for p in range(4):
+            seqs = [s for q, s in actor.order if q == p]
+            assert seqs == sorted(seqs), seed
+        for p, seq, t0, timeout_s, outcome, t in asks:
+            outcomes.add(outcome)
+            handled = actor.handled.get((p, seq))
+            if outcome == "reply":
+                assert handled is not None and t == handled[1], seed
+                assert t - t0 <= timeout_s, seed
+            else:
+                assert t == t0 + timeout_s, seed
+                assert handled is None or handled[0] <= t, seed
+    assert outcomes == {"reply", "timeout"}
