@@ -430,3 +430,33 @@ async def test_randomized_sends_and_asks_keep_order_and_exact_timeouts(
                 assert t == t0 + timeout_s, seed
                 assert handled is None or handled[0] <= t, seed
     assert outcomes == {"reply", "timeout"}
+
+
+async def test_stop_from_a_nursery_task_wakes_an_idle_actor_and_post_is_safe(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    stopped_at: list[float] = []
+
+    class Background(Actor[object]):
+        async def on_start(self) -> None:
+            self.nursery.start_soon(self._work)
+
+        async def _work(self) -> None:
+            await trio.sleep(2.0)
+            await self.post("result")  # handled like any message
+            await trio.sleep(1.0)
+            self.stop()  # the loop is parked on an empty mailbox
+            await self.post("too late")  # ignored, never raises
+
+        async def handle(self, message: object) -> object:
+            stopped_at.append(trio.current_time())
+            return None
+
+        async def on_stop(self) -> None:
+            stopped_at.append(-trio.current_time())
+
+    with trio.fail_after(60):
+        t0 = trio.current_time()
+        await run_actor(Background(), "bg")
+    assert [abs(t) - t0 for t in stopped_at] == [2.0, 3.0]
+    assert stopped_at[1] < 0

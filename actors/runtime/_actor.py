@@ -42,8 +42,22 @@ class Actor(Generic[M]):
           so it must recover its state in ``on_start``.
         * ``handle`` calls never overlap; messages are handled in mailbox (FIFO) order.
         * An exception from ``on_start``/``handle``/``on_stop`` or a nursery task crashes
-          the actor (its supervisor decides about a restart). ``on_stop`` runs only on a
-          normal stop (``stop()`` or a stop request), not after a crash or cancellation.
+          the actor (its supervisor decides about a restart). If the message was an
+          ``ask``, the asker gets the same exception. Expected failures (a rejected
+          order, ...) should be *returned* as values, not raised.
+        * ``on_stop`` runs only on a normal stop (``stop()`` or a stop request), not after
+          a crash or cancellation.
+
+    Stopping:
+        * ``self.stop()`` (from ``handle``, ``on_start`` or a nursery task): the loop ends
+          after the current message; see :meth:`stop`.
+        * A stop request (``Supervisor.stop_child``, ``DynamicSupervisor.stop_child``,
+          :class:`GracefulStop`) with ``deadline_s``: the mailbox refuses new messages at
+          once (blocked senders get ``ActorStopped``), timers are cancelled, the queued
+          messages are handled, then ``on_stop``. Whatever is not done at the deadline is
+          cancelled (the in-flight ``handle``, nursery tasks) and the dropped messages are
+          counted in the ``CANCELLED_ON_STOP`` supervision event.
+        * Cancellation (the enclosing scope is cancelled): immediate; no ``on_stop``.
     """
 
     mailbox_size: ClassVar[int] = 1000
