@@ -90,6 +90,8 @@ class SignalServer:
         token: when set, the handshake must carry ``Authorization: Bearer <token>``.
         restamp: rewrite timestamps to the current wave boundary (wall clock) on publish.
         linger_s: after the last wave, keep serving this long then return; None = forever.
+        wait_for_subscriber: start publishing (and the start delay) only once the first
+            client has subscribed.
 
     Attributes:
         published: waves published so far.
@@ -106,6 +108,7 @@ class SignalServer:
         token: str | None = None,
         restamp: bool = False,
         linger_s: float | None = None,
+        wait_for_subscriber: bool = False,
     ) -> None:
         self._waves = [list(w) for w in waves]
         self._interval_s = interval_s
@@ -119,6 +122,8 @@ class SignalServer:
         self.connections = 0
         self.refused = 0
         self.all_published = trio.Event()
+        self.first_subscriber = trio.Event()
+        self._wait_for_subscriber = wait_for_subscriber
 
     async def serve(
         self,
@@ -133,6 +138,8 @@ class SignalServer:
                 partial(serve_websocket, self._handle, host, port, ssl_context=None)
             )
             task_status.started(server.port)
+            if self._wait_for_subscriber:
+                await self.first_subscriber.wait()
             await trio.sleep(self._start_delay_s)
             for index, frames in enumerate(self._waves):
                 if index:
@@ -188,6 +195,7 @@ class SignalServer:
                         if isinstance(message, str) and '"subscribe"' in message.replace(" ", ""):
                             client.send.send_nowait('{"type":"subscribed"}')
                             client.subscribed = True
+                            self.first_subscriber.set()
                             self._queue(client, self._current)
                 except ConnectionClosed:
                     nursery.cancel_scope.cancel()
