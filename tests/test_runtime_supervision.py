@@ -556,3 +556,82 @@ async def test_stop_in_on_start_ends_a_transient_child_with_nothing_left_over(
         "stopped itself",
         0,
     )
+
+
+def _model(policy: RestartPolicy, crashes: list[float]) -> tuple[list[float], int | None]:
+    """Reference model: restart times after each crash, and the index of the escalating
+    crash (None if none escalates)."""
+    window: list[float] = []
+    restarts: list[float] = []
+    for i, c in enumerate(crashes):
+        window = [t for t in window if t > c - policy.window_s]
+        if len(window) >= policy.max_restarts:
+            return restarts, i
+        window.append(c)
+        restarts.append(c + policy.backoff_s(len(window)))
+    return restarts, None
+
+
+class SignallingCrasher(Crasher):
+    def __init__(self, starts: list[float], started: Callable[[], None]) -> None:
+        super().__init__(starts)
+        self._started = started
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self._started()
+
+
+async def _crash_schedule(
+    policy: RestartPolicy, rng: random.Random
+) -> tuple[list[float], list[float], list[float]]:
+    starts: list[float] = []
+    crashes: list[float] = []
+    escalated_at: list[float] = []
+    restarted = trio.Event()
+
+    def started() -> None:
+        restarted.set()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            spec = ChildSpec("c", lambda: SignallingCrasher(starts, started))
+            sup: Supervisor = await nursery.start(supervise, [spec], policy, lambda e: None)
+            address = sup.address("c")
+            for _ in range(12):
+                await restarted.wait()
+                restarted = trio.Event()
+                await trio.sleep(rng.choice([0.1, 1.0, 4.0, 20.0, 70.0]))
+                crashes.append(trio.current_time())
+                await address.send("crash")
+            await trio.sleep(100)
+            await sup.stop(1.0)
+    except* SupervisorEscalation:
+        escalated_at.append(trio.current_time())
+    return starts, crashes, escalated_at
+
+
+async def test_randomized_crash_schedules_match_the_reference_model(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """30 seeded random policies and crash schedules: every restart time and the
+    escalating crash agree with a straightforward reference model of the policy."""
+    for seed in range(30):
+        rng = random.Random(seed)
+        policy = RestartPolicy(
+            max_restarts=rng.choice([0, 1, 2, 3, 5]),
+            window_s=rng.choice([5.0, 30.0, 60.0]),
+            backoff_initial_s=rng.choice([0.0, 0.5, 1.0]),
+            backoff_max_s=rng.choice([2.0, 30.0]),
+            backoff_factor=rng.choice([1.0, 2.0, 3.0]),
+            jitter=0.0,
+        )
+        with trio.fail_after(10_000):
+            starts, crashes, escalated_at = await _crash_schedule(policy, rng)
+        restarts, escalating = _model(policy, crashes)
+        assert starts[1:] == pytest.approx(restarts, abs=1e-9), seed
+        if escalating is None:
+            assert escalated_at == [], seed
+        else:
+            assert escalated_at == [crashes[escalating]], seed
+            assert len(crashes) == escalating + 1, seed
