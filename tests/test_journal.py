@@ -1,0 +1,625 @@
+"""The PostgreSQL journal against a real server: group commit, exactly-once under connection
+kills and server restarts (spool → replay), Decimal round trips, projections, reader cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+import trio.testing
+
+from adapters.postgres.embedded import (
+    _embedded_postgres,
+    dsn_for_database,
+    ensure_database,
+    start_embedded_server_object,
+)
+from adapters.postgres.journal import SPOOL_FILE_NAME, PostgresJournal, open_postgres_journal
+from adapters.postgres.migrations import migrate
+from tradebot.events import Event, EventType, Severity, dumps
+
+T0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+
+TRICKY = {
+    "price": Decimal("0.1") + Decimal("0.2"),
+    "qty": Decimal("0.00000001"),
+    "trailing_zeros": Decimal("1.10"),
+    "big": Decimal("123456789012345678901234567890.123456789"),
+    "negative_pnl_usdt": Decimal("-42.4200"),
+    "nested": {"levels": [Decimal("1.5"), Decimal("3.0")], "when": T0},
+    "side": "LONG",
+    "text": 'naïve ☃ "quoted"',
+}
+
+
+async def _wait_until(predicate: Any, poll_s: float = 0.002) -> None:
+    """Poll a counter of the journal (its stats are plain ints, not events)."""
+    while not predicate():  # noqa: ASYNC110
+        await trio.sleep(poll_s)
+
+
+def _ids(dsn: str) -> list[uuid.UUID]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT event_id FROM events ORDER BY ts, seq")]
+
+
+def _count_by_type(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return {r[0]: r[1] for r in conn.execute("SELECT type, count(*) FROM events GROUP BY type")}
+
+
+async def test_every_event_type_round_trips_json_and_db_with_decimals_intact(
+    fresh_db_dsn: str, tmp_path: Path
+) -> None:
+    events = [
+        Event(
+            t,
+            T0 + timedelta(seconds=i),
+            dict(TRICKY),
+            position_id=f"p{i}",
+            symbol="BTCUSDT",
+            severity=Severity.WARNING,
+            correlation_id="c1",
+            client_order_id=f"tb-p{i}-E0",
+        )
+        for i, t in enumerate(EventType)
+    ]
+    with trio.fail_after(30):
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+            for ev in events:
+                journal.emit(ev)
+            await journal.flush()
+    with psycopg.connect(fresh_db_dsn) as conn:
+        rows = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT event_id, type, data, severity::text, position_id, symbol, ts FROM events"
+            )
+        }
+    assert len(rows) == len(EventType)
+    for ev in events:
+        etype, data, severity, position_id, symbol, ts = rows[ev.event_id]
+        assert etype == ev.type.value
+        assert (severity, position_id, symbol, ts) == ("warning", ev.position_id, "BTCUSDT", ev.ts)
+        # JSON text round trip and DB round trip give the same exact decimal strings
+        assert json.loads(dumps(ev.data)) == data
+        assert Decimal(data["price"]) == Decimal("0.3") and data["price"] == "0.3"
+        assert data["trailing_zeros"] == "1.10"
+        assert Decimal(data["qty"]) == Decimal("1E-8")
+        assert Decimal(data["big"]) == TRICKY["big"]
+        assert Decimal(data["negative_pnl_usdt"]) == Decimal("-42.42")
+        assert data["nested"] == {"levels": ["1.5", "3.0"], "when": T0.isoformat()}
+        assert data["text"] == TRICKY["text"]
+
+
+async def _produce(
+    journal: PostgresJournal,
+    tasks: int,
+    per_task: int,
+    *,
+    durable_every: int = 0,
+    during: Any = None,
+) -> list[uuid.UUID]:
+    emitted: list[uuid.UUID] = []
+
+    async def producer(k: int) -> None:
+        for i in range(per_task):
+            ev = Event(
+                EventType.TRAILING_UPDATE,
+                T0 + timedelta(microseconds=k * per_task + i),
+                {"task": k, "i": i, "stop_price": Decimal("100.05")},
+                position_id=f"pos{k}",
+            )
+            emitted.append(ev.event_id)
+            if durable_every and i % durable_every == 0:
+                await journal.emit_durable(ev)
+            else:
+                journal.emit(ev)
+            if i % 25 == 0:
+                await trio.sleep(0.001)
+
+    async with trio.open_nursery() as nursery:
+        if during is not None:
+            nursery.start_soon(during)
+        async with trio.open_nursery() as producers:
+            for k in range(tasks):
+                producers.start_soon(producer, k)
+    await journal.flush()
+    return emitted
+
+
+async def test_50_tasks_20000_events_stored_exactly_once(fresh_db_dsn: str, tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+            emitted = await _produce(journal, 50, 400, durable_every=50)
+            assert journal.stats.batches < 20000 / 10  # group commit: many events per batch
+    stored = _ids(fresh_db_dsn)
+    assert len(stored) == 20000 == len(set(stored))
+    assert set(stored) == set(emitted)
+    assert journal.stats.committed == 20000 and journal.stats.spooled == 0
+
+
+async def test_connection_killed_mid_stream_loses_and_duplicates_nothing(
+    fresh_db_dsn: str, tmp_path: Path
+) -> None:
+    app = f"tb-journal-{uuid.uuid4().hex[:8]}"
+    killed: list[int] = []
+
+    async def killer() -> None:
+        for _ in range(3):
+            await _wait_until(lambda: not (journal.stats.committed < 4000 * (len(killed) + 1)))
+
+            def kill() -> int:
+                with psycopg.connect(fresh_db_dsn, autocommit=True) as conn:
+                    rows = conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                        (app,),
+                    ).fetchall()
+                return sum(1 for r in rows if r[0])
+
+            killed.append(await trio.to_thread.run_sync(kill))
+
+    with trio.fail_after(60):
+        async with open_postgres_journal(
+            fresh_db_dsn, spool_dir=tmp_path, application_name=app, max_batch_events=500
+        ) as journal:
+            emitted = await _produce(journal, 50, 400, durable_every=40, during=killer)
+    assert sum(killed) >= 3, killed
+    assert journal.stats.db_failures >= 1
+    with psycopg.connect(fresh_db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT event_id FROM events WHERE type = %s", (EventType.TRAILING_UPDATE.value,)
+        ).fetchall()
+    stored = [r[0] for r in rows]
+    assert len(stored) == 20000 == len(set(stored))
+    assert set(stored) == set(emitted)
+
+
+class _DedicatedServer:
+    """A private embedded server this test may stop and start (never the shared one)."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="tradebot-test-pg-restart-"))
+        self.server = start_embedded_server_object(self.root / "pgdata")
+        admin = str(self.server.get_uri())
+        ensure_database(admin, "tradebot")
+        self.dsn = dsn_for_database(admin, "tradebot")
+        migrate(self.dsn)
+
+    def stop(self) -> None:
+        ep = _embedded_postgres()
+        ep._commands.pg_ctl(
+            ["-m", "fast", "-w", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+    def close(self) -> None:
+        ep = _embedded_postgres()
+        try:
+            ep._commands.pg_ctl(
+                ["-m", "immediate", "-w", "stop"],
+                pgdata=self.server.pgdata,
+                user=self.server.system_user,
+            )
+        except Exception:
+            pass
+        ep.PostgresServer._instances.pop(self.server.pgdata, None)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def dedicated_server() -> Iterator[_DedicatedServer]:
+    srv = _DedicatedServer()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+async def test_server_stopped_and_restarted_spools_then_replays_exactly_once(
+    dedicated_server: _DedicatedServer, tmp_path: Path
+) -> None:
+    phases: list[str] = []
+
+    async def outage() -> None:
+        await _wait_until(lambda: not (journal.stats.committed < 5000))
+        await trio.to_thread.run_sync(dedicated_server.stop)
+        phases.append("stopped")
+        await _wait_until(lambda: not (journal.stats.spooled < 3000))
+        # durable emits return while the DB is down (fsynced to the spool)
+        with trio.fail_after(10):
+            await journal.emit_durable(Event(EventType.STOP_MOVED, T0, {"stop_price": "1"}))
+        assert not journal.is_up
+        await trio.to_thread.run_sync(dedicated_server.start)
+        phases.append("started")
+
+    with trio.fail_after(90):
+        async with open_postgres_journal(
+            dedicated_server.dsn,
+            spool_dir=tmp_path,
+            retry_interval_s=0.05,
+            max_retry_interval_s=0.2,
+        ) as journal:
+            emitted = await _produce(journal, 50, 400, durable_every=100, during=outage)
+            await _wait_until(lambda: not (journal.stats.replayed == 0 or not journal.is_up))
+            await journal.flush()
+    assert phases == ["stopped", "started"]
+    assert journal.stats.spooled >= 3000 and journal.stats.replayed >= 3000
+    with psycopg.connect(dedicated_server.dsn) as conn:
+        stored = [
+            r[0]
+            for r in conn.execute(
+                "SELECT event_id FROM events WHERE type = %s", (EventType.TRAILING_UPDATE.value,)
+            )
+        ]
+    assert len(stored) == 20000 == len(set(stored))
+    assert set(stored) == set(emitted)
+    counts = _count_by_type(dedicated_server.dsn)
+    assert counts.get(EventType.DB_UNAVAILABLE.value, 0) >= 1
+    assert counts.get(EventType.DB_RECOVERED.value, 0) >= 1
+    assert counts.get(EventType.SPOOL_REPLAYED.value, 0) >= 1
+    assert counts.get(EventType.STOP_MOVED.value) == 1
+    assert (tmp_path / SPOOL_FILE_NAME).stat().st_size == 0
+
+
+async def test_database_down_at_open_then_spool_replayed_by_next_journal(
+    fresh_db_dsn: str, tmp_path: Path
+) -> None:
+    bad_dsn = "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
+    events = [
+        Event(EventType.ORDER_SUBMITTED, T0 + timedelta(seconds=i), {"n": i}) for i in range(100)
+    ]
+    with trio.fail_after(30):
+        async with open_postgres_journal(
+            bad_dsn, spool_dir=tmp_path, retry_interval_s=60
+        ) as journal:
+            assert not journal.is_up
+            for ev in events[:-1]:
+                journal.emit(ev)
+            await journal.emit_durable(events[-1])  # returns: fsynced to the spool
+        assert journal.stats.spooled >= 100
+        lines = (tmp_path / SPOOL_FILE_NAME).read_text().splitlines()
+        assert len(lines) >= 100
+        # the "crashed" process left a torn line behind
+        with (tmp_path / SPOOL_FILE_NAME).open("a") as f:
+            f.write('{"event_id": "torn')
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal2:
+            assert journal2.stats.replayed == len(lines)
+        # replaying again (e.g. crash before truncate) changes nothing
+        (tmp_path / SPOOL_FILE_NAME).write_text("\n".join(lines) + "\n")
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal3:
+            assert journal3.stats.duplicates >= len(lines) - 1
+    stored = _ids(fresh_db_dsn)
+    assert len(stored) == len(set(stored))
+    assert {e.event_id for e in events} <= set(stored)
+    assert (tmp_path / "journal-rejects.jsonl").read_text().startswith('{"event_id": "torn')
+
+
+async def test_durable_wait_false_never_advances_virtual_time(
+    fresh_db_dsn: str, tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    mock_clock.autojump_threshold = 0
+    # No trio deadline around the open/close: under autojump any deadline fires at once
+    # while a task waits on a worker thread (pytest-timeout guards this test in real time).
+    async with open_postgres_journal(
+        fresh_db_dsn, spool_dir=tmp_path, durable_wait=False
+    ) as journal:
+        with trio.fail_after(1):  # virtual: nothing below may wait at all
+            t = trio.current_time()
+            for i in range(100):
+                await journal.emit_durable(Event(EventType.STOP_MOVED, T0, {"i": i}))
+                journal.emit(
+                    Event(EventType.POSITION_SNAPSHOT, T0, {"hwm": Decimal(i)}, position_id="p1")
+                )
+                journal.emit(Event(EventType.WAVE_COMPLETED, T0, {"wave_id": f"w{i}"}))
+                assert await journal.latest_snapshot("p1") == {"hwm": str(i)}
+                assert await journal.is_wave_processed(f"w{i}")
+                assert not await journal.is_wave_processed("never")
+                assert await journal.latest_snapshot("nobody") is None
+            assert trio.current_time() == t  # no task waited on the database
+    assert _count_by_type(fresh_db_dsn)[EventType.STOP_MOVED.value] == 100
+
+
+async def test_reader_after_restart_serves_from_database(fresh_db_dsn: str, tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+            for i in range(3):
+                journal.emit(
+                    Event(
+                        EventType.POSITION_SNAPSHOT,
+                        T0 + timedelta(seconds=i),
+                        {"hwm": Decimal("100.5") + i, "state": "ACTIVE"},
+                        position_id="pA",
+                    )
+                )
+            journal.emit(Event(EventType.WAVE_COMPLETED, T0, {"wave_id": "2026-11-21T06:00Z"}))
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal2:
+            assert await journal2.latest_snapshot("pA") == {"hwm": "102.5", "state": "ACTIVE"}
+            assert await journal2.is_wave_processed("2026-11-21T06:00Z")
+            assert not await journal2.is_wave_processed("2026-11-21T06:15Z")
+            assert await journal2.latest_snapshot("pB") is None
+
+
+async def test_hostile_values_are_stored_never_raise(fresh_db_dsn: str, tmp_path: Path) -> None:
+    class Weird:
+        def __repr__(self) -> str:
+            return "<weird>"
+
+    hostile = [
+        {"nul": "a\x00b", "key\x00": 1},
+        {"surrogate": "\ud800"},
+        {"nan": float("nan"), "inf": float("inf"), "obj": Weird(), "exc": ValueError("boom")},
+        {"bytes": b"\x00\xff", "set": {1}},
+    ]
+    with trio.fail_after(30):
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+            for data in hostile:
+                journal.emit(Event(EventType.SIGNAL_REJECTED, T0, data, symbol="X\x00Y"))
+            journal.emit(Event(EventType.BOT_STARTED, datetime(2026, 1, 1), {}))  # naive ts
+    assert journal.stats.unstorable == 0
+    with psycopg.connect(fresh_db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT data, symbol FROM events WHERE type = 'signal.rejected'"
+        ).fetchall()
+        naive = conn.execute("SELECT ts FROM events WHERE type = 'bot.started'").fetchone()
+    assert len(rows) == 4
+    assert {r[1] for r in rows} == {"X\ufffdY"}
+    assert any(r[0].get("nul") == "a\ufffdb" for r in rows)
+    assert any(r[0].get("obj") == "<weird>" and r[0].get("nan") == "nan" for r in rows)
+    assert naive == (datetime(2026, 1, 1, tzinfo=UTC),)
+
+
+async def test_projections_fill_relational_tables(fresh_db_dsn: str, tmp_path: Path) -> None:
+    pid, cid_e, cid_s = "abc123", "tb-abc123-E0", "tb-abc123-S0"
+    E = EventType
+    events = [
+        Event(E.WAVE_STARTED, T0, {"wave_id": "w1", "wave_ts": "2026-11-21T06:00:00+00:00"}),
+        Event(
+            E.SIGNAL_TAKEN,
+            T0,
+            {
+                "signal_id": "s1",
+                "wave_id": "w1",
+                "symbol": "BTCUSDT",
+                "exchange": "bybit",
+                "action": "BUY",
+                "score_week": Decimal("72.5"),
+                "score_month": "65.1",
+            },
+        ),
+        Event(
+            E.SIGNAL_FILTERED,
+            T0,
+            {"signal_id": "s2", "wave_id": "w1", "reason": "stoplist"},
+            symbol="DOGEUSDT",
+        ),
+        Event(E.SIGNAL_REJECTED, T0, {"reason": "malformed: no symbol"}),
+        Event(
+            E.ENTRY_INTENT,
+            T0,
+            {
+                "position_side": "LONG",
+                "qty": Decimal("0.010"),
+                "stop_price": Decimal("98000.0"),
+                "venue": "bybit",
+                "entry_client_order_id": cid_e,
+                "wave_id": "w1",
+                "signal_id": "s1",
+            },
+            position_id=pid,
+            symbol="BTCUSDT",
+        ),
+        Event(
+            E.ENTRY_SUBMITTED, T0, {"venue_order_id": "V1"}, position_id=pid, client_order_id=cid_e
+        ),
+        Event(
+            E.FILL,
+            T0,
+            {
+                "trade_id": "t1",
+                "qty": "0.004",
+                "price": "100000.1",
+                "fee_usdt": "0.22",
+                "side": "BUY",
+            },
+            position_id=pid,
+            client_order_id=cid_e,
+        ),
+        Event(
+            E.FILL,
+            T0,
+            {"trade_id": "t2", "qty": "0.006", "price": "100000.2", "fee_usdt": "0.33"},
+            position_id=pid,
+            client_order_id=cid_e,
+        ),
+        Event(
+            E.FILL,
+            T0,
+            {"trade_id": "t2", "qty": "0.006", "price": "100000.2"},  # venue re-sent it
+            position_id=pid,
+            client_order_id=cid_e,
+        ),
+        Event(E.ENTRY_FILLED, T0, {"price": "100000.16", "qty": "0.010"}, position_id=pid),
+        Event(E.STOP_INTENT, T0, {"stop_price": "98000.0"}, position_id=pid, client_order_id=cid_s),
+        Event(
+            E.STOP_PLACED,
+            T0,
+            {"stop_price": "98000.0", "venue_algo_id": "A9"},
+            position_id=pid,
+            client_order_id=cid_s,
+        ),
+        Event(E.POSITION_ACTIVE, T0, {}, position_id=pid),
+        Event(
+            E.TP_PLACED,
+            T0,
+            {
+                "level": 0,
+                "price": "101500.0",
+                "qty": "0.005",
+                "profit_pct": "1.5",
+                "fraction": "0.5",
+            },
+            position_id=pid,
+            client_order_id="tb-abc123-T0",
+        ),
+        Event(E.TP_FILLED, T0, {"level": 0}, position_id=pid),
+        Event(E.STOP_MOVED, T0, {"stop_price": "100000.2"}, position_id=pid, client_order_id=cid_s),
+        Event(
+            E.STOP_TRIGGERED, T0 + timedelta(hours=1), {}, position_id=pid, client_order_id=cid_s
+        ),
+        Event(
+            E.FILL,
+            T0 + timedelta(hours=1),
+            {"trade_id": "t9", "qty": "0.005", "price": "100000.1", "side": "SELL"},
+            position_id=pid,
+            client_order_id="tb-abc123-C0",
+        ),  # no order row yet: created
+        Event(
+            E.POSITION_CLOSED,
+            T0 + timedelta(hours=1),
+            {
+                "exit_price": "100000.1",
+                "realized_pnl_usdt": Decimal("0.1") + Decimal("0.2"),
+                "reason": "stop_triggered",
+            },
+            position_id=pid,
+        ),
+        Event(
+            E.WAVE_COMPLETED,
+            T0,
+            {"wave_id": "w1", "signals_received": 3, "signals_taken": 1, "signals_filtered": 1},
+        ),
+        Event(E.ALERT_RAISED, T0, {"message": "db down", "key": "db"}, severity=Severity.CRITICAL),
+        # tolerant: each of these is stored, its projection skipped and counted
+        Event(E.ENTRY_INTENT, T0, {"position_side": "LONG"}, position_id="p2", symbol="ETHUSDT"),
+        Event(
+            E.ORDER_INTENT,
+            T0,
+            {"side": "BUY", "order_type": "MARKET", "role": "ENTRY", "qty": "1"},
+            position_id="ghost",
+            client_order_id="tb-ghost-E0",
+            symbol="ETHUSDT",
+        ),
+        Event(E.POSITION_CLOSED, T0, {"exit_price": 1.5}, position_id=pid),
+        Event(E.WAVE_COMPLETED, T0, {"no_wave_id": True}),
+    ]
+    with trio.fail_after(30):
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+            for ev in events:
+                journal.emit(ev)
+    assert journal.stats.committed == len(events)
+    assert journal.stats.projection_skipped == 4, journal.stats.projection_skip_reasons
+    reasons = " | ".join(journal.stats.projection_skip_reasons)
+    assert "missing data key 'qty'" in reasons and "float" in reasons and "wave_id" in reasons
+    with psycopg.connect(fresh_db_dsn) as conn:
+        pos = conn.execute(
+            """SELECT status::text, qty, entry_price, intended_stop_price, stop_price, exit_price,
+                      realized_pnl_usdt, fees_usdt, close_reason, wave_id, venue
+               FROM positions WHERE position_id = %s""",
+            (pid,),
+        ).fetchone()
+        assert pos == (
+            "CLOSED",
+            Decimal("0.010"),
+            Decimal("100000.16"),
+            Decimal("98000.0"),
+            Decimal("100000.2"),
+            Decimal("100000.1"),
+            Decimal("0.3"),
+            Decimal("0.55"),
+            "stop_triggered",
+            "w1",
+            "bybit",
+        )
+        orders = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                """SELECT client_order_id, role::text, side::text, status::text, filled_qty,
+                      avg_fill_price, venue_order_id, venue_algo_id, trigger_price
+               FROM orders"""
+            )
+        }
+        assert orders[cid_e] == (
+            "ENTRY",
+            "BUY",
+            "FILLED",
+            Decimal("0.010"),
+            Decimal("100000.16"),
+            "V1",
+            None,
+            None,
+        )
+        assert orders[cid_s] == (
+            "STOP",
+            "SELL",
+            "TRIGGERED",
+            Decimal("0"),
+            None,
+            None,
+            "A9",
+            Decimal("100000.2"),
+        )
+        assert orders["tb-abc123-C0"][:3] == ("CLOSE", "SELL", "FILLED")
+        assert conn.execute("SELECT count(*) FROM fills").fetchone() == (3,)
+        signals = conn.execute(
+            "SELECT decision::text, symbol, score_week, reason FROM signals"
+        ).fetchall()
+        assert sorted(signals, key=str) == sorted(
+            [
+                ("taken", "BTCUSDT", Decimal("72.5"), ""),
+                ("filtered", "DOGEUSDT", None, "stoplist"),
+                ("rejected", None, None, "malformed: no symbol"),
+            ],
+            key=str,
+        )
+        wave = conn.execute(
+            "SELECT wave_ts, signals_received, signals_taken, completed_at IS NOT NULL "
+            "FROM waves WHERE wave_id = 'w1'"
+        ).fetchone()
+        assert wave == (datetime(2026, 11, 21, 6, tzinfo=UTC), 3, 1, True)
+        assert conn.execute("SELECT status::text, fraction FROM tp_levels").fetchall() == [
+            ("FILLED", Decimal("0.5"))
+        ]
+        assert conn.execute("SELECT severity::text, alert_key FROM alerts").fetchall() == [
+            ("critical", "db")
+        ]
+        assert conn.execute("SELECT count(*) FROM positions").fetchone() == (1,)
+    # replaying the same events projects nothing twice
+    spool = tmp_path / SPOOL_FILE_NAME
+    from adapters.postgres.journal import _Item
+
+    lines = []
+    for i, ev in enumerate(events):
+        item = journal._encode(ev)
+        item.seq = i
+        lines.append(item.spool_line())
+    spool.write_text("".join(lines))
+    async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal2:
+        assert journal2.stats.duplicates == len(events)
+    assert _Item.from_spool_line(lines[0]).type == EventType.WAVE_STARTED.value
+    with psycopg.connect(fresh_db_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM fills").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM signals").fetchone() == (3,)
+        assert conn.execute("SELECT fees_usdt FROM positions").fetchone() == (Decimal("0.55"),)
+
+
+async def test_cancelled_caller_still_drains(fresh_db_dsn: str, tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        with trio.move_on_after(0.2):
+            async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+                for i in range(5000):
+                    journal.emit(Event(EventType.STREAM_GAP, T0, {"i": i}))
+                await trio.sleep_forever()
+    assert len(_ids(fresh_db_dsn)) == 5000
