@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,12 +24,14 @@ from actors.runtime import (
     SupervisionEvent,
     SupervisionEventKind,
     Supervisor,
+    journal_sink,
     open_dynamic_supervisor,
     run_dynamic_supervisor,
     supervise,
 )
+from tradebot.clock import TrioClock
 from tradebot.errors import ActorStopped, SupervisorEscalation
-from tradebot.events import EventType, Severity
+from tradebot.events import EventType, MemoryJournal, Severity
 
 K = SupervisionEventKind
 NO_JITTER = RestartPolicy(
@@ -635,3 +638,35 @@ async def test_randomized_crash_schedules_match_the_reference_model(
         else:
             assert escalated_at == [crashes[escalating]], seed
             assert len(crashes) == escalating + 1, seed
+
+
+async def test_journal_sink_maps_supervision_events_to_actor_events(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    journal = MemoryJournal()
+    start = datetime(2025, 5, 21, 11, 0, tzinfo=UTC)
+    clock = TrioClock(start)
+    starts: list[float] = []
+    policy = RestartPolicy(max_restarts=1, backoff_initial_s=2.0, jitter=0.0)
+    with trio.fail_after(60), pytest.raises(SupervisorEscalation):
+        async with open_dynamic_supervisor(policy, journal_sink(journal, clock), name="p") as sup:
+            address = await sup.start_child("k", lambda: Crasher(starts), name="position-1")
+            await trio.sleep(1)
+            await address.send("crash")
+            await trio.sleep(10)
+            await address.send("crash")
+            await trio.sleep_forever()
+    got = [
+        (e.type, e.severity, (e.ts - start).total_seconds(), e.data["child"])
+        for e in journal.events
+    ]
+    assert got == [
+        (EventType.ACTOR_STARTED, Severity.INFO, 0.0, "position-1"),
+        (EventType.ACTOR_CRASHED, Severity.ERROR, 1.0, "position-1"),
+        (EventType.ACTOR_RESTARTED, Severity.INFO, 3.0, "position-1"),
+        (EventType.ACTOR_STARTED, Severity.INFO, 3.0, "position-1"),
+        (EventType.ACTOR_CRASHED, Severity.ERROR, 11.0, "position-1"),
+        (EventType.ACTOR_GAVE_UP, Severity.CRITICAL, 11.0, "position-1"),
+    ]
+    assert "RuntimeError: boom" in journal.events[1].data["traceback"]
+    assert journal.events[2].data["delay_s"] == 2.0 and journal.events[2].data["attempt"] == 1

@@ -10,7 +10,8 @@ Front door; the implementation lives in private modules:
 * Supervision: :class:`RestartPolicy`, :class:`Restart`, :class:`ChildSpec`,
   :func:`supervise` (handle: :class:`Supervisor`), :class:`DynamicSupervisor` via
   :func:`open_dynamic_supervisor` / :func:`run_dynamic_supervisor`,
-  :class:`SupervisionEvent` (+ :class:`SupervisionEventKind`), ``SupervisionSink``.
+  :class:`SupervisionEvent` (+ :class:`SupervisionEventKind`), ``SupervisionSink``,
+  :func:`journal_sink` (journals them as ``EventType.ACTOR_*``).
 * Shutdown: :class:`GracefulStop` of ordered :class:`StopGroup`\\s of :class:`Stoppable`\\s.
 
 Errors come from the one tree in :mod:`tradebot.errors` (``ActorStopped``, ``AskTimeout``,
@@ -32,6 +33,7 @@ from ._supervisor import SupervisionEvent as SupervisionEvent
 from ._supervisor import SupervisionEventKind as SupervisionEventKind
 from ._supervisor import SupervisionSink as SupervisionSink
 from ._supervisor import Supervisor as Supervisor
+from ._supervisor import journal_sink as journal_sink
 from ._supervisor import open_dynamic_supervisor as open_dynamic_supervisor
 from ._supervisor import run_dynamic_supervisor as run_dynamic_supervisor
 from ._supervisor import supervise as supervise
@@ -53,6 +55,7 @@ __all__ = [
     "SupervisionSink",
     "Supervisor",
     "Timers",
+    "journal_sink",
     "open_dynamic_supervisor",
     "run_actor",
     "run_dynamic_supervisor",

@@ -31,7 +31,8 @@ import attrs
 import trio
 
 from tradebot.errors import ActorStopped, SupervisorEscalation
-from tradebot.events import EventType, Severity
+from tradebot.events import Event, EventType, JournalPort, Severity
+from tradebot.ports import Clock
 
 from ._actor import Actor, _Control, _Ending, _run_incarnation
 from ._mailbox import Address, _Mailbox
@@ -45,6 +46,7 @@ __all__ = [
     "SupervisionEventKind",
     "SupervisionSink",
     "Supervisor",
+    "journal_sink",
     "open_dynamic_supervisor",
     "run_dynamic_supervisor",
     "supervise",
@@ -224,6 +226,36 @@ class SupervisionEvent:
 SupervisionSink = Callable[[SupervisionEvent], None]
 """Receives every supervision event, synchronously, in order. Must not block. An exception
 from the sink is logged (logger ``actors.runtime``) and otherwise ignored."""
+
+
+def journal_sink(journal: JournalPort, clock: Clock) -> SupervisionSink:
+    """A sink that journals every supervision event (``JournalPort.emit``, never blocks).
+
+    Mapping: ``type = event.event_type`` (``EventType.ACTOR_*``), ``severity =
+    event.severity``, ``ts = clock.now()``, ``data`` = the event's fields (``kind``,
+    ``supervisor``, ``child``, ``attempt``, ``delay_s``, ``error``, ``traceback``,
+    ``leftover_messages``, ``in_flight_cancelled``, ``reason``; ``at_s`` is dropped in
+    favour of ``ts``).
+    """
+
+    def sink(event: SupervisionEvent) -> None:
+        data = {
+            "kind": event.kind.value,
+            "supervisor": event.supervisor,
+            "child": event.child,
+            "attempt": event.attempt,
+            "delay_s": event.delay_s,
+            "error": event.error,
+            "traceback": event.traceback,
+            "leftover_messages": event.leftover_messages,
+            "in_flight_cancelled": event.in_flight_cancelled,
+            "reason": event.reason,
+        }
+        journal.emit(
+            Event(type=event.event_type, ts=clock.now(), data=data, severity=event.severity)
+        )
+
+    return sink
 
 
 class _Escalation(Exception):
