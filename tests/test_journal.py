@@ -623,3 +623,46 @@ async def test_cancelled_caller_still_drains(fresh_db_dsn: str, tmp_path: Path) 
                     journal.emit(Event(EventType.STREAM_GAP, T0, {"i": i}))
                 await trio.sleep_forever()
     assert len(_ids(fresh_db_dsn)) == 5000
+
+
+async def test_read_helpers(fresh_db_dsn: str, tmp_path: Path) -> None:
+    from adapters.postgres.queries import event_counts, events_for_position, recent_events
+
+    pid = "feed01"
+    with trio.fail_after(30):
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+            journal.emit(
+                Event(
+                    EventType.ENTRY_INTENT,
+                    T0,
+                    {"position_side": "SHORT", "qty": "2", "stop_price": "1.05"},
+                    position_id=pid,
+                    symbol="XRPUSDT",
+                )
+            )
+            journal.emit(
+                Event(
+                    EventType.ORDER_SUBMITTED,
+                    T0 + timedelta(seconds=1),
+                    {},
+                    client_order_id=f"tb-{pid}-E0",
+                )
+            )
+            journal.emit(
+                Event(
+                    EventType.STOP_MOVED,
+                    T0 + timedelta(seconds=2),
+                    {"stop_price": "1.04"},
+                    position_id=pid,
+                )
+            )
+            journal.emit(Event(EventType.STOP_MOVED, T0, {"stop_price": "9"}, position_id="other"))
+    life = events_for_position(fresh_db_dsn, pid)
+    assert [e.type for e in life] == ["entry.intent", "order.submitted", "stop.moved"]
+    assert life[0].to_event() is not None and life[0].to_event().data["qty"] == "2"  # type: ignore[union-attr]
+    assert event_counts(fresh_db_dsn) == {"entry.intent": 1, "order.submitted": 1, "stop.moved": 2}
+    last = recent_events(fresh_db_dsn, limit=2, types=[EventType.STOP_MOVED])
+    assert [e.position_id for e in last] == ["other", pid]
+    from adapters.postgres.queries import open_positions
+
+    assert [p["position_side"] for p in open_positions(fresh_db_dsn)] == ["SHORT"]

@@ -20,6 +20,9 @@ from adapters.postgres.embedded import default_home as default_home
 from adapters.postgres.embedded import ensure_embedded_server as ensure_embedded_server
 from adapters.postgres.embedded import resolve_dsn as resolve_dsn
 from adapters.postgres.embedded import stop_embedded_server as stop_embedded_server
+from adapters.postgres.journal import JournalStats as JournalStats
+from adapters.postgres.journal import PostgresJournal as PostgresJournal
+from adapters.postgres.journal import open_postgres_journal as open_postgres_journal
 from adapters.postgres.migrations import MigrationError as MigrationError
 from adapters.postgres.migrations import find_sql_dir as find_sql_dir
 from adapters.postgres.migrations import maintain_partitions as maintain_partitions
@@ -27,7 +30,9 @@ from adapters.postgres.migrations import migrate as migrate
 from adapters.postgres.migrations import migration_status as migration_status
 
 __all__ = [
+    "JournalStats",
     "MigrationError",
+    "PostgresJournal",
     "connect",
     "default_home",
     "ensure_embedded_server",
@@ -35,6 +40,7 @@ __all__ = [
     "maintain_partitions",
     "migrate",
     "migration_status",
+    "open_postgres_journal",
     "resolve_dsn",
     "stop_embedded_server",
 ]
