@@ -205,6 +205,10 @@ class Address(Generic[M]):
             Exception: the exception ``handle`` raised for this message, re-raised here.
                 The actor itself crashes with it (and is restarted by its supervisor).
             ValueError: ``timeout_s`` is not a positive number.
+
+        An actor must not ask itself from ``handle`` (it cannot reply while it waits: the
+        ask times out); two actors asking each other can deadlock the same way until
+        their timeouts.
         """
         if not timeout_s > 0 or math.isnan(timeout_s):
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
