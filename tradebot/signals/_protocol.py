@@ -224,6 +224,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_MISSING: Any = object()
+
+
 class _NonFinite:
     """A JSON ``NaN``/``Infinity``/``-Infinity`` literal, kept for a precise rejection."""
 
@@ -307,20 +310,42 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_STR_DEC_CACHE: dict[str, Decimal | None] = {}
+_SYMBOL_CACHE: dict[str, str | None] = {}
+_VENUE_CACHE: dict[str, str | None] = {}
+_CACHE_MAX = 20_000  # per cache; cleared when full (bounded memory under hostile input)
+
+
+def _str_decimal(value: str) -> Decimal | None:
+    hit = _STR_DEC_CACHE.get(value, _MISSING)
+    if hit is not _MISSING:
+        return hit  # type: ignore[no-any-return]
+    try:
+        d: Decimal | None = Decimal(value.strip())
+    except InvalidOperation:
+        d = None
+    if len(_STR_DEC_CACHE) >= _CACHE_MAX:
+        _STR_DEC_CACHE.clear()
+    _STR_DEC_CACHE[value] = d
+    return d
+
+
 def _score(value: Any, name: str, limits: ProtocolLimits) -> Decimal | str | None:
     if value is None:
         return None
-    if isinstance(value, Decimal):
+    kind = type(value)
+    d: Decimal
+    if kind is Decimal:
         d = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        d = Decimal(value)
-    elif isinstance(value, str):
+    elif kind is str:
         if len(value) > 40:
             return f"invalid_score:{name} too long"
-        try:
-            d = Decimal(value.strip())
-        except InvalidOperation:
+        parsed = _str_decimal(value)
+        if parsed is None:
             return f"invalid_score:{name} not a decimal"
+        d = parsed
+    elif kind is int:
+        d = Decimal(value)
     elif isinstance(value, _NonFinite):
         return f"score_not_finite:{name}={value.text}"
     else:
@@ -329,11 +354,95 @@ def _score(value: Any, name: str, limits: ProtocolLimits) -> Decimal | str | Non
         return f"score_not_finite:{name}={value}"
     if d < limits.min_score:
         if d < 0:
-            return f"negative_score:{name}={d}"
+            return f"negative_score:{name}={excerpt_of(str(d), 40)}"
         return f"score_out_of_range:{name}={d}"
     if d > limits.max_score:
         return f"score_out_of_range:{name}={excerpt_of(str(d), 40)}"
     return d
+
+
+def _normalize(
+    value: str, cache: dict[str, str | None], upper: bool, pattern: re.Pattern[str]
+) -> str | None:
+    hit = cache.get(value, _MISSING)
+    if hit is not _MISSING:
+        return hit  # type: ignore[no-any-return]
+    norm: str | None = value.upper() if upper else value.lower()
+    if len(value) > 40 or not pattern.fullmatch(norm):  # type: ignore[arg-type]
+        norm = None
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[value] = norm
+    return norm
+
+
+def validate_signal(
+    obj: Any, wave_ts: datetime, limits: ProtocolLimits = DEFAULT_LIMITS
+) -> Signal | Rejection:
+    """Validate one signal object that belongs to wave ``wave_ts``. Never raises."""
+    if type(obj) is not dict:
+        return Rejection(f"signal_not_an_object:{_type_name(obj)}", excerpt_of(obj), wave_ts)
+    raw_id = obj.get("id")
+    if raw_id is None:
+        raw_id = obj.get("signal_id")
+    if raw_id is None:
+        return Rejection("missing_field:id", excerpt_of(obj), wave_ts)
+    if type(raw_id) is str:
+        signal_id = raw_id
+    elif type(raw_id) is int:
+        signal_id = str(raw_id)
+    else:
+        return Rejection(f"invalid_id:type {_type_name(raw_id)}", excerpt_of(obj), wave_ts)
+    if not _ID_RE.fullmatch(signal_id):
+        return Rejection("invalid_id", excerpt_of(obj), wave_ts)
+
+    symbol = obj.get("symbol")
+    if symbol is None:
+        symbol = obj.get("pair_symbol")
+        if symbol is None:
+            return _reject("missing_field:symbol", obj, wave_ts, signal_id)
+    symbol = _normalize(symbol, _SYMBOL_CACHE, True, _SYMBOL_RE) if type(symbol) is str else None
+    if symbol is None:
+        return _reject("invalid_symbol", obj, wave_ts, signal_id)
+    known = limits.known_symbols
+    if known is not None and symbol not in known:
+        return _reject(f"unknown_symbol:{symbol}", obj, wave_ts, signal_id)
+
+    venue = obj.get("exchange")
+    if venue is None:
+        venue = obj.get("exchange_name")
+        if venue is None:
+            return _reject("missing_field:exchange", obj, wave_ts, signal_id)
+    venue = _normalize(venue, _VENUE_CACHE, False, _VENUE_RE) if type(venue) is str else None
+    if venue is None:
+        return _reject("invalid_exchange", obj, wave_ts, signal_id)
+
+    action = obj.get("action")
+    if action is None:
+        action = obj.get("recommended_action")
+        if action is None:
+            return _reject("missing_field:action", obj, wave_ts, signal_id)
+    side = _ACTIONS.get(action) if type(action) is str else None
+    if side is None and type(action) is str and len(action) < 16:
+        side = _ACTIONS.get(action.strip().upper())
+    if side is None:
+        return _reject("invalid_action", obj, wave_ts, signal_id)
+
+    score_week = _score(obj.get("score_week"), "score_week", limits)
+    if type(score_week) is str:
+        return _reject(score_week, obj, wave_ts, signal_id)
+    score_month = _score(obj.get("score_month"), "score_month", limits)
+    if type(score_month) is str:
+        return _reject(score_month, obj, wave_ts, signal_id)
+
+    own_ts = obj.get("timestamp")
+    if own_ts is not None and parse_wave_ts(own_ts) != wave_ts:
+        return _reject("timestamp_mismatch", obj, wave_ts, signal_id)
+    return Signal(signal_id, symbol, venue, side, score_week, score_month, wave_ts)  # type: ignore[arg-type]
+
+
+def _reject(reason: str, obj: Any, wave_ts: datetime, signal_id: str) -> Rejection:
+    return Rejection(reason, excerpt_of(obj), wave_ts, signal_id)
 
 
 def _text_field(obj: Mapping[str, Any], key: str, legacy: str) -> Any:
@@ -341,71 +450,6 @@ def _text_field(obj: Mapping[str, Any], key: str, legacy: str) -> Any:
     if value is None:
         value = obj.get(legacy)
     return value
-
-
-def validate_signal(
-    obj: Any, wave_ts: datetime, limits: ProtocolLimits = DEFAULT_LIMITS
-) -> Signal | Rejection:
-    """Validate one signal object that belongs to wave ``wave_ts``. Never raises."""
-    if not isinstance(obj, dict):
-        return Rejection(f"signal_not_an_object:{_type_name(obj)}", excerpt_of(obj), wave_ts)
-    raw_id = obj.get("id")
-    if raw_id is None:
-        raw_id = obj.get("signal_id")
-    if raw_id is None:
-        return Rejection("missing_field:id", excerpt_of(obj), wave_ts)
-    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
-        signal_id = str(raw_id)
-    elif isinstance(raw_id, str):
-        signal_id = raw_id
-    else:
-        return Rejection(f"invalid_id:type {_type_name(raw_id)}", excerpt_of(obj), wave_ts)
-    if not _ID_RE.fullmatch(signal_id):
-        return Rejection("invalid_id", excerpt_of(obj), wave_ts)
-
-    def reject(reason: str) -> Rejection:
-        return Rejection(reason, excerpt_of(obj), wave_ts, signal_id)
-
-    symbol = _text_field(obj, "symbol", "pair_symbol")
-    if symbol is None:
-        return reject("missing_field:symbol")
-    if not isinstance(symbol, str) or len(symbol) > 40:
-        return reject("invalid_symbol")
-    symbol = symbol.upper()
-    if not _SYMBOL_RE.fullmatch(symbol):
-        return reject("invalid_symbol")
-    if limits.known_symbols is not None and symbol not in limits.known_symbols:
-        return reject(f"unknown_symbol:{symbol}")
-
-    venue = _text_field(obj, "exchange", "exchange_name")
-    if venue is None:
-        return reject("missing_field:exchange")
-    if not isinstance(venue, str) or len(venue) > 40:
-        return reject("invalid_exchange")
-    venue = venue.lower()
-    if not _VENUE_RE.fullmatch(venue):
-        return reject("invalid_exchange")
-
-    action = _text_field(obj, "action", "recommended_action")
-    if action is None:
-        return reject("missing_field:action")
-    side = _ACTIONS.get(action.strip().upper()) if isinstance(action, str) else None
-    if side is None:
-        return reject("invalid_action")
-
-    score_week = _score(obj.get("score_week"), "score_week", limits)
-    if isinstance(score_week, str):
-        return reject(score_week)
-    score_month = _score(obj.get("score_month"), "score_month", limits)
-    if isinstance(score_month, str):
-        return reject(score_month)
-
-    own_ts = obj.get("timestamp")
-    if own_ts is not None:
-        parsed = parse_wave_ts(own_ts)
-        if parsed != wave_ts:
-            return reject("timestamp_mismatch")
-    return Signal(signal_id, symbol, venue, side, score_week, score_month, wave_ts)
 
 
 def parse_message(data: str | bytes, limits: ProtocolLimits = DEFAULT_LIMITS) -> Message:
