@@ -541,3 +541,22 @@ def test_binance_amend_of_algo_order_refused_and_cancel_all() -> None:
         OrderStatus.CANCELED,
         OrderStatus.CANCELED,
     ]
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_liquidation_without_stop_and_stop_first_in_a_gap(name: str) -> None:
+    e = make(name)
+    e.place_entry(entry("0.01"))  # 10x: liq = 100000 * (1 - 0.1 + 0.005) = 90500
+    assert e.position(BTC, L).liq_price == D("90500")
+    e.set_mark(BTC, D("90600"), t(1))
+    assert e.position(BTC, L).qty == D("0.01")
+    e.set_mark(BTC, D("90500"), t(2))
+    assert e.position(BTC, L).qty == 0
+    assert e.trade_log[-1].reason == "liquidation" and e.trade_log[-1].client_order_id == ""
+    # with a stop inside the liquidation price, a gap through both fills the stop
+    e.set_mark(BTC, D("100000"), t(3))
+    e.place_entry(entry("0.01", S, "tb-bb-E0"))
+    e.place_stop(stop_req("105000", side=S, cid="tb-bb-S0"))
+    e.set_mark(BTC, D("120000"), t(4))
+    assert e.position(BTC, S).qty == 0
+    assert e.trade_log[-1].reason == "stop" and e.trade_log[-1].price == D("120000")

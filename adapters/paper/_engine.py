@@ -46,8 +46,13 @@ after that with an :class:`EngineStep`, after every mark update, funding and req
 
 Margin (cross, simplified): ``available = wallet - used initial margin - margin reserved by
 resting opening limit orders + sum of negative unrealized PnL``. Opening requires
-``notional / leverage + taker fee`` available, else ``InsufficientBalance``. Liquidation is
-not modelled.
+``notional / leverage + taker fee`` available, else ``InsufficientBalance``.
+
+Liquidation (isolated-margin approximation, per position side): a side is liquidated at the
+mark (taker, ``Fill.reason == "liquidation"``, no client id) on the first mark at or through
+``entry * (1 -/+ (1/leverage - maintenance_margin_rate))``, after stops and limits of that
+step — so a stop inside the liquidation price always fires first, even in a gap. Wallet
+effects are the realized loss and fee only (no insurance fund / bankruptcy price).
 
 Funding (:meth:`PaperEngine.apply_funding`): ``payment = qty * mark * rate``; a positive
 rate makes longs pay and shorts receive (Binance/Bybit convention).
@@ -1349,7 +1354,7 @@ class PaperEngine:
                 continue
             if self._through(ps, pos.stop_price, mark):
                 self._trigger_position_stop(inst, pos, mark)
-        # 3. conditional orders, 4. limit orders (each in placement order).
+        # 3. conditional orders, 4. limit orders (each in placement order), 5. liquidation.
         conds = [o for o in live if o.is_conditional]
         limits = [o for o in live if o.order_type is OrderType.LIMIT and o.status.is_live]
         for o in conds:
@@ -1366,6 +1371,14 @@ class PaperEngine:
             if not crossed:
                 continue
             self._fill_resting_limit(o, o.price, True)
+        if self.profile.liquidation:
+            for ps in (PositionSide.LONG, PositionSide.SHORT):
+                pos = self._positions.get((symbol, ps))
+                if pos is None or pos.qty == 0:
+                    continue
+                liq = self._liq_price(pos)
+                if liq is not None and (mark <= liq if ps is PositionSide.LONG else mark >= liq):
+                    self._liquidate(inst, pos, mark)
 
     def _fill_resting_limit(self, o: _Order, price: Decimal, is_maker: bool) -> None:
         qty = o.remaining_qty
@@ -1462,7 +1475,39 @@ class PaperEngine:
             mark_price=mark,
             unrealized_pnl_usdt=self._upnl(pos) if mark is not None else None,
             stop_price=pos.stop_price if pos.qty > 0 else None,
+            liq_price=self._liq_price(pos),
         )
+
+    def _liq_price(self, pos: _Position) -> Decimal | None:
+        """Isolated-margin approximation: long ``entry * (1 - 1/leverage + mmr)``, short
+        ``entry * (1 + 1/leverage - mmr)``; None when flat or liquidation is off."""
+        if pos.qty == 0 or not self.profile.liquidation:
+            return None
+        k = Decimal(1) / self.leverage(pos.symbol) - self.profile.maintenance_margin_rate
+        raw = pos.entry_price * (1 - k if pos.position_side is PositionSide.LONG else 1 + k)
+        inst = self._instruments[pos.symbol]
+        # rounded toward the mark side (liquidation happens no later than this price)
+        rounding = Rounding.UP if pos.position_side is PositionSide.LONG else Rounding.DOWN
+        return inst.round_price(raw, rounding)
+
+    def _liquidate(self, inst: Instrument, pos: _Position, mark: Decimal) -> None:
+        ps = pos.position_side
+        o = self._new_order(
+            symbol=pos.symbol,
+            cid="",
+            side=ps.exit_side,
+            position_side=ps,
+            order_type=OrderType.MARKET,
+            qty=pos.qty,
+            price=None,
+            trigger_price=None,
+            trigger_direction=None,
+            reduce_only=True,
+            close_position=True,
+            algo=False,
+        )
+        self._pending.append(OrderUpdate(order=o.state(), ts=self._now))
+        self._execute(o, pos.qty, mark, is_maker=False, reason="liquidation")
 
     @staticmethod
     def _stop_state(o: _Order) -> StopState:

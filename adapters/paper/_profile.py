@@ -97,6 +97,8 @@ class VenueProfile:
             and close-position orders are cancelled by the venue. False leaves them for the
             owner to clean up (Binance algo stops are not documented to auto-cancel: we
             choose the harsher behaviour so zombie cleanup is exercised).
+        maintenance_margin_rate: fraction of notional; sets the liquidation price.
+        liquidation: model liquidation (isolated-margin approximation, see the engine).
         stop_requires_position: a close-position stop on a flat side is refused
             (``zero_position_stop``). Binance behaviour is unverified (reference section 3):
             the binance-like default accepts it; set True to test the other outcome.
@@ -116,6 +118,8 @@ class VenueProfile:
     client_id_unique_among_open_only: bool = False
     cancel_reduce_only_on_flat: bool = True
     stop_requires_position: bool = False
+    maintenance_margin_rate: Decimal = Decimal("0.005")
+    liquidation: bool = True
 
     @property
     def venue(self) -> str:
