@@ -186,6 +186,7 @@ class _Position:
     entry_price: Decimal = ZERO
     margin_usdt: Decimal = ZERO
     stop_price: Decimal | None = None  # position-level stop (Bybit Full)
+    liq_price: Decimal | None = None  # cached; recomputed on entry / leverage changes
 
 
 @attrs.define
@@ -439,6 +440,10 @@ class PaperEngine:
         ):
             raise self.profile.error("leverage_invalid", f"{leverage!r}")
         self._leverage[symbol] = leverage
+        for ps in (PositionSide.LONG, PositionSide.SHORT):
+            pos = self._positions.get((symbol, ps))
+            if pos is not None:
+                pos.liq_price = self._liq_price(pos)
 
     # --- queries ------------------------------------------------------------------------
 
@@ -1277,6 +1282,7 @@ class PaperEngine:
             pos.margin_usdt += _usdt(notional / self.leverage(o.symbol))
             if attached_stop is not None:
                 pos.stop_price = attached_stop
+            pos.liq_price = self._liq_price(pos)
         else:
             assert qty <= pos.qty, "reduce beyond position"
             pnl = _usdt((price - pos.entry_price) * qty * o.position_side.sign)
@@ -1286,6 +1292,7 @@ class PaperEngine:
                 pos.entry_price = ZERO
                 pos.margin_usdt = ZERO
                 pos.stop_price = None
+                pos.liq_price = None
         self._wallet += pnl - fee
         self._realized += pnl
         self._fees += fee
@@ -1376,7 +1383,7 @@ class PaperEngine:
                 pos = self._positions.get((symbol, ps))
                 if pos is None or pos.qty == 0:
                     continue
-                liq = self._liq_price(pos)
+                liq = pos.liq_price
                 if liq is not None and (mark <= liq if ps is PositionSide.LONG else mark >= liq):
                     self._liquidate(inst, pos, mark)
 
@@ -1475,7 +1482,7 @@ class PaperEngine:
             mark_price=mark,
             unrealized_pnl_usdt=self._upnl(pos) if mark is not None else None,
             stop_price=pos.stop_price if pos.qty > 0 else None,
-            liq_price=self._liq_price(pos),
+            liq_price=pos.liq_price if pos.qty > 0 else None,
         )
 
     def _liq_price(self, pos: _Position) -> Decimal | None:
