@@ -297,3 +297,19 @@ async def test_timeout_after_accept_on_stop_then_duplicate_client_id_resolves(
         found = await venue.get_order(BTC, "tb-aa-S0")
         assert found is not None and found.status is OrderStatus.NEW and found.close_position
         assert len(await venue.stops(BTC, L)) == 1
+
+
+async def test_rate_limit_sliding_window_in_virtual_time(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0
+    venue = make("bybit", rate_limits={"get_order": (2, 1.0)})
+    with trio.fail_after(10):
+        assert await venue.get_order(BTC, "x") is None
+        assert await venue.get_order(BTC, "x") is None
+        with pytest.raises(RateLimited) as rl:
+            await venue.get_order(BTC, "x")
+        assert rl.value.code == "10006" and rl.value.retry_after_s == pytest.approx(1.0)
+        await venue.balance()  # other methods are not limited
+        await trio.sleep(rl.value.retry_after_s)
+        assert await venue.get_order(BTC, "x") is None

@@ -24,6 +24,7 @@ time to ``clock.now()`` (e.g. a :class:`tradebot.clock.TrioClock` in replay).
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -94,6 +95,11 @@ class PaperVenue:
             ``ExchangePort``).
         faults: fault plan; None = no faults.
         clock: when given, every request first advances engine time to ``clock.now()``.
+        rate_limits: per-method ``(max_requests, window_s)`` sliding windows in trio time
+            (``"*"`` = all methods together), e.g. ``{"place_stop": (10, 1.0)}`` for
+            Bybit's 10/s trading-stop limit. A request over the limit raises
+            ``RateLimited`` (code ``"10006"`` on bybit-like, ``"-1003"`` otherwise) with
+            ``retry_after_s`` until the window frees a slot; it is not applied.
     """
 
     def __init__(
@@ -104,6 +110,7 @@ class PaperVenue:
         latency_by_method: Mapping[str, float] | None = None,
         faults: FaultPlan | None = None,
         clock: Clock | None = None,
+        rate_limits: Mapping[str, tuple[int, float]] | None = None,
     ) -> None:
         if latency_s < 0:
             raise ValueError("latency_s must be >= 0")
@@ -112,6 +119,11 @@ class PaperVenue:
         self.latency_s = latency_s
         self.latency_by_method = dict(latency_by_method or {})
         self._clock = clock
+        self.rate_limits = dict(rate_limits or {})
+        for key, (n, window) in self.rate_limits.items():
+            if n < 1 or window <= 0:
+                raise ValueError(f"rate_limits[{key!r}]: need max_requests >= 1, window_s > 0")
+        self._hits: dict[str, deque[float]] = {}
         self._account_subs: list[_Subscriber] = []
         self._market_subs: list[_Subscriber] = []
         self.dropped_events: list[AccountEvent] = []
@@ -178,6 +190,7 @@ class PaperVenue:
         on_partial: Callable[[Fault], T] | None = None,
     ) -> T:
         half = self.latency_by_method.get(method, self.latency_s) / 2
+        self._check_rate(method)
         fault = self.faults.pick(method, role, symbol)
         await trio.sleep(half)
         if fault is not None:
@@ -228,6 +241,29 @@ class PaperVenue:
         result = fn()
         await trio.sleep(half)
         return result
+
+    def _check_rate(self, method: str) -> None:
+        if not self.rate_limits:
+            return
+        now = trio.current_time()
+        for key in (method, "*"):
+            limit = self.rate_limits.get(key)
+            if limit is None:
+                continue
+            n, window = limit
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= n:
+                code = "10006" if self.engine.profile.position_level_stop else "-1003"
+                raise RateLimited(
+                    f"{method}: rate limit {n}/{window}s",
+                    code=code,
+                    retry_after_s=hits[0] + window - now,
+                )
+        for key in (method, "*"):
+            if key in self.rate_limits:
+                self._hits[key].append(now)
 
     def _sync_clock(self) -> None:
         if self._clock is not None:
