@@ -38,7 +38,11 @@ Each sees the positions as left by the previous one.
 
 **Account events** are produced in this order for one fill: ``OrderUpdate`` (NEW, for
 orders that did not rest before), ``Fill``, ``OrderUpdate`` (FILLED / PARTIALLY_FILLED),
-``PositionUpdate``. A triggered conditional order first emits ``OrderUpdate(TRIGGERED)``.
+``PositionUpdate``. A triggered conditional order first emits ``OrderUpdate(TRIGGERED)``;
+its fill carries the conditional order's own ids (on Binance the child market order has its
+own ``orderId``; we keep ``clientAlgoId``/``algoId`` so the owner can match the fill) and
+the order ends FILLED (Binance ``FINISHED``). A position-level stop (Bybit) or a
+liquidation fills through a venue-generated market order with ``client_order_id == ""``.
 Subscribers (:meth:`PaperEngine.subscribe`) receive every event synchronously at the end of
 the step in which it happened; step listeners (:meth:`PaperEngine.add_listener`) are called
 after that with an :class:`EngineStep`, after every mark update, funding and request
