@@ -50,6 +50,7 @@ import trio
 
 from actors.runtime import Actor
 from tradebot.domain import Instrument
+from tradebot.errors import JournalError
 from tradebot.events import Event, EventType, JournalPort, JournalReader, Severity
 from tradebot.ids import position_id_for
 from tradebot.ports import Clock, OpenOutcome, OpenRequest, PositionOpener
@@ -150,11 +151,15 @@ class WaveStatus:
         collecting: wave id → distinct signals collected so far, for waves not yet due.
         completed: summaries of waves completed by this incarnation (oldest first, <= 96).
         opening: wave ids being opened right now.
+        duplicate_deliveries: ``WAVE_DUPLICATE`` events journaled by this incarnation.
+        late_signals: ``SIGNAL_LATE`` events journaled by this incarnation.
     """
 
     collecting: Mapping[str, int]
     completed: tuple[WaveSummary, ...]
     opening: tuple[str, ...]
+    duplicate_deliveries: int = 0
+    late_signals: int = 0
 
 
 # --- state -------------------------------------------------------------------------------
@@ -221,6 +226,8 @@ class WaveProcessor(Actor[WaveMessage]):
         self._completed: list[WaveSummary] = []
         self._open_lock = trio.Lock()
         self._delay = timedelta(minutes=settings.delay_min)
+        self._duplicates = 0
+        self._late = 0
 
     # --- message loop --------------------------------------------------------------------
 
@@ -244,6 +251,8 @@ class WaveProcessor(Actor[WaveMessage]):
             opening=tuple(
                 wave_id_for(ts) for ts, c in self._closed.items() if c.status == "opening"
             ),
+            duplicate_deliveries=self._duplicates,
+            late_signals=self._late,
         )
 
     # --- intake --------------------------------------------------------------------------
@@ -273,7 +282,7 @@ class WaveProcessor(Actor[WaveMessage]):
         if closed is None:
             if wave_ts - now > WAVE_INTERVAL:
                 for s in signals:
-                    self._journal.emit(
+                    self._emit(
                         signal_event(
                             EventType.SIGNAL_LATE,
                             s,
@@ -284,7 +293,7 @@ class WaveProcessor(Actor[WaveMessage]):
                         )
                     )
                 return
-            if await self._reader.is_wave_processed(wave_id):
+            if await self._is_processed(wave_id):
                 closed = self._close(wave_ts, "already_processed")
             elif now >= wave_ts + self._delay:
                 closed = self._close(wave_ts, "missed")
@@ -298,7 +307,7 @@ class WaveProcessor(Actor[WaveMessage]):
         # The wave is closed for this incarnation: a duplicate delivery or late signals.
         new = [s for s in signals if s.signal_id not in closed.seen]
         if len(new) < len(signals) or (closed.status == "already_processed" and signals):
-            self._journal.emit(
+            self._emit(
                 Event(
                     type=EventType.WAVE_DUPLICATE,
                     ts=now,
@@ -324,7 +333,7 @@ class WaveProcessor(Actor[WaveMessage]):
                 else f"arrived after the wave's processing time "
                 f"{(wave_ts + self._delay).isoformat()}"
             )
-            self._journal.emit(
+            self._emit(
                 signal_event(
                     EventType.SIGNAL_LATE, s, now, "late", reason, severity=Severity.WARNING
                 )
@@ -357,10 +366,38 @@ class WaveProcessor(Actor[WaveMessage]):
         wave_id = wave_id_for(wave_ts)
         now = self._clock.now()
         signals = tuple(collecting.signals.values())
-        if await self._reader.is_wave_processed(wave_id):
+        processed = await self._is_processed(wave_id)
+        if processed is None:
+            # Cannot tell whether this wave was processed before (journal unreachable):
+            # never risk trading it twice. Every signal is filtered with the reason and the
+            # wave is completed with nothing opened.
+            closed = self._close(wave_ts, "opening")
+            closed.seen.update(collecting.signals)
+            for s in signals:
+                self._emit(
+                    signal_event(
+                        EventType.SIGNAL_FILTERED,
+                        s,
+                        now,
+                        "filtered",
+                        "journal_unavailable",
+                        severity=Severity.ERROR,
+                    )
+                )
+            self.nursery.start_soon(
+                self._open_wave,
+                wave_ts,
+                (),
+                len(signals),
+                len(signals),
+                collecting.rejected,
+                collecting.duplicates,
+            )
+            return
+        if processed:
             closed = self._close(wave_ts, "already_processed")
             closed.seen.update(collecting.signals)
-            self._journal.emit(
+            self._emit(
                 Event(
                     type=EventType.WAVE_DUPLICATE,
                     ts=now,
@@ -400,9 +437,7 @@ class WaveProcessor(Actor[WaveMessage]):
             has_position=self._opener.has_position,
         )
         for f in plan.filtered:
-            self._journal.emit(
-                signal_event(EventType.SIGNAL_FILTERED, f.signal, now, "filtered", f.reason)
-            )
+            self._emit(signal_event(EventType.SIGNAL_FILTERED, f.signal, now, "filtered", f.reason))
         self.nursery.start_soon(
             self._open_wave,
             wave_ts,
@@ -451,7 +486,7 @@ class WaveProcessor(Actor[WaveMessage]):
                     )
                 if reason is not None:
                     filtered += 1
-                    self._journal.emit(
+                    self._emit(
                         signal_event(
                             EventType.SIGNAL_FILTERED,
                             s,
@@ -477,7 +512,7 @@ class WaveProcessor(Actor[WaveMessage]):
                 outcome = await self._open(request)
                 if outcome.opened:
                     opened.append(position_id)
-                    self._journal.emit(
+                    self._emit(
                         signal_event(
                             EventType.SIGNAL_TAKEN,
                             s,
@@ -491,7 +526,7 @@ class WaveProcessor(Actor[WaveMessage]):
                 else:
                     failed += 1
                     filtered += 1
-                    self._journal.emit(
+                    self._emit(
                         signal_event(
                             EventType.SIGNAL_FILTERED,
                             s,
@@ -530,6 +565,20 @@ class WaveProcessor(Actor[WaveMessage]):
                 )
             )
         await self.post(_WaveDone(summary))
+
+    def _emit(self, event: Event) -> None:
+        if event.type is EventType.WAVE_DUPLICATE:
+            self._duplicates += 1
+        elif event.type is EventType.SIGNAL_LATE:
+            self._late += 1
+        self._journal.emit(event)
+
+    async def _is_processed(self, wave_id: str) -> bool | None:
+        """``JournalReader.is_wave_processed``; None when the journal cannot answer."""
+        try:
+            return await self._reader.is_wave_processed(wave_id)
+        except JournalError:
+            return None
 
     async def _open(self, request: OpenRequest) -> OpenOutcome:
         try:

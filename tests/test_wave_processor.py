@@ -19,6 +19,7 @@ from actors.runtime import Address, run_actor
 from actors.wave import Deliver, GetWaveStatus, WaveMessage, WaveProcessor, WaveStatus
 from tradebot.clock import TrioClock
 from tradebot.domain import Instrument, PositionSide
+from tradebot.errors import JournalError
 from tradebot.events import EventType, MemoryJournal
 from tradebot.ids import position_id_for
 from tradebot.policies.sizing import SizingSettings
@@ -321,3 +322,26 @@ async def test_duplicate_delivery_after_restart_is_not_processed_again(
     dups = journal.of_type(EventType.WAVE_DUPLICATE)
     assert [d.data["status"] for d in dups] == ["already_processed", "already_processed"]
     assert len(decisions(journal)) == 2
+
+
+class _BrokenReader(MemoryJournal):
+    async def is_wave_processed(self, wave_id: str) -> bool:
+        raise JournalError("database unreachable and nothing in the spool")
+
+
+async def test_unknown_processed_state_never_trades_the_wave(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    journal = _BrokenReader()
+    opener = RecordingOpener()
+    with trio.fail_after(3600):
+        async with processor(journal, opener) as (address, _):
+            await address.send(Deliver(Wave(T0, (sig(1, "80"), sig(2, "70")))))
+            await trio.sleep(10 * 60)
+    assert opener.requests == []
+    assert decisions(journal) == {
+        "sig-1": ("filtered", "journal_unavailable"),
+        "sig-2": ("filtered", "journal_unavailable"),
+    }
+    (done,) = journal.of_type(EventType.WAVE_COMPLETED)
+    assert (done.data["received"], done.data["filtered"], done.data["opened"]) == (2, 2, 0)
