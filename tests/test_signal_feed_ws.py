@@ -507,3 +507,59 @@ async def _record(
 ) -> None:
     times.append(trio.current_time())
     await inner(stream)
+
+
+async def test_invalid_utf8_text_frame_is_rejected_and_connection_reestablished(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A *text* frame with invalid UTF-8 (which trio-websocket cannot even hand over: the
+    protocol layer closes with 1007) is journaled as a rejection; after the reconnect the
+    next (valid) wave arrives."""
+    connects: list[float] = []
+    valid = wave_msg(range(3)).encode()
+
+    async def raw_server(stream: trio.SocketStream) -> None:
+        connects.append(trio.current_time())
+        conn = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            conn.receive_data(data)
+            if any(isinstance(e, wsproto.events.Request) for e in conn.events()):
+                await stream.send_all(conn.send(wsproto.events.AcceptConnection()))
+                break
+        if len(connects) == 1:
+            await stream.send_all(b"\x81\x04\xff\xfe\xfd\xfc")  # FIN+text, 4 bytes, not UTF-8
+        else:
+            # a valid text frame (server frames are unmasked); 16-bit extended length
+            await stream.send_all(b"\x81\x7e" + len(valid).to_bytes(2, "big") + valid)
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+
+    journal = MemoryJournal()
+    received: list[FeedItem] = []
+
+    async def emit(item: FeedItem) -> None:
+        received.append(item)
+
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            (listener,) = await nursery.start(
+                partial(trio.serve_tcp, raw_server, 0, host="127.0.0.1")
+            )
+            url = f"ws://127.0.0.1:{listener.socket.getsockname()[1]}/signals"
+            source = WebSocketSignalSource(
+                feed_settings(url), journal=journal, clock=TrioClock(T0), rng=random.Random(1)
+            )
+            nursery.start_soon(source.run, emit)
+            await trio.sleep(30)
+            nursery.cancel_scope.cancel()
+    (rejected,) = journal.of_type(EventType.SIGNAL_REJECTED)
+    assert rejected.data["reason"].startswith("invalid_utf8:text frame, connection closed 1007")
+    assert isinstance(received[0], Rejection) and received[0].code == "invalid_utf8"
+    assert isinstance(received[1], Wave) and len(received[1].signals) == 3
+    assert len(connects) == 2 and source.connects == 2

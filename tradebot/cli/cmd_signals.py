@@ -218,7 +218,8 @@ def print_item(item: FeedItem, out: TextIO, as_json: bool) -> None:
     elif as_json:
         _print_json(out, _rejection_json(item))
     else:
-        print(f"REJECT {item.reason}  {item.excerpt}", file=out, flush=True)
+        who = f"{item.signal_id} " if item.signal_id else ""
+        print(f"REJECT {who}{item.reason}  {item.excerpt}", file=out, flush=True)
 
 
 async def listen(
