@@ -52,7 +52,7 @@ from adapters.paper import EngineStep, PaperEngine, PaperVenue, binance_like, by
 from adapters.replay import KlineReplay
 from tradebot.clock import TrioClock
 from tradebot.errors import ConfigError
-from tradebot.events import Event, EventType, Severity
+from tradebot.events import Event, EventType
 from tradebot.invariants import InvariantMonitor
 from tradebot.ports import MarkPrice
 from tradebot.report import RunReport, build_report
@@ -181,8 +181,8 @@ def prepare_database(opts: PaperRunOptions) -> str:
     dsn = opts.dsn
     migrate(dsn)
     with connect(dsn, autocommit=True) as conn:
-        has_events = conn.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]
-        if has_events:
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()
+        if row is not None and row[0]:
             if not opts.reset_db:
                 raise ConfigError(
                     [
@@ -338,6 +338,9 @@ class _RunState:
     wall_s: float = 0.0
     sim_s: int = 0
     examples: dict[str, list[str]] = attrs.Factory(dict)
+    journal_emitted: int = -1
+    journal_spooled: int = -1
+    projection_skipped: int = 0
 
 
 def _settings(config: Any) -> tuple[Any, Any, str]:
@@ -421,7 +424,7 @@ async def _run_tree(
         spool_dir=spool_dir,
         durable_wait=False,
         clock=clock.now,
-        drain_timeout_s=math.inf if opts.speed is None else 60.0,
+        drain_timeout_s=120.0,
     ) as journal:
         profile = PROFILES[opts.venue_profile]()
         engine = PaperEngine(
@@ -458,7 +461,7 @@ async def _run_tree(
                         "error": ev.error,
                         "reason": ev.reason,
                     },
-                    severity=Severity.ERROR if ev.error else Severity.INFO,
+                    severity=ev.severity,
                 )
             )
 
@@ -566,6 +569,11 @@ async def _run_tree(
             nursery.cancel_scope.cancel()
         journal.emit(Event(EventType.BOT_STOPPED, clock.now(), {"reason": "replay finished"}))
         state.sim_s = replay.duration_s
+    # the journal has drained (its context exited): what it handed to the database
+    if stats is not None:
+        state.journal_emitted = int(getattr(stats, "emitted", -1))
+        state.journal_spooled = int(getattr(stats, "spooled", -1))
+        state.projection_skipped = int(getattr(stats, "projection_skipped", 0))
 
 
 def _signal_source(
@@ -683,6 +691,9 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         "driver_wall_s": round(state.wall_s, 3),
         "journal_db": PAPER_DATABASE if opts.dsn is None else "--dsn",
         "deterministic_scheduling": deterministic,
+        "journal_emitted": state.journal_emitted,
+        "journal_spooled": state.journal_spooled,
+        "journal_projection_skipped": state.projection_skipped,
     }
     report = build_report(
         event_counts=counts,

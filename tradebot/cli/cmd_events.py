@@ -79,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         first = events[0]
         print(f"position {args.position}  {first.get('symbol') or ''}")
+    for ev in events:
+        if ev["type"] == "signal.taken":
+            d = ev.get("data") or {}
+            print(
+                f"  from signal {d.get('signal_id')} {d.get('action')} {d.get('symbol')}"
+                f" (wave {d.get('wave_ts')}, score_week {d.get('score_week')},"
+                f" score_month {d.get('score_month')}, rank {d.get('rank')};"
+                f" decision journaled when the open completed)"
+            )
     print(f"{len(events)} events:")
     for ev in events:
         print("  " + format_event_line(ev))

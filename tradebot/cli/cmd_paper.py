@@ -113,11 +113,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from adapters.replay import ReplayDataError
     from tradebot.cli._paper_run import PaperRunOptions, default_home, run_paper
     from tradebot.errors import ConfigError
     from tradebot.report import format_table, write_equity_chart
 
+    # The journal logs one warning per event it stores without a relational projection;
+    # the run's report carries their count (details.journal_projection_skipped) instead.
+    logging.getLogger("tradebot.journal").setLevel(logging.ERROR)
     try:
         config = None
         home = default_home()

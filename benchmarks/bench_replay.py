@@ -1,0 +1,106 @@
+"""Replay throughput on the full 25-day, 16-symbol data set (``../shared/data/market``).
+
+Figures (mark updates per second of wall time):
+
+* ``source``: :class:`adapters.replay.KlineReplay` alone (gzip CSV → Decimal mark updates,
+  merged across symbols).
+* ``venue``: source → paper engine (``PaperVenue.push_mark``: stop/limit matching) + the
+  invariant monitor on every engine step, under ``MockClock`` (the driver's sleeps included).
+* ``end_to_end``: ``tradebot paper`` over the whole set — the full actor tree (journal in an
+  embedded PostgreSQL, durable_wait=False; wave processor, signal feed with generated
+  signals, position supervisor and actors) — ``ticks_processed / wall_s`` of its report.
+  Target (issue 6): >= 50,000 mark updates/s.
+
+Skipped with a message when the data set is absent. Set ``BENCH_REPLAY_DAYS`` to limit the
+end-to-end run to the first N days (default: all).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from benchmarks._harness import ROOT, Record
+
+DATA = ROOT.parent / "shared" / "data" / "market" / "binance-usdm-1m-2025-05"
+
+
+def run(record: Record) -> None:
+    if not DATA.is_dir():
+        print(f"   skipped: {DATA} not found (the full data set lives outside the project)")
+        return
+    from adapters.paper import EngineStep, PaperEngine, PaperVenue, bybit_like
+    from adapters.replay import KlineReplay
+    from tradebot.clock import TrioClock
+    from tradebot.invariants import InvariantMonitor
+
+    replay = KlineReplay(DATA)
+    print(
+        f"   data: {len(replay.symbols)} symbols, {replay.start:%Y-%m-%d %H:%M} → "
+        f"{replay.end:%Y-%m-%d %H:%M} UTC"
+    )
+
+    t0 = time.perf_counter()
+    n = 0
+    for step in replay.steps():
+        n += len(step.marks)
+    dt = time.perf_counter() - t0
+    record("source_mark_updates", n, "updates")
+    record("source_throughput", n / dt, "updates/s")
+
+    async def venue_only() -> int:
+        clock = TrioClock(replay.start)
+        engine = PaperEngine(bybit_like(), replay.instruments, start_ts=replay.start)
+        venue = PaperVenue(engine, clock=clock)
+        monitor = InvariantMonitor()
+
+        def on_step(st: EngineStep) -> None:
+            sym = st.symbol
+            if st.kind == "mark" and not st.events and sym and not monitor.watching(sym):
+                monitor.skip()
+                return
+            monitor.observe(
+                st.ts, engine.positions(sym), engine.stops_for, engine.mark_price, symbol=sym
+            )
+
+        engine.add_listener(on_step)
+        base = trio.current_time()
+        ticks = 0
+        for step in replay.steps():
+            await trio.sleep_until(base + (step.ts_ms - replay.start_ms) / 1000)
+            for sym, price in step.marks:
+                venue.push_mark(sym, price, step.ts)
+            ticks += len(step.marks)
+        return ticks
+
+    t0 = time.perf_counter()
+    ticks = trio.run(venue_only, clock=trio.testing.MockClock(autojump_threshold=0))
+    record("venue_throughput", ticks / (time.perf_counter() - t0), "updates/s")
+
+    from tradebot.cli._paper_run import PaperRunOptions, run_paper
+
+    days = os.environ.get("BENCH_REPLAY_DAYS", "").strip()
+    end = replay.start + timedelta(days=float(days)) if days else None
+    with tempfile.TemporaryDirectory(prefix="bench-replay-home-") as home:
+        opts = PaperRunOptions(
+            data_dir=DATA, signals="generate", end=end, home=Path(home), progress=False
+        )
+        result = run_paper(opts)
+        rep = result.report
+        from adapters.postgres.embedded import stop_embedded_server
+
+        stop_embedded_server(Path(home))
+    record("end_to_end_mark_updates", rep.ticks_processed, "updates")
+    record("end_to_end_sim_days", rep.sim_s / 86_400, "days")
+    record("end_to_end_wall", rep.wall_s, "s")
+    record("end_to_end_throughput", rep.ticks_processed / rep.wall_s, "updates/s")
+    record("end_to_end_events_journaled", rep.events_journaled, "events")
+    record("end_to_end_positions_opened", rep.positions_opened, "positions")
+    record("end_to_end_invariant_violations", rep.invariant_violations, "violations")
+    record("end_to_end_stop_coverage", float(rep.stop_coverage_pct), "%")
