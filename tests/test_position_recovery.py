@@ -165,3 +165,38 @@ async def test_crash_after_early_stop_adopts_it_instead_of_a_second_stop(
                 assert any(e.kind is SupervisionEventKind.CRASHED for e in events)
                 assert w.qty("ETHUSDT", LONG) == D("1.000")
                 assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2450.00")]
+
+
+@pytest.mark.parametrize("flatten_fails", [False, True])
+async def test_bybit_repair_failing_every_retry_flattens_or_emergency_stop(
+        flatten_fails: bool, autojump_clock: MockClock) -> None:
+    """bybit-like: the attached stop vanishes and setting it fails on every retry → flatten
+    the filled quantity and verify flat; if flattening fails too → emergency stop + CRITICAL."""
+    from adapters.paper import Fault
+
+    with trio.fail_after(120):
+        async with paper_world("bybit", marks={"ETHUSDT": "2500"}) as w, supervised(w) as (sup, _):
+            assert (await sup.open_position(w.request("ETHUSDT", LONG, "0.300", "2500"))).opened
+            (stop,) = w.stops("ETHUSDT", LONG)
+            w.faults.drop_events(count=5)
+            w.engine.cancel_stop(stop)
+            w.faults.fail_next("place_stop", Fault.server_error(503), count=4)
+            w.faults.fail_next("amend_stop", Fault.server_error(503), count=4)
+            if flatten_fails:
+                w.faults.fail_next("place_reduce", Fault.server_error(503), count=100)
+            addr = sup.address("ETHUSDT", LONG)
+            assert addr is not None
+            await addr.send(VerifyProtection("reconciler"))
+            await trio.sleep(10)
+            if not flatten_fails:
+                assert w.qty("ETHUSDT", LONG) == 0
+                (fl,) = w.journal.of_type(EventType.FLATTEN_VERIFIED)
+                assert fl.data["qty"] == D("0.300")
+            else:
+                assert w.qty("ETHUSDT", LONG) == D("0.300")
+                assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2425.00")]
+                crit = [e for e in w.journal.of_type(EventType.ALERT_RAISED)
+                        if e.severity.value == "critical" and e.data["reason"] == "flatten_failed"]
+                assert crit
+                actor = sup.actor("ETHUSDT", LONG)
+                assert actor is not None and actor.lifecycle is Lifecycle.FAILED
