@@ -298,6 +298,7 @@ class PositionActor(Actor[PositionMessage]):
         # volatile
         self._mark: Decimal | None = None
         self._mark_pending = False
+        self._last_position_ts: datetime | None = None
         self._last_snapshot_s = -1e18
         self._snapshot_wm: Decimal | None = None
         self.replacing_stop = False  # make-before-break in progress (two stops on the venue)
@@ -888,7 +889,13 @@ class PositionActor(Actor[PositionMessage]):
         await self._ev_durable(EventType.POSITION_CLOSING, reason=reason, qty=self._qty)
         await self._cancel_exit_orders()
         for _attempt in range(self._s.execution.flatten_attempts):
-            qty = self._qty
+            try:
+                # close what the venue holds, not what events said last
+                pos = await self._venue_position()
+                qty = Decimal(0) if pos is None else pos.qty
+                self._qty = qty
+            except VenueError:
+                qty = self._qty
             if qty <= 0:
                 break
             if await self._market_reduce(qty, reason):
@@ -1107,11 +1114,14 @@ class PositionActor(Actor[PositionMessage]):
             p = ev.position
             if p.position_side is not self.position_side:
                 return
+            if self._last_position_ts is not None and ev.ts < self._last_position_ts:
+                return  # an older update delivered late
+            self._last_position_ts = ev.ts
             if p.qty <= 0:
                 await self._check_external_close("position_flat")
                 return
-            if p.qty < self._qty:
-                self._qty = p.qty
+            # the newest update wins (events queued while opening may be stale partials)
+            self._qty = p.qty
             if (self._stop is not None and not self._stop.venue_order_id
                     and not self._stop.client_order_id and p.stop_price != self._stop_price):
                 # a position-level stop (Bybit trading-stop) changed behind our back

@@ -144,6 +144,7 @@ async def test_aged_exit_on_coarse_tick_never_zero(profile: str, autojump_clock:
     with trio.fail_after(40 * 3600):  # virtual seconds
         async with paper_world(profile, instruments={"TINYUSDT": COARSE},
                                marks={"TINYUSDT": "0.0003"}) as w, supervised(w) as (sup, _):
+            w.engine.set_leverage("TINYUSDT", 1)  # keep liquidation far away on this tick
             assert (await sup.open_position(w.request("TINYUSDT", LONG, "100000", "0.0003"))).opened
             assert [s.trigger_price for s in w.stops("TINYUSDT", LONG)] == [D("0.0002")]
             w.push("TINYUSDT", "0.00029")
