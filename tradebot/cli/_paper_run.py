@@ -106,7 +106,9 @@ class PaperRunOptions:
         home: embedded server home (None = ``$TRADEBOT_HOME`` or the default).
         wallet_usdt: starting wallet of the paper account.
         latency_s: paper venue round trip per request (virtual seconds under ``max``).
-        config: a loaded ``tradebot.config`` object, or None for the defaults.
+        config: a loaded ``tradebot.config.Config`` (policies, waves, risk, leverage, the
+            paper venue's fees and slippage, the signal-service client settings), or None
+            for the built-in defaults.
         progress: draw a progress line on ``progress_stream`` while running.
     """
 
@@ -343,6 +345,36 @@ class _RunState:
     projection_skipped: int = 0
 
 
+def _default_config() -> Any:
+    """``tradebot.config.default_config()`` (None if the config module is unavailable)."""
+    try:
+        from tradebot.config import default_config
+    except ImportError:  # pragma: no cover
+        return None
+    return default_config()
+
+
+def _profile(opts: PaperRunOptions) -> Any:
+    """The venue profile; fees and slippage from ``[paper]`` of the config when given."""
+    make = PROFILES[opts.venue_profile]
+    paper = getattr(opts.config, "paper", None)
+    if paper is None:
+        return make()
+    return make(
+        maker_fee_rate=Decimal(paper.maker_fee_pct) / 100,
+        taker_fee_rate=Decimal(paper.taker_fee_pct) / 100,
+        market_slippage_bps=Decimal(paper.slippage_pct) * 100,
+    )
+
+
+def _leverage(config: Any, symbols: Sequence[str]) -> dict[str, int]:
+    """Leverage per symbol: ``[exchange]`` of the config, else 5 (the config default)."""
+    exchange = getattr(config, "exchange", None)
+    default = int(getattr(exchange, "default_leverage", 5))
+    per_symbol = dict(getattr(exchange, "leverage_per_symbol", {}) or {})
+    return {s: int(per_symbol.get(s, default)) for s in symbols}
+
+
 def _settings(config: Any) -> tuple[Any, Any, str]:
     """(PositionSettings, WaveSettings, account) from a loaded config, or the defaults."""
     from tradebot.policies import PositionSettings
@@ -426,7 +458,7 @@ async def _run_tree(
         clock=clock.now,
         drain_timeout_s=120.0,
     ) as journal:
-        profile = PROFILES[opts.venue_profile]()
+        profile = _profile(opts)
         engine = PaperEngine(
             profile, replay.instruments, wallet_usdt=opts.wallet_usdt, start_ts=replay.start
         )
@@ -498,7 +530,7 @@ async def _run_tree(
 
         policy = RestartPolicy()
         async with trio.open_nursery() as nursery:
-            await venue.setup_account({s: 1 for s in replay.symbols})
+            await venue.setup_account(_leverage(opts.config, replay.symbols))
             nursery.start_soon(venue.run_account_stream, account_router.emit)
             async with open_dynamic_supervisor(policy, sink, name="positions") as dyn:
                 positions = PositionSupervisor(
@@ -597,7 +629,9 @@ def _signal_source(
             )
         from tradebot.signals import FeedSettings
 
-        settings = FeedSettings(url=spec)
+        to_feed = getattr(opts.config, "feed_settings", None)
+        base = to_feed() if callable(to_feed) else FeedSettings()
+        settings = attrs.evolve(base, url=spec)
         return spec, lambda journal, clock: WebSocketSignalSource(
             settings, journal=journal, clock=clock
         )
@@ -639,6 +673,8 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         Exception: database failures (embedded server, migrations) propagate.
     """
     err = stream if stream is not None else sys.stderr
+    if opts.config is None:
+        opts = attrs.evolve(opts, config=_default_config())
     if opts.venue_profile not in PROFILES:
         raise ConfigError([("--venue-profile", f"expected one of {', '.join(PROFILES)}")])
     replay = KlineReplay(opts.data_dir, symbols=opts.symbols, start=opts.start, end=opts.end)

@@ -47,6 +47,19 @@ def _decimal(text: str) -> Decimal:
     return d
 
 
+def _load_config(path: Path | None) -> Any:
+    """The config file, else the built-in defaults (None if the config module is absent)."""
+    if path is not None:
+        from tradebot.config import load_config
+
+        return load_config(path)
+    try:
+        from tradebot.config import default_config
+    except ImportError:  # pragma: no cover - config module not installed
+        return None
+    return default_config()
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "paper",
@@ -83,8 +96,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--venue-profile",
         choices=["bybit", "binance"],
-        default="bybit",
-        help="paper venue behaviour (default bybit)",
+        default=None,
+        help="paper venue behaviour (default: exchange.venue of the config, else bybit)",
     )
     p.add_argument(
         "--dsn",
@@ -97,14 +110,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--wallet",
         type=_decimal,
-        default=Decimal(10000),
-        help="starting wallet, USDT (default 10000)",
+        default=None,
+        help="starting wallet, USDT (default: paper.wallet_usdt of the config, 10000)",
     )
     p.add_argument(
         "--latency-ms",
         type=float,
-        default=50.0,
-        help="paper venue round trip per request, ms (default 50)",
+        default=None,
+        help="paper venue round trip per request, ms (default: paper.latency_ms, 50)",
     )
     p.add_argument("--report-json", type=Path, default=None, help="write the report as JSON")
     p.add_argument("--chart", type=Path, default=None, help="write the equity curve as PNG")
@@ -124,31 +137,38 @@ def run(args: argparse.Namespace) -> int:
     # the run's report carries their count (details.journal_projection_skipped) instead.
     logging.getLogger("tradebot.journal").setLevel(logging.ERROR)
     try:
-        config = None
-        home = default_home()
-        dsn = args.dsn
-        if args.config is not None:
-            from tradebot.config import load_config
-
-            config = load_config(args.config)
-            db = getattr(config, "database", None)
-            if db is not None and getattr(db, "home", None):
-                home = Path(db.home).expanduser()
-        if args.latency_ms < 0:
+        config = _load_config(args.config)
+        paper = getattr(config, "paper", None)
+        home = config.home_path() if config is not None else default_home()
+        dsn = args.dsn or (config.database.dsn if config is not None else "") or None
+        data = args.data
+        if data is None and paper is not None and paper.data_dir:
+            data = Path(paper.data_dir).expanduser()
+        signals = args.signals
+        if signals == "auto" and paper is not None and paper.signals_file:
+            signals = paper.signals_file
+        profile = args.venue_profile or (config.exchange.venue if config is not None else "bybit")
+        wallet = args.wallet or (
+            Decimal(paper.wallet_usdt) if paper is not None else Decimal(10000)
+        )
+        latency_ms = args.latency_ms
+        if latency_ms is None:
+            latency_ms = float(paper.latency_ms) if paper is not None else 50.0
+        if latency_ms < 0:
             raise ConfigError([("--latency-ms", "must be >= 0")])
         opts = PaperRunOptions(
-            data_dir=args.data,
+            data_dir=data,
             symbols=args.symbols.split(",") if args.symbols else None,
-            signals=args.signals,
+            signals=signals,
             start=args.start,
             end=args.end,
             speed=args.speed,
-            venue_profile=args.venue_profile,
+            venue_profile=profile,
             dsn=dsn,
             reset_db=args.reset_db,
             home=home,
-            wallet_usdt=args.wallet,
-            latency_s=args.latency_ms / 1000,
+            wallet_usdt=wallet,
+            latency_s=latency_ms / 1000,
             config=config,
             progress=not args.no_progress,
         )
@@ -169,13 +189,19 @@ def run(args: argparse.Namespace) -> int:
         print("  " + line)
     print(f"signals: {report.details.get('signals')}")
     print()
-    print(format_table(report, title=f"tradebot paper ({args.venue_profile}): report"))
+    print(
+        format_table(
+            report, title=f"tradebot paper ({report.details.get('venue_profile')}): report"
+        )
+    )
     if args.report_json is not None:
         args.report_json.write_text(report.to_json() + "\n", encoding="utf-8")
         print(f"\nreport written to {args.report_json}")
     if args.chart is not None:
         write_equity_chart(
-            report.equity_curve, args.chart, title=f"Equity, paper {args.venue_profile} (USDT)"
+            report.equity_curve,
+            args.chart,
+            title=f"Equity, paper {report.details.get('venue_profile')} (USDT)",
         )
         print(f"equity chart written to {args.chart}")
     where = "--paper" if args.dsn is None else f"--dsn '{args.dsn}'"
