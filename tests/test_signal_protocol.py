@@ -411,3 +411,54 @@ def test_plan_sizing_reasons_and_deterministic_tie_break() -> None:
 
 def test_wave_id_format() -> None:
     assert wave_id_for(datetime(2025, 1, 2, 3, 45, tzinfo=UTC)) == "wave-20250102T0345Z"
+
+
+_sig_strategy = st.builds(
+    lambda i, sym, side, sw, sm, venue: Signal(f"id{i}", sym, venue, side, sw, sm, T0),
+    st.integers(0, 10_000),
+    st.sampled_from([*INSTRUMENTS, "DOGEUSDT"]),
+    st.sampled_from(list(PositionSide)),
+    st.one_of(st.none(), st.decimals(0, 100, places=1)),
+    st.one_of(st.none(), st.decimals(0, 100, places=1)),
+    st.sampled_from(["bybit", "binance"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_sig_strategy, max_size=40, unique_by=lambda s: s.signal_id), st.randoms())
+def test_plan_is_order_independent_ranked_and_unique(
+    signals: list[Signal], rnd: random.Random
+) -> None:
+    ws = WaveSettings(
+        venues=frozenset({"bybit"}), min_score_month=Decimal(10), max_trades_per_wave=3
+    )
+    kw = {
+        "settings": ws,
+        "instruments": INSTRUMENTS,
+        "price_of": PRICES.get,
+        "has_position": lambda sym, side: sym == "ETHUSDT" and side is PositionSide.LONG,
+    }
+    plan = plan_wave(signals, **kw)  # type: ignore[arg-type]
+    shuffled = list(signals)
+    rnd.shuffle(shuffled)
+    again = plan_wave(shuffled, **kw)  # type: ignore[arg-type]
+    assert plan.reserve == again.reserve
+    assert {f.signal.signal_id: f.reason for f in plan.filtered} == {
+        f.signal.signal_id: f.reason for f in again.filtered
+    }
+    # every signal decided exactly once
+    ids = [c.signal.signal_id for c in plan.reserve] + [f.signal.signal_id for f in plan.filtered]
+    assert sorted(ids) == sorted(s.signal_id for s in signals)
+    assert len(plan.reserve) <= ws.reserve_size == 4
+    keys = [(c.signal.symbol, c.signal.position_side) for c in plan.reserve]
+    assert len(set(keys)) == len(keys)
+    # best first: higher score_week first, a missing score_week last
+    for a, b in zip(plan.reserve, plan.reserve[1:], strict=False):
+        wa, wb = a.signal.score_week, b.signal.score_week
+        assert wb is None or (wa is not None and wa >= wb)
+    assert [c.rank for c in plan.reserve] == list(range(1, len(plan.reserve) + 1))
+    for c in plan.reserve:
+        inst = INSTRUMENTS[c.signal.symbol]
+        assert c.signal.venue == "bybit" and c.qty >= inst.min_qty
+        assert c.notional_usdt >= inst.min_notional and c.notional_usdt <= Decimal(200)
+        assert inst.floor_qty(c.qty) == c.qty

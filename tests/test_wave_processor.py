@@ -147,6 +147,23 @@ async def test_reserve_two_failures_still_open_exactly_five(
     assert status.completed[0].position_ids == tuple(
         position_id_for("default", SYMBOLS[i], PositionSide.LONG, T0) for i in (0, 2, 4, 5, 6)
     )
+    required = {
+        "signal_id",
+        "symbol",
+        "venue",
+        "action",
+        "score_week",
+        "score_month",
+        "wave_id",
+        "decision",
+        "reason",
+    }
+    for e in journal.of_type(EventType.SIGNAL_TAKEN, EventType.SIGNAL_FILTERED):
+        assert required <= set(e.data), e.data
+        assert e.correlation_id == e.data["wave_id"] == "wave-20250521T1100Z"
+    assert {"wave_id", "wave_ts", "received", "taken", "filtered", "rejected", "opened"} <= set(
+        done.data
+    )
     taken = journal.of_type(EventType.SIGNAL_TAKEN)[0]
     assert taken.data["qty"] == Decimal("20.0") and taken.position_id is not None
 
