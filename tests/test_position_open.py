@@ -10,10 +10,11 @@ import trio.testing
 
 from actors.position import Lifecycle, Query
 from adapters.paper import Fault, FaultPlan
-from tests._position_support import paper_world
+from tests._position_support import paper_world, supervised
 from tradebot.domain import OrderRole, PositionSide
 from tradebot.errors import WouldTriggerImmediately
 from tradebot.events import EventType, Severity
+from tradebot.ports import OpenOutcome
 
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 PROFILES = ["bybit", "binance"]
@@ -163,16 +164,27 @@ async def test_partial_fill_still_working_is_protected_at_once(
     plan = FaultPlan(seed=3).fail_next(
         "place_entry", Fault.partial_fill(D("0.5"), remainder="next_mark"))
     with trio.fail_after(60):
-        async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w:
-            req = w.request("ETHUSDT", LONG, "1.000", "2500")
-            actor = w.actor(req)
+        async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w, \
+                supervised(w) as (sup, _):
+            result: list[OpenOutcome] = []
+
+            async def opener() -> None:
+                result.append(await sup.open_position(w.request("ETHUSDT", LONG, "1.000", "2500")))
+
             async with trio.open_nursery() as n:
-                n.start_soon(w.start, actor)
+                n.start_soon(opener)
                 await trio.sleep(0.2)
                 assert w.qty("ETHUSDT", LONG) == D("0.500")
                 assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2450.00")]
                 w.push("ETHUSDT", "2501")  # the rest fills at the next mark
-            outcome = await actor._ticket.wait()  # type: ignore[union-attr]
-            assert outcome.opened
-            assert w.qty("ETHUSDT", LONG) == actor.status().qty == D("1.000")
+            assert result[0].opened
+            actor = sup.actor("ETHUSDT", LONG)
+            assert actor is not None
+            assert w.qty("ETHUSDT", LONG) == D("1.000")
             assert len(w.stops("ETHUSDT", LONG)) == 1
+            # account events queued while opening (the 0.5 partial) must not shrink it
+            await trio.sleep(1)
+            assert actor.status().qty == D("1.000")
+            status = await sup.close("ETHUSDT", LONG, "operator")
+            assert status is not None and status.lifecycle is Lifecycle.CLOSED
+            assert w.qty("ETHUSDT", LONG) == 0
