@@ -27,14 +27,21 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 async def _main(record: Record) -> None:
-    async with open_bybit_sandbox(sandbox_engine(wallet_usdt=D(10_000_000)), api_key="k",
-                                  api_secret="s", hedge_mode=True, rate_limits=None) as sb:
+    async with open_bybit_sandbox(
+        sandbox_engine(wallet_usdt=D(10_000_000)),
+        api_key="k",
+        api_secret="s",
+        hedge_mode=True,
+        rate_limits=None,
+    ) as sb:
         sb.set_mark("BTCUSDT", D("100000"))
-        budgets = EndpointBudgets(order_per_s=1e6, trading_stop_per_s=1e6, read_per_s=1e6,
-                                  public_per_s=1e6)
+        budgets = EndpointBudgets(
+            order_per_s=1e6, trading_stop_per_s=1e6, read_per_s=1e6, public_per_s=1e6
+        )
         urls = BybitUrls(sb.rest_url, sb.public_ws_url, sb.private_ws_url)
-        async with BybitVenue(urls, "k", "s", budgets=budgets,
-                              stream_settings=StreamSettings()) as venue:
+        async with BybitVenue(
+            urls, "k", "s", budgets=budgets, stream_settings=StreamSettings()
+        ) as venue:
             await venue.positions()  # warm the connection
             lat: list[float] = []
             for _ in range(300):
@@ -46,8 +53,11 @@ async def _main(record: Record) -> None:
             lat = []
             for i in range(100):
                 t = time.perf_counter()
-                await venue.place_entry(EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"),
-                                                     f"bench-E{i}", D("90000")))
+                await venue.place_entry(
+                    EntryRequest(
+                        "BTCUSDT", PositionSide.LONG, D("0.001"), f"bench-E{i}", D("90000")
+                    )
+                )
                 lat.append((time.perf_counter() - t) * 1000)
             record("entry with attached stop ack p50", statistics.median(lat), "ms")
             lat = []

@@ -37,8 +37,13 @@ from tradebot.ports import EntryRequest, ExchangePort, ReduceRequest, StopReques
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 
 
-def entry(cid: str, side: PositionSide = LONG, qty: str = "0.010",
-          stop: str | None = "98000", symbol: str = "BTCUSDT") -> EntryRequest:
+def entry(
+    cid: str,
+    side: PositionSide = LONG,
+    qty: str = "0.010",
+    stop: str | None = "98000",
+    symbol: str = "BTCUSDT",
+) -> EntryRequest:
     return EntryRequest(symbol, side, D(qty), cid, D(stop) if stop else None)
 
 
@@ -74,8 +79,10 @@ async def test_setup_account_hedge_mode_and_leverage_not_modified_is_success() -
 
 
 async def test_instruments_follow_the_cursor_and_refresh() -> None:
-    many = {f"C{i:04d}USDT": Instrument(f"C{i:04d}USDT", D("0.01"), D("0.1"), D("0.1"), D("5"))
-            for i in range(1205)}
+    many = {
+        f"C{i:04d}USDT": Instrument(f"C{i:04d}USDT", D("0.01"), D("0.1"), D("0.1"), D("5"))
+        for i in range(1205)
+    }
     with trio.fail_after(10):
         async with bybit_env(instruments=many, marks={}) as (sb, venue):
             got = await venue.instruments()
@@ -96,7 +103,11 @@ async def test_bundled_instruments_parse_to_the_same_rules() -> None:
             btc = got["BTCUSDT"]
             ref = sb.engine.instruments()["BTCUSDT"]
             assert (btc.tick_size, btc.qty_step, btc.min_qty, btc.min_notional) == (
-                ref.tick_size, ref.qty_step, ref.min_qty, ref.min_notional)
+                ref.tick_size,
+                ref.qty_step,
+                ref.min_qty,
+                ref.min_notional,
+            )
 
 
 async def test_entry_attaches_the_stop_and_trading_stop_moves_it() -> None:
@@ -106,11 +117,19 @@ async def test_entry_attaches_the_stop_and_trading_stop_moves_it() -> None:
             ack = await venue.place_entry(entry("tb-b-E0"))
             assert ack.status is OrderStatus.NEW and ack.venue_order_id
             body = sb.requests_to("/v5/order/create")[0].params
-            assert body == {"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
-                            "orderType": "Market", "qty": "0.010", "positionIdx": 1,
-                            "orderLinkId": "tb-b-E0", "stopLoss": "98000",
-                            "slTriggerBy": "MarkPrice", "tpslMode": "Full",
-                            "slOrderType": "Market"}
+            assert body == {
+                "category": "linear",
+                "symbol": "BTCUSDT",
+                "side": "Buy",
+                "orderType": "Market",
+                "qty": "0.010",
+                "positionIdx": 1,
+                "orderLinkId": "tb-b-E0",
+                "stopLoss": "98000",
+                "slTriggerBy": "MarkPrice",
+                "tpslMode": "Full",
+                "slOrderType": "Market",
+            }
             [pos] = await venue.positions("BTCUSDT")
             assert (pos.position_side, pos.qty, pos.stop_price) == (LONG, D("0.010"), D("98000"))
             [stop] = await venue.stops("BTCUSDT", LONG)
@@ -119,11 +138,20 @@ async def test_entry_attaches_the_stop_and_trading_stop_moves_it() -> None:
             again = await venue.amend_stop(moved, D("99000"))  # 34040 not modified: success
             assert again.trigger_price == D("99000")
             ts = sb.requests_to("/v5/position/trading-stop")
-            assert ts[0].params == {"category": "linear", "symbol": "BTCUSDT",
-                                    "tpslMode": "Full", "positionIdx": 1, "stopLoss": "99000",
-                                    "slTriggerBy": "MarkPrice", "slOrderType": "Market"}
-            replies = [e.data["retCode"] for e in journal.of_type(EventType.EXCHANGE_RESPONSE)
-                       if e.data["path"] == "/v5/position/trading-stop"]
+            assert ts[0].params == {
+                "category": "linear",
+                "symbol": "BTCUSDT",
+                "tpslMode": "Full",
+                "positionIdx": 1,
+                "stopLoss": "99000",
+                "slTriggerBy": "MarkPrice",
+                "slOrderType": "Market",
+            }
+            replies = [
+                e.data["retCode"]
+                for e in journal.of_type(EventType.EXCHANGE_RESPONSE)
+                if e.data["path"] == "/v5/position/trading-stop"
+            ]
             assert replies == [0, 34040]
             [pos] = await venue.positions("BTCUSDT")
             assert pos.stop_price == D("99000")
@@ -157,10 +185,11 @@ async def test_hedge_mode_two_rows_per_symbol_never_list0() -> None:
             # Only the short is open: the list has two rows, the long row first and empty.
             raw = sb.h_position_list({"category": "linear", "symbol": "BTCUSDT"})["list"]
             assert [(r["positionIdx"], r["side"], r["size"]) for r in raw] == [
-                (1, "", "0"), (2, "Sell", "0.020")]
+                (1, "", "0"),
+                (2, "Sell", "0.020"),
+            ]
             [pos] = await venue.positions("BTCUSDT")
-            assert (pos.position_side, pos.qty, pos.stop_price) == (SHORT, D("0.020"),
-                                                                    D("103000"))
+            assert (pos.position_side, pos.qty, pos.stop_price) == (SHORT, D("0.020"), D("103000"))
             await venue.place_entry(entry("tb-d-E1", LONG, qty="0.010", stop="97000"))
             sides = {p.position_side: p for p in await venue.positions()}
             assert sides[LONG].stop_price == D("97000") and sides[SHORT].stop_price == D("103000")
@@ -171,33 +200,44 @@ async def test_conditional_reduce_only_stop_has_explicit_direction() -> None:
     with trio.fail_after(10):
         async with bybit_env() as (sb, venue):
             await venue.place_entry(entry("tb-e-E0", LONG, qty="0.020"))
-            st = await venue.place_stop(StopRequest("BTCUSDT", LONG, D("97000"), "tb-e-S1",
-                                                    qty=D("0.010")))
+            st = await venue.place_stop(
+                StopRequest("BTCUSDT", LONG, D("97000"), "tb-e-S1", qty=D("0.010"))
+            )
             body = sb.requests_to("/v5/order/create")[-1].params
             assert body["triggerDirection"] == 2 and body["triggerBy"] == "MarkPrice"
             assert body["reduceOnly"] is True and body["side"] == "Sell"
             stops = await venue.stops("BTCUSDT", LONG)
             assert [(s.trigger_price, s.client_order_id) for s in stops] == [
-                (D("98000"), ""), (D("97000"), "tb-e-S1")]
+                (D("98000"), ""),
+                (D("97000"), "tb-e-S1"),
+            ]
             opened = await venue.open_orders("BTCUSDT")
             assert [(o.client_order_id, o.order_type) for o in opened] == [
-                ("tb-e-S1", OrderType.STOP_MARKET)]
+                ("tb-e-S1", OrderType.STOP_MARKET)
+            ]
             filters = [r.params.get("orderFilter") for r in sb.requests_to("/v5/order/realtime")]
             assert "StopOrder" in filters and "Order" in filters
             st2 = await venue.amend_stop(st, D("97500"))
             assert (await venue.get_order("BTCUSDT", "tb-e-S1")).trigger_price == D("97500")  # type: ignore[union-attr]
             # a trigger already through the mark: local check refuses when the mark is cached
-            venue.tickers.apply({"topic": "tickers.BTCUSDT", "type": "snapshot",
-                                 "data": {"symbol": "BTCUSDT", "markPrice": "100000"}})
+            venue.tickers.apply(
+                {
+                    "topic": "tickers.BTCUSDT",
+                    "type": "snapshot",
+                    "data": {"symbol": "BTCUSDT", "markPrice": "100000"},
+                }
+            )
             with pytest.raises(WouldTriggerImmediately) as info:
-                await venue.place_stop(StopRequest("BTCUSDT", LONG, D("100500"), "tb-e-S2",
-                                                   qty=D("0.010")))
+                await venue.place_stop(
+                    StopRequest("BTCUSDT", LONG, D("100500"), "tb-e-S2", qty=D("0.010"))
+                )
             assert info.value.code == "local_check"
             venue.mark_max_age_s = 0.0  # a stale cached mark never vetoes a stop
             # ...and the venue refuses it too (110093 "expect Falling")
             with pytest.raises(WouldTriggerImmediately) as info:
-                await venue.place_stop(StopRequest("BTCUSDT", LONG, D("100500"), "tb-e-S3",
-                                                   qty=D("0.010")))
+                await venue.place_stop(
+                    StopRequest("BTCUSDT", LONG, D("100500"), "tb-e-S3", qty=D("0.010"))
+                )
             assert info.value.code == "110093"
             await venue.cancel_stop(st2)
             assert await venue.open_orders("BTCUSDT") == []
@@ -213,12 +253,16 @@ async def test_reduce_orders_duplicates_and_cancels() -> None:
             await venue.place_entry(entry("tb-f-E0"))
             with pytest.raises(DuplicateClientOrderId):
                 await venue.place_entry(entry("tb-f-E0"))
-            tp = await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.005"), "tb-f-T0",
-                                                        price=D("101000")))
+            tp = await venue.place_reduce(
+                ReduceRequest("BTCUSDT", LONG, D("0.005"), "tb-f-T0", price=D("101000"))
+            )
             assert tp.order_type is OrderType.LIMIT and tp.reduce_only
             [o] = await venue.open_orders("BTCUSDT")
-            assert (o.client_order_id, o.price, o.status) == ("tb-f-T0", D("101000"),
-                                                              OrderStatus.NEW)
+            assert (o.client_order_id, o.price, o.status) == (
+                "tb-f-T0",
+                D("101000"),
+                OrderStatus.NEW,
+            )
             await venue.cancel_order("BTCUSDT", "tb-f-T0")
             with pytest.raises(UnknownOrder):
                 await venue.cancel_order("BTCUSDT", "tb-f-T0")
@@ -235,8 +279,10 @@ async def test_get_order_none_only_when_venue_says_so_and_failed_query_raises() 
     with trio.fail_after(10):
         async with bybit_env() as (sb, venue):
             assert await venue.get_order("BTCUSDT", "tb-none-E0") is None
-            assert [r.path for r in sb.request_log[-2:]] == ["/v5/order/realtime",
-                                                             "/v5/order/history"]
+            assert [r.path for r in sb.request_log[-2:]] == [
+                "/v5/order/realtime",
+                "/v5/order/history",
+            ]
             sb.inject("/v5/order/history", ret_code=10016, ret_msg="Server error")
             with pytest.raises(TransientError):
                 await venue.get_order("BTCUSDT", "tb-none-E0")
@@ -352,19 +398,26 @@ async def test_entry_with_a_stop_through_the_mark_is_refused() -> None:
 async def test_venue_from_config_reads_credentials_from_named_env_vars() -> None:
     env = {"MY_KEY": KEY, "MY_SECRET": SECRET}
     with trio.fail_after(10):
-        async with open_bybit_sandbox(sandbox_engine(), api_key=KEY, api_secret=SECRET,
-                                      hedge_mode=True) as sb:
-            cfg = {"venue": "bybit", "environment": "testnet", "rest_url": sb.rest_url,
-                   "public_ws_url": sb.public_ws_url, "private_ws_url": sb.private_ws_url,
-                   "api_key_env": "MY_KEY", "api_secret_env": "MY_SECRET"}
+        async with open_bybit_sandbox(
+            sandbox_engine(), api_key=KEY, api_secret=SECRET, hedge_mode=True
+        ) as sb:
+            cfg = {
+                "venue": "bybit",
+                "environment": "testnet",
+                "rest_url": sb.rest_url,
+                "public_ws_url": sb.public_ws_url,
+                "private_ws_url": sb.private_ws_url,
+                "api_key_env": "MY_KEY",
+                "api_secret_env": "MY_SECRET",
+            }
             async with venue_from_config(cfg, environ=env) as venue:
                 assert venue.urls.rest_url == sb.rest_url
                 assert (await venue.balance()).wallet_usdt == D(10000)
     with pytest.raises(ConfigError) as err:
-        venue_from_config({"venue": "bybit", "api_key_env": "NOPE_K", "api_secret_env": "NOPE_S"},
-                          environ={})
-    assert [k for k, _ in err.value.problems] == ["exchange.api_key_env",
-                                                  "exchange.api_secret_env"]
+        venue_from_config(
+            {"venue": "bybit", "api_key_env": "NOPE_K", "api_secret_env": "NOPE_S"}, environ={}
+        )
+    assert [k for k, _ in err.value.problems] == ["exchange.api_key_env", "exchange.api_secret_env"]
     with pytest.raises(ConfigError):
         venue_from_config({"venue": "binance"}, environ=env)
     default = venue_from_config({}, environ={"BYBIT_API_KEY": "k", "BYBIT_API_SECRET": "s"})

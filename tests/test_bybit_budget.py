@@ -14,7 +14,8 @@ from tradebot.ports import EntryRequest, ReduceRequest, StopRequest, StopState
 
 
 async def test_protective_request_is_served_within_one_slot(
-        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock: trio.testing.MockClock,
+) -> None:
     mock_clock.autojump_threshold = 0
     budget = RateBudget(rate_per_s=10, capacity=10, reserved=2)
     granted: list[tuple[str, float]] = []
@@ -70,15 +71,19 @@ async def test_stop_move_and_close_overtake_50_queued_entries_over_loopback() ->
     journal = MemoryJournal()
     budgets = EndpointBudgets(order_per_s=20, trading_stop_per_s=10, read_per_s=100, reserved=2)
     with trio.fail_after(30):
-        async with bybit_env(journal=journal, budgets=budgets,
-                             rate_limits={"order": 20, "trading_stop": 10, "read": 100,
-                                          "public": 600}) as (sb, venue):
-            await venue.place_entry(EntryRequest("ETHUSDT", PositionSide.LONG, D("1"),
-                                                 "tb-z-E0", D("2400")))
+        async with bybit_env(
+            journal=journal,
+            budgets=budgets,
+            rate_limits={"order": 20, "trading_stop": 10, "read": 100, "public": 600},
+        ) as (sb, venue):
+            await venue.place_entry(
+                EntryRequest("ETHUSDT", PositionSide.LONG, D("1"), "tb-z-E0", D("2400"))
+            )
 
             async def enter(i: int) -> None:
-                await venue.place_entry(EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"),
-                                                     f"tb-q-E{i}", D("95000")))
+                await venue.place_entry(
+                    EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"), f"tb-q-E{i}", D("95000"))
+                )
 
             async with trio.open_nursery() as nursery:
                 for i in range(50):
@@ -87,21 +92,26 @@ async def test_stop_move_and_close_overtake_50_queued_entries_over_loopback() ->
                     await trio.sleep(0.01)
                 assert budgets.budgets["order"].queued >= 20
                 before = len(sb.requests_to("/v5/order/create"))
-                stop = await venue.place_stop(StopRequest("ETHUSDT", PositionSide.LONG,
-                                                          D("2300"), "tb-z-S1", qty=D("0.5")))
+                stop = await venue.place_stop(
+                    StopRequest("ETHUSDT", PositionSide.LONG, D("2300"), "tb-z-S1", qty=D("0.5"))
+                )
                 creates = sb.requests_to("/v5/order/create")
-                stop_at = next(i for i, r in enumerate(creates)
-                               if r.params["orderLinkId"] == "tb-z-S1")
+                stop_at = next(
+                    i for i, r in enumerate(creates) if r.params["orderLinkId"] == "tb-z-S1"
+                )
                 assert stop_at - before <= 1  # at most one entry went out in between
                 # position stop move: its own budget, sent at once
-                await venue.amend_stop(StopState("ETHUSDT", PositionSide.LONG, D("2400")),
-                                       D("2450"))
+                await venue.amend_stop(
+                    StopState("ETHUSDT", PositionSide.LONG, D("2400")), D("2450")
+                )
                 before = len(sb.requests_to("/v5/order/create"))
-                await venue.place_reduce(ReduceRequest("ETHUSDT", PositionSide.LONG, D("0.5"),
-                                                       "tb-z-C0"))
+                await venue.place_reduce(
+                    ReduceRequest("ETHUSDT", PositionSide.LONG, D("0.5"), "tb-z-C0")
+                )
                 creates = sb.requests_to("/v5/order/create")
-                close_at = next(i for i, r in enumerate(creates)
-                                if r.params["orderLinkId"] == "tb-z-C0")
+                close_at = next(
+                    i for i, r in enumerate(creates) if r.params["orderLinkId"] == "tb-z-C0"
+                )
                 assert close_at - before <= 1
                 assert budgets.budgets["order"].queued > 0  # entries were still waiting
             assert stop.client_order_id == "tb-z-S1"

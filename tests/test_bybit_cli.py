@@ -15,16 +15,34 @@ PY = sys.executable
 
 
 async def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return await trio.run_process([PY, "-m", "tradebot", *args], capture_stdout=True,
-                                  capture_stderr=True, check=False)
+    return await trio.run_process(
+        [PY, "-m", "tradebot", *args], capture_stdout=True, capture_stderr=True, check=False
+    )
 
 
 async def test_sandbox_instruments_and_watch_commands() -> None:
     with trio.fail_after(45):
         proc = await trio.lowlevel.open_process(
-            [PY, "-m", "tradebot", "sandbox", "--venue", "bybit", "--json", "--step-s", "0.05",
-             "--duration", "30", "--api-key", "cli-key", "--api-secret", "cli-secret"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [
+                PY,
+                "-m",
+                "tradebot",
+                "sandbox",
+                "--venue",
+                "bybit",
+                "--json",
+                "--step-s",
+                "0.05",
+                "--duration",
+                "30",
+                "--api-key",
+                "cli-key",
+                "--api-secret",
+                "cli-secret",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             assert proc.stdout is not None
             buf = b""
@@ -42,17 +60,29 @@ async def test_sandbox_instruments_and_watch_commands() -> None:
             rows = json.loads(res.stdout)
             assert len(rows) == 16
             btc = next(r for r in rows if r["symbol"] == "BTCUSDT")
-            assert btc == {"symbol": "BTCUSDT", "tick_size": "0.1", "qty_step": "0.001",
-                           "min_qty": "0.001", "min_notional": "100", "status": "TRADING"}
-            res = await _cli("instruments", "--symbol", "ethusdt", "--rest-url",
-                             info["rest_url"])
+            assert btc == {
+                "symbol": "BTCUSDT",
+                "tick_size": "0.1",
+                "qty_step": "0.001",
+                "min_qty": "0.001",
+                "min_notional": "100",
+                "status": "TRADING",
+            }
+            res = await _cli("instruments", "--symbol", "ethusdt", "--rest-url", info["rest_url"])
             assert res.returncode == 0 and b"ETHUSDT" in res.stdout and b"0.01" in res.stdout
-            res = await _cli("instruments", "--symbol", "NOPEUSDT", "--rest-url",
-                             info["rest_url"])
+            res = await _cli("instruments", "--symbol", "NOPEUSDT", "--rest-url", info["rest_url"])
             assert res.returncode == 1 and b"NOPEUSDT" in res.stderr
 
-            res = await _cli("watch", "--symbols", "BTCUSDT,ETHUSDT", "--json", "--duration",
-                             "2", "--public-ws-url", info["public_ws_url"])
+            res = await _cli(
+                "watch",
+                "--symbols",
+                "BTCUSDT,ETHUSDT",
+                "--json",
+                "--duration",
+                "2",
+                "--public-ws-url",
+                info["public_ws_url"],
+            )
             assert res.returncode == 0, res.stderr
             lines = [json.loads(x) for x in res.stdout.decode().splitlines()]
             assert {tuple(sorted(x)) for x in lines} == {("mark_price", "symbol", "ts")}
@@ -74,8 +104,9 @@ async def test_bad_endpoint_and_config(tmp_path: Path) -> None:
     with trio.fail_after(20):
         res = await _cli("instruments", "--config", str(cfg))
         assert res.returncode == 2 and b"exchange.venue" in res.stderr
-        res = await _cli("instruments", "--environment", "mainnet", "--rest-url",
-                         "http://127.0.0.1:9")  # nothing listens on the discard port
+        res = await _cli(
+            "instruments", "--environment", "mainnet", "--rest-url", "http://127.0.0.1:9"
+        )  # nothing listens on the discard port
         assert res.returncode == 1 and b"TransientError" in res.stderr
         res = await _cli("watch", "--symbols", ",", "--rest-url", "http://127.0.0.1:9")
         assert res.returncode == 2

@@ -35,10 +35,13 @@ EXPECTED: list[tuple[int, str, type[VenueError] | None, type[VenueError] | None]
     (10000, "Server Timeout", OutcomeUnknown, TransientError),
     (10001, "params error", RejectedError, RejectedError),
     (10001, "can not set tp/sl/ts for zero position", ZeroPosition, ZeroPosition),
-    (10001, "StopLoss:99 set for Buy position should lower than base_price:98??MarkPrice",
-     WouldTriggerImmediately, WouldTriggerImmediately),
-    (10002, "invalid request, please check your server timestamp", TransientError,
-     TransientError),
+    (
+        10001,
+        "StopLoss:99 set for Buy position should lower than base_price:98??MarkPrice",
+        WouldTriggerImmediately,
+        WouldTriggerImmediately,
+    ),
+    (10002, "invalid request, please check your server timestamp", TransientError, TransientError),
     (10003, "API key is invalid.", FatalVenueError, FatalVenueError),
     (10004, "error sign!", FatalVenueError, FatalVenueError),
     (10005, "Permission denied", FatalVenueError, FatalVenueError),
@@ -53,12 +56,15 @@ EXPECTED: list[tuple[int, str, type[VenueError] | None, type[VenueError] | None]
     (10029, "Symbol not allowed", SymbolNotTradable, SymbolNotTradable),
     (33004, "API key expired", FatalVenueError, FatalVenueError),
     (110001, "order not exists or too late to cancel", UnknownOrder, UnknownOrder),
-    (110003, "Order price is out of permissible range", OrderValidationError,
-     OrderValidationError),
+    (110003, "Order price is out of permissible range", OrderValidationError, OrderValidationError),
     (110004, "Wallet balance is insufficient", InsufficientBalance, InsufficientBalance),
     (110007, "ab not enough for new order", InsufficientBalance, InsufficientBalance),
-    (110009, "The number of stop orders exceeds the maximum allowable limit", RejectedError,
-     RejectedError),
+    (
+        110009,
+        "The number of stop orders exceeds the maximum allowable limit",
+        RejectedError,
+        RejectedError,
+    ),
     (110012, "Insufficient available balance", InsufficientBalance, InsufficientBalance),
     (110017, "Reduce-only rule not satisfied", ReduceOnlyRejected, ReduceOnlyRejected),
     (110020, "Not allowed to have more than 500 active orders", RejectedError, RejectedError),
@@ -69,12 +75,19 @@ EXPECTED: list[tuple[int, str, type[VenueError] | None, type[VenueError] | None]
     (110061, "Partial TP/SL orders limit", RejectedError, RejectedError),
     (110072, "OrderLinkedID is duplicate", DuplicateClientOrderId, DuplicateClientOrderId),
     (110079, "The order is processing and can not be operated", TransientError, TransientError),
-    (110092, "expect Rising, but trigger_price <= current", WouldTriggerImmediately,
-     WouldTriggerImmediately),
-    (110093, "expect Falling, but trigger_price >= current", WouldTriggerImmediately,
-     WouldTriggerImmediately),
-    (110094, "Order does not meet minimum order value", OrderValidationError,
-     OrderValidationError),
+    (
+        110092,
+        "expect Rising, but trigger_price <= current",
+        WouldTriggerImmediately,
+        WouldTriggerImmediately,
+    ),
+    (
+        110093,
+        "expect Falling, but trigger_price >= current",
+        WouldTriggerImmediately,
+        WouldTriggerImmediately,
+    ),
+    (110094, "Order does not meet minimum order value", OrderValidationError, OrderValidationError),
     (999999, "something new", RejectedError, RejectedError),
 ]
 
@@ -86,8 +99,9 @@ def test_every_table_code_is_covered() -> None:
 
 
 @pytest.mark.parametrize(("code", "msg", "mutating_cls", "read_cls"), EXPECTED)
-def test_error_for_table(code: int, msg: str, mutating_cls: type[VenueError] | None,
-                         read_cls: type[VenueError] | None) -> None:
+def test_error_for_table(
+    code: int, msg: str, mutating_cls: type[VenueError] | None, read_cls: type[VenueError] | None
+) -> None:
     for mutating, cls in ((True, mutating_cls), (False, read_cls)):
         err = error_for(code, msg, mutating=mutating)
         if cls is None:
@@ -107,9 +121,9 @@ def test_http_status_mapping() -> None:
 
 
 @pytest.mark.parametrize(("code", "msg", "mutating_cls", "read_cls"), EXPECTED)
-async def test_each_code_over_loopback(code: int, msg: str,
-                                       mutating_cls: type[VenueError] | None,
-                                       read_cls: type[VenueError] | None) -> None:
+async def test_each_code_over_loopback(
+    code: int, msg: str, mutating_cls: type[VenueError] | None, read_cls: type[VenueError] | None
+) -> None:
     """A mutating call (entry) and a read (positions) meet ``code`` from the sandbox."""
     with trio.fail_after(10):
         async with bybit_env() as (sb, venue):
@@ -118,8 +132,9 @@ async def test_each_code_over_loopback(code: int, msg: str,
                 sb.inject("/v5/order/create", ret_code=code, ret_msg=msg, times=2)
             else:
                 sb.inject("/v5/order/create", ret_code=code, ret_msg=msg)
-            entry = EntryRequest("BTCUSDT", PositionSide.LONG, D("0.010"), f"tb-e-{code}",
-                                 D("98000"))
+            entry = EntryRequest(
+                "BTCUSDT", PositionSide.LONG, D("0.010"), f"tb-e-{code}", D("98000")
+            )
             if mutating_cls is None:
                 ack = await venue.place_entry(entry)  # "not modified": success, no exception
                 assert ack.client_order_id == entry.client_order_id
@@ -127,8 +142,9 @@ async def test_each_code_over_loopback(code: int, msg: str,
                 with pytest.raises(mutating_cls) as info:
                     await venue.place_entry(entry)
                 assert info.value.code == str(code)
-            sb.inject("/v5/position/list", ret_code=code, ret_msg=msg,
-                      times=2 if code == 10002 else 1)
+            sb.inject(
+                "/v5/position/list", ret_code=code, ret_msg=msg, times=2 if code == 10002 else 1
+            )
             if read_cls is None:
                 await venue.positions("BTCUSDT")
             else:

@@ -36,8 +36,10 @@ async def test_position_actor_opens_trails_and_closes_through_the_bybit_adapter(
     journal = MemoryJournal()
     clock = WallClock()
     with trio.fail_after(40):
-        async with bybit_env(journal=journal, hedge=False, marks={"BTCUSDT": D("100000")}) \
-                as (sb, venue):
+        async with bybit_env(journal=journal, hedge=False, marks={"BTCUSDT": D("100000")}) as (
+            sb,
+            venue,
+        ):
             unprotected: list[tuple[int, str]] = []
             steps = {"n": 0}
 
@@ -58,20 +60,31 @@ async def test_position_actor_opens_trails_and_closes_through_the_bybit_adapter(
                 streams.start_soon(venue.run_market_stream, ["BTCUSDT"], market.emit)
                 streams.start_soon(venue.run_account_stream, account.emit)
                 await _until(lambda: market.latest("BTCUSDT") == D("100000"))
-                await _until(lambda: sb.subscriptions("private") == [
-                    {"order", "execution", "position"}])
-                policy = RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.1,
-                                       jitter=0.0)
-                async with open_dynamic_supervisor(policy, events.append,
-                                                   name="positions") as dyn:
-                    sup = PositionSupervisor(supervisor=dyn, port=venue, journal=journal,
-                                             clock=clock, market=market, account=account,
-                                             instruments=instruments)
-                    req = OpenRequest(position_id=position_id_for("bybit-sandbox", "BTCUSDT",
-                                                                  LONG, T0),
-                                      symbol="BTCUSDT", position_side=LONG, qty=D("0.010"),
-                                      reference_price=D("100000"), signal_id="sig-1",
-                                      wave_ts=T0)
+                await _until(
+                    lambda: sb.subscriptions("private") == [{"order", "execution", "position"}]
+                )
+                policy = RestartPolicy(
+                    max_restarts=3, window_s=60, backoff_initial_s=0.1, jitter=0.0
+                )
+                async with open_dynamic_supervisor(policy, events.append, name="positions") as dyn:
+                    sup = PositionSupervisor(
+                        supervisor=dyn,
+                        port=venue,
+                        journal=journal,
+                        clock=clock,
+                        market=market,
+                        account=account,
+                        instruments=instruments,
+                    )
+                    req = OpenRequest(
+                        position_id=position_id_for("bybit-sandbox", "BTCUSDT", LONG, T0),
+                        symbol="BTCUSDT",
+                        position_side=LONG,
+                        qty=D("0.010"),
+                        reference_price=D("100000"),
+                        signal_id="sig-1",
+                        wave_ts=T0,
+                    )
                     outcome = await sup.open_position(req)
                     assert outcome.opened, outcome
                     pos = sb.engine.position("BTCUSDT", LONG)
@@ -80,8 +93,14 @@ async def test_position_actor_opens_trails_and_closes_through_the_bybit_adapter(
                     # trail: each new high moves the stop by >= 1% (sent at once)
                     for mark in ("101600", "103000", "105000"):
                         sb.set_mark("BTCUSDT", D(mark))
-                        await _until(lambda m=D(mark): sb.engine.position(  # type: ignore[misc]
-                            "BTCUSDT", LONG).stop_price == m * D("0.995"))
+                        await _until(
+                            lambda m=D(mark): (
+                                sb.engine.position(  # type: ignore[misc]
+                                    "BTCUSDT", LONG
+                                ).stop_price
+                                == m * D("0.995")
+                            )
+                        )
                         stops.append(sb.engine.position("BTCUSDT", LONG).stop_price)
                     assert stops == sorted(stops) and len(set(stops)) == 4
                     addr = sup.address("BTCUSDT", LONG)
@@ -103,9 +122,11 @@ async def test_position_actor_opens_trails_and_closes_through_the_bybit_adapter(
     outs = journal.of_type(EventType.EXCHANGE_RESPONSE, EventType.EXCHANGE_ERROR)
     assert len(reqs) == len(sb.request_log) == len(outs)
     types = [e.type for e in journal.events]
-    first_create = next(i for i, e in enumerate(journal.events)
-                        if e.type is EventType.EXCHANGE_REQUEST
-                        and e.data["path"] == "/v5/order/create")
+    first_create = next(
+        i
+        for i, e in enumerate(journal.events)
+        if e.type is EventType.EXCHANGE_REQUEST and e.data["path"] == "/v5/order/create"
+    )
     assert types.index(EventType.ENTRY_INTENT) < first_create
     assert len(journal.of_type(EventType.STOP_MOVED)) == 3
     assert journal.of_type(EventType.POSITION_CLOSED)

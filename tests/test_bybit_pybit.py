@@ -41,8 +41,7 @@ def _wait(pred: Any, timeout_s: float = 5.0) -> None:
 
 def _pybit_session(sb: BybitSandbox) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    http = ut.HTTP(testnet=False, api_key=KEY, api_secret=SECRET, max_retries=1,
-                   retry_delay=0)
+    http = ut.HTTP(testnet=False, api_key=KEY, api_secret=SECRET, max_retries=1, retry_delay=0)
     http.endpoint = sb.rest_url
     lock = threading.Lock()
     private: list[dict[str, Any]] = []
@@ -56,8 +55,7 @@ def _pybit_session(sb: BybitSandbox) -> dict[str, Any]:
         with lock:
             tickers.append(msg)
 
-    ws_private = ut.WebSocket(channel_type="private", testnet=False, api_key=KEY,
-                              api_secret=SECRET)
+    ws_private = ut.WebSocket(channel_type="private", testnet=False, api_key=KEY, api_secret=SECRET)
     ws_public = ut.WebSocket(channel_type="linear", testnet=False)
     try:
         _wait(lambda: ws_private.auth)
@@ -71,59 +69,139 @@ def _pybit_session(sb: BybitSandbox) -> dict[str, Any]:
         out["time"] = http.get_server_time()
         inst = http.get_instruments_info(category="linear", symbol="BTCUSDT")["result"]["list"]
         out["instrument"] = inst[0]
-        out["entry_one_way"] = _code(http.place_order, category="linear", symbol="BTCUSDT",
-                                     side="Buy", orderType="Market", qty="0.01",
-                                     positionIdx=1, orderLinkId="py-0")
-        out["switch"] = _code(http.switch_position_mode, category="linear", coin="USDT",
-                              mode=3)
-        out["switch_again"] = _code(http.switch_position_mode, category="linear", coin="USDT",
-                                    mode=3)
-        out["leverage"] = _code(http.set_leverage, category="linear", symbol="BTCUSDT",
-                                buyLeverage="5", sellLeverage="5")
-        out["leverage_again"] = _code(http.set_leverage, category="linear", symbol="BTCUSDT",
-                                      buyLeverage="5", sellLeverage="5")
-        out["entry"] = http.place_order(category="linear", symbol="BTCUSDT", side="Buy",
-                                        orderType="Market", qty="0.01", positionIdx=1,
-                                        orderLinkId="py-1", stopLoss="98000",
-                                        slTriggerBy="MarkPrice", tpslMode="Full")
-        out["duplicate"] = _code(http.place_order, category="linear", symbol="BTCUSDT",
-                                 side="Buy", orderType="Market", qty="0.01", positionIdx=1,
-                                 orderLinkId="py-1")
-        out["positions_after_entry"] = http.get_positions(category="linear",
-                                                          symbol="BTCUSDT")["result"]["list"]
-        out["move"] = _code(http.set_trading_stop, category="linear", symbol="BTCUSDT",
-                            tpslMode="Full", positionIdx=1, stopLoss="99000",
-                            slTriggerBy="MarkPrice")
-        out["move_same"] = _code(http.set_trading_stop, category="linear", symbol="BTCUSDT",
-                                 tpslMode="Full", positionIdx=1, stopLoss="99000",
-                                 slTriggerBy="MarkPrice")
-        out["move_through"] = _code(http.set_trading_stop, category="linear",
-                                    symbol="BTCUSDT", tpslMode="Full", positionIdx=1,
-                                    stopLoss="100500")
-        out["stop_zero_position"] = _code(http.set_trading_stop, category="linear",
-                                          symbol="BTCUSDT", tpslMode="Full", positionIdx=2,
-                                          stopLoss="101000")
-        out["cond_flipped"] = _code(http.place_order, category="linear", symbol="BTCUSDT",
-                                    side="Sell", orderType="Market", qty="0.005",
-                                    positionIdx=1, triggerPrice="97000", triggerDirection=1,
-                                    triggerBy="MarkPrice", reduceOnly=True,
-                                    closeOnTrigger=True, orderLinkId="py-2x")
-        out["cond"] = _code(http.place_order, category="linear", symbol="BTCUSDT",
-                            side="Sell", orderType="Market", qty="0.005", positionIdx=1,
-                            triggerPrice="97000", triggerDirection=2, triggerBy="MarkPrice",
-                            reduceOnly=True, closeOnTrigger=True, orderLinkId="py-2")
-        out["stop_orders"] = http.get_open_orders(category="linear", symbol="BTCUSDT",
-                                                  orderFilter="StopOrder")["result"]["list"]
-        out["entry_order"] = http.get_open_orders(category="linear", symbol="BTCUSDT",
-                                                  orderLinkId="py-1")["result"]["list"]
-        out["cancel"] = _code(http.cancel_order, category="linear", symbol="BTCUSDT",
-                              orderLinkId="py-2")
-        out["cancel_again"] = _code(http.cancel_order, category="linear", symbol="BTCUSDT",
-                                    orderLinkId="py-2")
-        out["history"] = http.get_order_history(category="linear", symbol="BTCUSDT",
-                                                orderLinkId="py-2")["result"]["list"]
-        out["positions"] = http.get_positions(category="linear",
-                                              symbol="BTCUSDT")["result"]["list"]
+        out["entry_one_way"] = _code(
+            http.place_order,
+            category="linear",
+            symbol="BTCUSDT",
+            side="Buy",
+            orderType="Market",
+            qty="0.01",
+            positionIdx=1,
+            orderLinkId="py-0",
+        )
+        out["switch"] = _code(http.switch_position_mode, category="linear", coin="USDT", mode=3)
+        out["switch_again"] = _code(
+            http.switch_position_mode, category="linear", coin="USDT", mode=3
+        )
+        out["leverage"] = _code(
+            http.set_leverage,
+            category="linear",
+            symbol="BTCUSDT",
+            buyLeverage="5",
+            sellLeverage="5",
+        )
+        out["leverage_again"] = _code(
+            http.set_leverage,
+            category="linear",
+            symbol="BTCUSDT",
+            buyLeverage="5",
+            sellLeverage="5",
+        )
+        out["entry"] = http.place_order(
+            category="linear",
+            symbol="BTCUSDT",
+            side="Buy",
+            orderType="Market",
+            qty="0.01",
+            positionIdx=1,
+            orderLinkId="py-1",
+            stopLoss="98000",
+            slTriggerBy="MarkPrice",
+            tpslMode="Full",
+        )
+        out["duplicate"] = _code(
+            http.place_order,
+            category="linear",
+            symbol="BTCUSDT",
+            side="Buy",
+            orderType="Market",
+            qty="0.01",
+            positionIdx=1,
+            orderLinkId="py-1",
+        )
+        out["positions_after_entry"] = http.get_positions(category="linear", symbol="BTCUSDT")[
+            "result"
+        ]["list"]
+        out["move"] = _code(
+            http.set_trading_stop,
+            category="linear",
+            symbol="BTCUSDT",
+            tpslMode="Full",
+            positionIdx=1,
+            stopLoss="99000",
+            slTriggerBy="MarkPrice",
+        )
+        out["move_same"] = _code(
+            http.set_trading_stop,
+            category="linear",
+            symbol="BTCUSDT",
+            tpslMode="Full",
+            positionIdx=1,
+            stopLoss="99000",
+            slTriggerBy="MarkPrice",
+        )
+        out["move_through"] = _code(
+            http.set_trading_stop,
+            category="linear",
+            symbol="BTCUSDT",
+            tpslMode="Full",
+            positionIdx=1,
+            stopLoss="100500",
+        )
+        out["stop_zero_position"] = _code(
+            http.set_trading_stop,
+            category="linear",
+            symbol="BTCUSDT",
+            tpslMode="Full",
+            positionIdx=2,
+            stopLoss="101000",
+        )
+        out["cond_flipped"] = _code(
+            http.place_order,
+            category="linear",
+            symbol="BTCUSDT",
+            side="Sell",
+            orderType="Market",
+            qty="0.005",
+            positionIdx=1,
+            triggerPrice="97000",
+            triggerDirection=1,
+            triggerBy="MarkPrice",
+            reduceOnly=True,
+            closeOnTrigger=True,
+            orderLinkId="py-2x",
+        )
+        out["cond"] = _code(
+            http.place_order,
+            category="linear",
+            symbol="BTCUSDT",
+            side="Sell",
+            orderType="Market",
+            qty="0.005",
+            positionIdx=1,
+            triggerPrice="97000",
+            triggerDirection=2,
+            triggerBy="MarkPrice",
+            reduceOnly=True,
+            closeOnTrigger=True,
+            orderLinkId="py-2",
+        )
+        out["stop_orders"] = http.get_open_orders(
+            category="linear", symbol="BTCUSDT", orderFilter="StopOrder"
+        )["result"]["list"]
+        out["entry_order"] = http.get_open_orders(
+            category="linear", symbol="BTCUSDT", orderLinkId="py-1"
+        )["result"]["list"]
+        out["cancel"] = _code(
+            http.cancel_order, category="linear", symbol="BTCUSDT", orderLinkId="py-2"
+        )
+        out["cancel_again"] = _code(
+            http.cancel_order, category="linear", symbol="BTCUSDT", orderLinkId="py-2"
+        )
+        out["history"] = http.get_order_history(
+            category="linear", symbol="BTCUSDT", orderLinkId="py-2"
+        )["result"]["list"]
+        out["positions"] = http.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
         out["wallet"] = http.get_wallet_balance(accountType="UNIFIED")["result"]["list"]
         _wait(lambda: {m["topic"] for m in private} >= {"order", "execution", "position"})
         _wait(lambda: len(tickers) >= 1)
@@ -145,8 +223,9 @@ async def test_pybit_trades_against_the_sandbox(monkeypatch: pytest.MonkeyPatch)
             sb.ws_latency_s = 0.02  # pybit registers a subscription after sending it
             sb.set_mark("BTCUSDT", D("100000"))
             monkeypatch.setattr(ut, "PRIVATE_WSS", sb.private_ws_url)
-            monkeypatch.setattr(ut, "PUBLIC_WSS", sb.public_ws_url.replace("linear",
-                                                                           "{CHANNEL_TYPE}"))
+            monkeypatch.setattr(
+                ut, "PUBLIC_WSS", sb.public_ws_url.replace("linear", "{CHANNEL_TYPE}")
+            )
             out = await trio.to_thread.run_sync(_pybit_session, sb)
 
     assert out["time"]["retCode"] == 0 and int(out["time"]["result"]["timeSecond"]) > 0
@@ -172,12 +251,19 @@ async def test_pybit_trades_against_the_sandbox(monkeypatch: pytest.MonkeyPatch)
     assert set(by_type) == {"Stop", "StopLoss"}  # the position's Full SL is listed too
     assert (by_type["StopLoss"]["triggerPrice"], by_type["StopLoss"]["qty"]) == ("99000", "0")
     stop = by_type["Stop"]
-    assert (stop["orderLinkId"], stop["orderStatus"], stop["triggerDirection"],
-            stop["stopOrderType"], stop["reduceOnly"]) == ("py-2", "Untriggered", 2, "Stop",
-                                                           True)
+    assert (
+        stop["orderLinkId"],
+        stop["orderStatus"],
+        stop["triggerDirection"],
+        stop["stopOrderType"],
+        stop["reduceOnly"],
+    ) == ("py-2", "Untriggered", 2, "Stop", True)
     [entry] = out["entry_order"]
     assert (entry["orderStatus"], entry["cumExecQty"], entry["avgPrice"]) == (
-        "Filled", "0.01", "100000")
+        "Filled",
+        "0.01",
+        "100000",
+    )
     assert (out["cancel"], out["cancel_again"]) == (0, 110001)
     assert out["history"][0]["orderStatus"] == "Deactivated"
     rows = {r["positionIdx"]: r for r in out["positions"]}
@@ -187,10 +273,10 @@ async def test_pybit_trades_against_the_sandbox(monkeypatch: pytest.MonkeyPatch)
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for m in out["private"]:
         by_topic.setdefault(m["topic"], []).extend(m["data"])
-    assert any(o["orderLinkId"] == "py-1" and o["orderStatus"] == "Filled"
-               for o in by_topic["order"])
-    assert any(e["orderLinkId"] == "py-1" and e["execQty"] == "0.01"
-               for e in by_topic["execution"])
+    assert any(
+        o["orderLinkId"] == "py-1" and o["orderStatus"] == "Filled" for o in by_topic["order"]
+    )
+    assert any(e["orderLinkId"] == "py-1" and e["execQty"] == "0.01" for e in by_topic["execution"])
     assert any(p["positionIdx"] == 1 and p["stopLoss"] == "99000" for p in by_topic["position"])
     assert out["tickers"][0]["data"]["markPrice"] == "100000"
     assert out["bad_sign"] == 10004

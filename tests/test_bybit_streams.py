@@ -39,16 +39,29 @@ class Collector:
 
 def test_ticker_cache_merges_deltas_and_keeps_omitted_fields() -> None:
     cache = TickerCache()
-    snap = {"topic": "tickers.BTCUSDT", "type": "snapshot",
-            "data": {"symbol": "BTCUSDT", "markPrice": "100", "lastPrice": "101"}}
+    snap = {
+        "topic": "tickers.BTCUSDT",
+        "type": "snapshot",
+        "data": {"symbol": "BTCUSDT", "markPrice": "100", "lastPrice": "101"},
+    }
     assert cache.apply(snap) == ("BTCUSDT", True)
     # delta without markPrice: mark unchanged, not "gone"
-    assert cache.apply({"topic": "tickers.BTCUSDT", "type": "delta",
-                        "data": {"symbol": "BTCUSDT", "lastPrice": "102"}}) == ("BTCUSDT", False)
+    assert cache.apply(
+        {
+            "topic": "tickers.BTCUSDT",
+            "type": "delta",
+            "data": {"symbol": "BTCUSDT", "lastPrice": "102"},
+        }
+    ) == ("BTCUSDT", False)
     assert cache.mark_price("BTCUSDT") == D("100")
     assert cache.state["BTCUSDT"]["lastPrice"] == "102"
-    assert cache.apply({"topic": "tickers.BTCUSDT", "type": "delta",
-                        "data": {"symbol": "BTCUSDT", "markPrice": "99.5"}}) == ("BTCUSDT", True)
+    assert cache.apply(
+        {
+            "topic": "tickers.BTCUSDT",
+            "type": "delta",
+            "data": {"symbol": "BTCUSDT", "markPrice": "99.5"},
+        }
+    ) == ("BTCUSDT", True)
     assert cache.mark_price("BTCUSDT") == D("99.5")
     assert cache.apply({"op": "pong"}) is None
 
@@ -89,7 +102,8 @@ async def test_public_stream_reconnects_resubscribes_and_emits_a_gap() -> None:
                 await got.wait_for(lambda: sb.subscriptions("public") == [{"tickers.BTCUSDT"}])
                 sb.set_mark("BTCUSDT", D(100000 + 10 * round_))
                 await got.wait_for(
-                    lambda r=round_: got.of(MarkPrice)[-1].mark_price == D(100000 + 10 * r))  # type: ignore[misc]
+                    lambda r=round_: got.of(MarkPrice)[-1].mark_price == D(100000 + 10 * r)
+                )  # type: ignore[misc]
             gaps = got.of(StreamGap)
             assert [g.stream for g in gaps] == ["public", "public"]
             types = [e.type for e in journal.events if e.type.value.startswith("stream.")]
@@ -102,14 +116,17 @@ async def test_public_stream_reconnects_resubscribes_and_emits_a_gap() -> None:
 async def test_silence_watchdog_reconnects() -> None:
     journal = MemoryJournal()
     got = Collector()
-    settings = StreamSettings(ping_interval_s=30, silence_timeout_s=0.3, backoff_initial_s=0.01,
-                              backoff_max_s=0.05)
+    settings = StreamSettings(
+        ping_interval_s=30, silence_timeout_s=0.3, backoff_initial_s=0.01, backoff_max_s=0.05
+    )
     with trio.fail_after(10):
         async with bybit_env() as (sb, _), trio.open_nursery() as nursery:
             # no pings and no price changes: the stream is silent → reconnect → gap
-            nursery.start_soon(lambda: run_public_stream(sb.public_ws_url, ["BTCUSDT"],
-                                                         got.emit, settings=settings,
-                                                         journal=journal))
+            nursery.start_soon(
+                lambda: run_public_stream(
+                    sb.public_ws_url, ["BTCUSDT"], got.emit, settings=settings, journal=journal
+                )
+            )
             await got.wait_for(lambda: len(got.of(StreamGap)) >= 1)
             assert journal.of_type(EventType.STREAM_SILENT)
             nursery.cancel_scope.cancel()
@@ -121,9 +138,11 @@ async def test_pings_keep_a_quiet_stream_alive() -> None:
     settings = StreamSettings(ping_interval_s=0.1, silence_timeout_s=0.5)
     with trio.fail_after(10):
         async with bybit_env() as (sb, _), trio.open_nursery() as nursery:
-            nursery.start_soon(lambda: run_public_stream(sb.public_ws_url, ["BTCUSDT"],
-                                                         got.emit, settings=settings,
-                                                         journal=journal))
+            nursery.start_soon(
+                lambda: run_public_stream(
+                    sb.public_ws_url, ["BTCUSDT"], got.emit, settings=settings, journal=journal
+                )
+            )
             await trio.sleep(1.2)  # > 2 silence timeouts with only pongs arriving
             assert not journal.of_type(EventType.STREAM_SILENT)
             assert got.of(StreamGap) == []
@@ -135,25 +154,35 @@ async def test_private_stream_delivers_order_fill_position_and_gap() -> None:
     with trio.fail_after(10):
         async with bybit_env() as (sb, venue), trio.open_nursery() as nursery:
             nursery.start_soon(venue.run_account_stream, got.emit)
-            await got.wait_for(lambda: sb.subscriptions("private") == [
-                {"order", "execution", "position"}])
-            await venue.place_entry(EntryRequest("BTCUSDT", PositionSide.SHORT, D("0.010"),
-                                                 "tb-p-E0", D("102000")))
+            await got.wait_for(
+                lambda: sb.subscriptions("private") == [{"order", "execution", "position"}]
+            )
+            await venue.place_entry(
+                EntryRequest("BTCUSDT", PositionSide.SHORT, D("0.010"), "tb-p-E0", D("102000"))
+            )
             await got.wait_for(lambda: len(got.of(PositionUpdate)) >= 1)
             fills = got.of(Fill)
             assert [(f.client_order_id, f.position_side, f.qty, f.price) for f in fills] == [
-                ("tb-p-E0", PositionSide.SHORT, D("0.010"), D("100000"))]
+                ("tb-p-E0", PositionSide.SHORT, D("0.010"), D("100000"))
+            ]
             statuses = [u.order.status for u in got.of(OrderUpdate)]
             assert statuses == [OrderStatus.NEW, OrderStatus.FILLED]
             pos = got.of(PositionUpdate)[-1].position
             assert (pos.position_side, pos.qty, pos.entry_price, pos.stop_price) == (
-                PositionSide.SHORT, D("0.010"), D("100000"), D("102000"))
+                PositionSide.SHORT,
+                D("0.010"),
+                D("100000"),
+                D("102000"),
+            )
             # the stop triggers: the close fill is attributed to the short side
             sb.set_mark("BTCUSDT", D("102500"))
             await got.wait_for(lambda: len(got.of(Fill)) >= 2)
             close = got.of(Fill)[1]
             assert (close.position_side, close.reason, close.price) == (
-                PositionSide.SHORT, "stop", D("102500"))
+                PositionSide.SHORT,
+                "stop",
+                D("102500"),
+            )
             await got.wait_for(lambda: got.of(PositionUpdate)[-1].position.qty == 0)
             await sb.drop_stream_connections("private")
             await got.wait_for(lambda: len(got.of(StreamGap)) == 1)

@@ -22,8 +22,11 @@ __all__ = ["add_exchange_arguments", "resolve_bybit_urls"]
 def add_exchange_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("exchange endpoint (flags override --config)")
     g.add_argument("--config", type=Path, help="config.toml to read [exchange] from")
-    g.add_argument("--environment", choices=["mainnet", "testnet", "demo"],
-                   help="default URLs (exchange.environment); default testnet")
+    g.add_argument(
+        "--environment",
+        choices=["mainnet", "testnet", "demo"],
+        help="default URLs (exchange.environment); default testnet",
+    )
     g.add_argument("--rest-url", help="REST base URL (exchange.rest_url), e.g. the sandbox's")
     g.add_argument("--public-ws-url", help="public stream URL (exchange.public_ws_url)")
     g.add_argument("--private-ws-url", help="private stream URL (exchange.private_ws_url)")
@@ -39,8 +42,9 @@ def _exchange_table(path: Path) -> dict[str, Any]:
         raise ConfigError([("exchange", "must be a table")])
     venue = table.get("venue", "bybit")
     if venue != "bybit":
-        raise ConfigError([("exchange.venue", f"this command talks to Bybit; config says "
-                                              f"{venue!r}")])
+        raise ConfigError(
+            [("exchange.venue", f"this command talks to Bybit; config says {venue!r}")]
+        )
     return table
 
 

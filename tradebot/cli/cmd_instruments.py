@@ -19,8 +19,9 @@ from tradebot.cli._bybit_common import add_exchange_arguments, resolve_bybit_url
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("instruments",
-                                   help="instrument rules (tick, step, min qty/notional)")
+    parser = subparsers.add_parser(
+        "instruments", help="instrument rules (tick, step, min qty/notional)"
+    )
     parser.add_argument("--symbol", help="only this symbol, e.g. BTCUSDT")
     parser.add_argument("--json", action="store_true", help="JSON array instead of a table")
     add_exchange_arguments(parser)
@@ -33,9 +34,16 @@ def instrument_rows(instruments: Any, symbol: str | None) -> list[dict[str, str]
         if symbol and sym != symbol:
             continue
         i = instruments[sym]
-        rows.append({"symbol": i.symbol, "tick_size": str(i.tick_size),
-                     "qty_step": str(i.qty_step), "min_qty": str(i.min_qty),
-                     "min_notional": str(i.min_notional), "status": i.status.value})
+        rows.append(
+            {
+                "symbol": i.symbol,
+                "tick_size": str(i.tick_size),
+                "qty_step": str(i.qty_step),
+                "min_qty": str(i.min_qty),
+                "min_notional": str(i.min_notional),
+                "status": i.status.value,
+            }
+        )
     return rows
 
 

@@ -23,18 +23,32 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sandbox", help="run a loopback exchange sandbox")
     parser.add_argument("--venue", choices=["bybit"], default="bybit")
     parser.add_argument("--port", type=int, default=0, help="REST port (0 = any free port)")
-    parser.add_argument("--ws-port", type=int, default=None,
-                        help="WebSocket port (default: --port + 1, or any free port)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="market data directory (SYMBOL.csv.gz + instruments.json)")
+    parser.add_argument(
+        "--ws-port",
+        type=int,
+        default=None,
+        help="WebSocket port (default: --port + 1, or any free port)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="market data directory (SYMBOL.csv.gz + instruments.json)",
+    )
     parser.add_argument("--api-key", default=None, help="accepted API key (default: random)")
-    parser.add_argument("--api-secret", default=None,
-                        help="accepted API secret (default: random)")
+    parser.add_argument("--api-secret", default=None, help="accepted API secret (default: random)")
     parser.add_argument("--wallet-usdt", default="10000", help="starting USDT wallet")
-    parser.add_argument("--hedge-mode", action="store_true",
-                        help="start in hedge mode (default: one-way, like a fresh account)")
-    parser.add_argument("--step-s", type=float, default=0.25,
-                        help="wall seconds per replayed price point (4 points per 1m candle)")
+    parser.add_argument(
+        "--hedge-mode",
+        action="store_true",
+        help="start in hedge mode (default: one-way, like a fresh account)",
+    )
+    parser.add_argument(
+        "--step-s",
+        type=float,
+        default=0.25,
+        help="wall seconds per replayed price point (4 points per 1m candle)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     parser.add_argument("--json", action="store_true", help="print the endpoints as JSON")
     parser.set_defaults(func=run)
@@ -63,24 +77,36 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         engine = sandbox_engine(data_dir=args.data, wallet_usdt=wallet)
-        async with open_bybit_sandbox(engine, rest_port=args.port, ws_port=ws_port,
-                                      api_key=key, api_secret=secret,
-                                      hedge_mode=args.hedge_mode) as sb:
-            info = {"venue": "bybit", "rest_url": sb.rest_url,
-                    "public_ws_url": sb.public_ws_url, "private_ws_url": sb.private_ws_url,
-                    "api_key": key, "api_secret": secret,
-                    "symbols": sorted(engine.instruments())}
+        async with open_bybit_sandbox(
+            engine,
+            rest_port=args.port,
+            ws_port=ws_port,
+            api_key=key,
+            api_secret=secret,
+            hedge_mode=args.hedge_mode,
+        ) as sb:
+            info = {
+                "venue": "bybit",
+                "rest_url": sb.rest_url,
+                "public_ws_url": sb.public_ws_url,
+                "private_ws_url": sb.private_ws_url,
+                "api_key": key,
+                "api_secret": secret,
+                "symbols": sorted(engine.instruments()),
+            }
             if args.json:
                 print(json.dumps(info), flush=True)
             else:
                 print("Bybit v5 sandbox (paper engine) on loopback", flush=True)
-                for k in ("rest_url", "public_ws_url", "private_ws_url", "api_key",
-                          "api_secret"):
+                for k in ("rest_url", "public_ws_url", "private_ws_url", "api_key", "api_secret"):
                     print(f"  {k:<15} {info[k]}", flush=True)
                 print(f"  symbols         {', '.join(info['symbols'])}", flush=True)
-                print("config: [exchange] venue = \"bybit\", rest_url / public_ws_url / "
-                      "private_ws_url as above; key and secret via the env vars named in "
-                      "config", flush=True)
+                print(
+                    'config: [exchange] venue = "bybit", rest_url / public_ws_url / '
+                    "private_ws_url as above; key and secret via the env vars named in "
+                    "config",
+                    flush=True,
+                )
             with trio.move_on_after(args.duration if args.duration else float("inf")):
                 await play_market_data(sb, data_dir=args.data, step_interval_s=args.step_s)
 

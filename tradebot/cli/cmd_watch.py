@@ -22,8 +22,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("watch", help="live mark prices of symbols")
     parser.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of text")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="stop after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
     add_exchange_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -54,11 +58,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"# stream reconnected: {event.reason}", file=sys.stderr, flush=True)
         elif isinstance(event, MarkPrice):
             if args.json:
-                print(json.dumps({"symbol": event.symbol, "mark_price": str(event.mark_price),
-                                  "ts": event.ts.isoformat()}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "symbol": event.symbol,
+                            "mark_price": str(event.mark_price),
+                            "ts": event.ts.isoformat(),
+                        }
+                    ),
+                    flush=True,
+                )
             else:
-                print(f"{event.ts.isoformat()}  {event.symbol:<12} {event.mark_price}",
-                      flush=True)
+                print(f"{event.ts.isoformat()}  {event.symbol:<12} {event.mark_price}", flush=True)
 
     async def main() -> None:
         async with BybitVenue(urls) as venue:
