@@ -17,6 +17,7 @@ from adapters.bybit import (
 )
 from adapters.bybit.http import _wall_ms
 from adapters.bybit_sandbox import open_bybit_sandbox, sandbox_engine
+from tradebot.config import ExchangeConfig
 from tradebot.domain import Instrument, OrderStatus, OrderType, PositionSide
 from tradebot.errors import (
     ConfigError,
@@ -405,14 +406,25 @@ async def test_venue_from_config_reads_credentials_from_named_env_vars() -> None
                 "venue": "bybit",
                 "environment": "testnet",
                 "rest_url": sb.rest_url,
-                "public_ws_url": sb.public_ws_url,
-                "private_ws_url": sb.private_ws_url,
+                "ws_public_url": sb.public_ws_url,
+                "ws_private_url": sb.private_ws_url,
                 "api_key_env": "MY_KEY",
                 "api_secret_env": "MY_SECRET",
             }
             async with venue_from_config(cfg, environ=env) as venue:
                 assert venue.urls.rest_url == sb.rest_url
                 assert (await venue.balance()).wallet_usdt == D(10000)
+            typed = ExchangeConfig(
+                rest_url=sb.rest_url,
+                ws_public_url=sb.public_ws_url,
+                ws_private_url=sb.private_ws_url,
+                api_key_env="MY_KEY",
+                api_secret_env="MY_SECRET",
+                request_timeout_s=3.0,
+            )
+            async with venue_from_config(typed, environ=env) as venue:
+                assert venue.urls.private_ws_url == sb.private_ws_url
+                assert len(await venue.positions()) == 0
     with pytest.raises(ConfigError) as err:
         venue_from_config(
             {"venue": "bybit", "api_key_env": "NOPE_K", "api_secret_env": "NOPE_S"}, environ={}
@@ -420,7 +432,7 @@ async def test_venue_from_config_reads_credentials_from_named_env_vars() -> None
     assert [k for k, _ in err.value.problems] == ["exchange.api_key_env", "exchange.api_secret_env"]
     with pytest.raises(ConfigError):
         venue_from_config({"venue": "binance"}, environ=env)
-    default = venue_from_config({}, environ={"BYBIT_API_KEY": "k", "BYBIT_API_SECRET": "s"})
+    default = venue_from_config({}, environ={"TRADEBOT_API_KEY": "k", "TRADEBOT_API_SECRET": "s"})
     assert default.urls.rest_url == "https://api-testnet.bybit.com"  # never mainnet by default
     await default.aclose()
 

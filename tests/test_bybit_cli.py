@@ -20,7 +20,7 @@ async def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-async def test_sandbox_instruments_and_watch_commands() -> None:
+async def test_sandbox_instruments_and_watch_commands(tmp_path: Path) -> None:
     with trio.fail_after(45):
         proc = await trio.lowlevel.open_process(
             [
@@ -72,6 +72,15 @@ async def test_sandbox_instruments_and_watch_commands() -> None:
             assert res.returncode == 0 and b"ETHUSDT" in res.stdout and b"0.01" in res.stdout
             res = await _cli("instruments", "--symbol", "NOPEUSDT", "--rest-url", info["rest_url"])
             assert res.returncode == 1 and b"NOPEUSDT" in res.stderr
+            # the same through config.toml's [exchange] endpoint keys
+            cfg = tmp_path / "config.toml"
+            cfg.write_text(
+                '[exchange]\nvenue = "bybit"\nenvironment = "mainnet"\n'
+                f'rest_url = "{info["rest_url"]}"\nws_public_url = "{info["public_ws_url"]}"\n'
+            )
+            res = await _cli("instruments", "--json", "--symbol", "BTCUSDT", "--config", str(cfg))
+            assert res.returncode == 0, res.stderr
+            assert [r["symbol"] for r in json.loads(res.stdout)] == ["BTCUSDT"]
 
             res = await _cli(
                 "watch",

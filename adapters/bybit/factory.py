@@ -55,12 +55,14 @@ def venue_from_config(
     environ: Mapping[str, str] | None = None,
     require_credentials: bool = True,
 ) -> BybitVenue:
-    """A :class:`BybitVenue` for config section ``exchange`` (a mapping or an attrs object).
+    """A :class:`BybitVenue` for config section ``exchange``.
 
-    Keys: ``venue`` (must be ``"bybit"``), ``environment`` (mainnet | testnet | demo,
-    default testnet), optional ``rest_url`` / ``public_ws_url`` / ``private_ws_url``
-    overrides, ``api_key_env`` / ``api_secret_env`` (default ``BYBIT_API_KEY`` /
-    ``BYBIT_API_SECRET``), optional ``recv_window_ms`` (default 5000).
+    ``exchange`` is :class:`tradebot.config.ExchangeConfig` or a mapping with the same
+    keys: ``venue`` (must be ``"bybit"``), ``environment`` (mainnet | testnet | demo,
+    default testnet), optional URL overrides ``rest_url`` / ``ws_public_url`` /
+    ``ws_private_url`` (the spellings ``public_ws_url`` / ``private_ws_url`` are accepted
+    too), ``api_key_env`` / ``api_secret_env`` (default ``TRADEBOT_API_KEY`` /
+    ``TRADEBOT_API_SECRET``), ``recv_window_ms`` (5000), ``request_timeout_s`` (10).
 
     Raises:
         ConfigError: wrong venue, unknown environment, missing credentials.
@@ -68,18 +70,23 @@ def venue_from_config(
     venue = _get(exchange, "venue", "bybit")
     if venue != "bybit":
         raise ConfigError([("exchange.venue", f"expected 'bybit', got {venue!r}")])
+    public = _get(exchange, "ws_public_url", None) or _get(exchange, "public_ws_url", None)
+    private = _get(exchange, "ws_private_url", None) or _get(exchange, "private_ws_url", None)
     urls = bybit_urls(
         _get(exchange, "environment", None) or "testnet",
         rest_url=_get(exchange, "rest_url", None) or None,
-        public_ws_url=_get(exchange, "public_ws_url", None) or None,
-        private_ws_url=_get(exchange, "private_ws_url", None) or None,
+        public_ws_url=public or None,
+        private_ws_url=private or None,
     )
     key = secret = ""
     if require_credentials:
         key, secret = read_credentials(
-            _get(exchange, "api_key_env", None) or "BYBIT_API_KEY",
-            _get(exchange, "api_secret_env", None) or "BYBIT_API_SECRET",
+            _get(exchange, "api_key_env", None) or "TRADEBOT_API_KEY",
+            _get(exchange, "api_secret_env", None) or "TRADEBOT_API_SECRET",
             environ,
         )
     recv = int(_get(exchange, "recv_window_ms", None) or 5000)
-    return BybitVenue(urls, key, secret, journal=journal, clock=clock, recv_window_ms=recv)
+    timeout_s = float(_get(exchange, "request_timeout_s", None) or 10.0)
+    return BybitVenue(
+        urls, key, secret, journal=journal, clock=clock, recv_window_ms=recv, timeout_s=timeout_s
+    )

@@ -2,7 +2,7 @@
 
 Endpoints come from config and flags, flags winning: ``[exchange]`` of ``--config FILE``
 (``venue = "bybit"``, ``environment`` = mainnet | testnet | demo, optional ``rest_url``,
-``public_ws_url``, ``private_ws_url``), then ``--environment`` / ``--rest-url`` /
+``ws_public_url``, ``ws_private_url``), then ``--environment`` / ``--rest-url`` /
 ``--public-ws-url`` / ``--private-ws-url``. Without either, testnet is used (never
 mainnet by accident).
 """
@@ -28,8 +28,8 @@ def add_exchange_arguments(parser: argparse.ArgumentParser) -> None:
         help="default URLs (exchange.environment); default testnet",
     )
     g.add_argument("--rest-url", help="REST base URL (exchange.rest_url), e.g. the sandbox's")
-    g.add_argument("--public-ws-url", help="public stream URL (exchange.public_ws_url)")
-    g.add_argument("--private-ws-url", help="private stream URL (exchange.private_ws_url)")
+    g.add_argument("--public-ws-url", help="public stream URL (exchange.ws_public_url)")
+    g.add_argument("--private-ws-url", help="private stream URL (exchange.ws_private_url)")
 
 
 def _exchange_table(path: Path) -> dict[str, Any]:
@@ -57,13 +57,26 @@ def resolve_bybit_urls(args: argparse.Namespace) -> Any:
     from adapters.bybit import bybit_urls
 
     table: dict[str, Any] = _exchange_table(args.config) if args.config else {}
-    for key in ("environment", "rest_url", "public_ws_url", "private_ws_url"):
+    for key in (
+        "environment",
+        "rest_url",
+        "ws_public_url",
+        "ws_private_url",
+        "public_ws_url",
+        "private_ws_url",
+    ):
         if key in table and not isinstance(table[key], str):
             raise ConfigError([(f"exchange.{key}", "must be a string")])
     env = args.environment or table.get("environment") or "testnet"
     return bybit_urls(
         env,
         rest_url=args.rest_url or table.get("rest_url") or None,
-        public_ws_url=args.public_ws_url or table.get("public_ws_url") or None,
-        private_ws_url=args.private_ws_url or table.get("private_ws_url") or None,
+        public_ws_url=args.public_ws_url
+        or table.get("ws_public_url")
+        or table.get("public_ws_url")
+        or None,
+        private_ws_url=args.private_ws_url
+        or table.get("ws_private_url")
+        or table.get("private_ws_url")
+        or None,
     )
