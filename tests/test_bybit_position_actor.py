@@ -103,6 +103,16 @@ async def test_position_actor_opens_trails_and_closes_through_the_bybit_adapter(
                         )
                         stops.append(sb.engine.position("BTCUSDT", LONG).stop_price)
                     assert stops == sorted(stops) and len(set(stops)) == 4
+                    # a dropped stream → reconnect → StreamGap → the actor re-verifies its stop
+                    for which in ("private", "public"):
+                        seen = len(journal.of_type(EventType.PROTECTION_VERIFIED))
+                        assert await sb.drop_stream_connections(which) == 1
+                        await _until(
+                            lambda n=seen: len(journal.of_type(EventType.PROTECTION_VERIFIED)) > n
+                        )
+                        last = journal.of_type(EventType.PROTECTION_VERIFIED)[-1]
+                        assert last.data["reason"] == "stream_gap"
+                        assert last.data["stop_price"] == stops[-1]
                     addr = sup.address("BTCUSDT", LONG)
                     assert addr is not None
                     await addr.ask(Close("test_done"), 10)
