@@ -362,6 +362,7 @@ async def test_hostile_values_are_stored_never_raise(fresh_db_dsn: str, tmp_path
         {"surrogate": "\ud800"},
         {"nan": float("nan"), "inf": float("inf"), "obj": Weird(), "exc": ValueError("boom")},
         {"bytes": b"\x00\xff", "set": {1}},
+        {"huge_int": 10**5000},  # json.dumps refuses ints this long
     ]
     with trio.fail_after(30):
         async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
@@ -374,7 +375,8 @@ async def test_hostile_values_are_stored_never_raise(fresh_db_dsn: str, tmp_path
             "SELECT data, symbol FROM events WHERE type = 'signal.rejected'"
         ).fetchall()
         naive = conn.execute("SELECT ts FROM events WHERE type = 'bot.started'").fetchone()
-    assert len(rows) == 4
+    assert len(rows) == 5
+    assert any("_unencodable" in r[0] for r in rows)
     assert {r[1] for r in rows} == {"X\ufffdY"}
     assert any(r[0].get("nul") == "a\ufffdb" for r in rows)
     assert any(r[0].get("obj") == "<weird>" and r[0].get("nan") == "nan" for r in rows)
@@ -666,3 +668,44 @@ async def test_read_helpers(fresh_db_dsn: str, tmp_path: Path) -> None:
     from adapters.postgres.queries import open_positions
 
     assert [p["position_side"] for p in open_positions(fresh_db_dsn)] == ["SHORT"]
+
+
+async def test_schema_missing_spools_until_migrated(empty_db_dsn: str, tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with open_postgres_journal(
+            empty_db_dsn, spool_dir=tmp_path, retry_interval_s=0.05, max_retry_interval_s=0.1
+        ) as journal:
+            assert not journal.is_up
+            ids = []
+            for i in range(50):
+                ev = Event(EventType.RECONCILE_STARTED, T0, {"i": i})
+                ids.append(ev.event_id)
+                await journal.emit_durable(ev)  # durable in the spool
+            assert journal.stats.spooled >= 50
+            await trio.to_thread.run_sync(migrate, empty_db_dsn)
+            await _wait_until(lambda: journal.is_up and journal.stats.replayed >= 50, 0.01)
+            await journal.flush()
+    assert set(ids) <= set(_ids(empty_db_dsn))
+    assert _count_by_type(empty_db_dsn)[EventType.SPOOL_REPLAYED.value] == 1
+
+
+async def test_unwritable_spool_holds_events_until_it_works_again(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    bad_dsn = "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
+    with trio.fail_after(60):
+        async with open_postgres_journal(
+            bad_dsn, spool_dir=spool, retry_interval_s=0.05, max_retry_interval_s=0.1
+        ) as journal:
+            await journal.flush()  # DB_UNAVAILABLE is in the spool
+            await trio.to_thread.run_sync(shutil.rmtree, spool)
+            spool.write_text("not a directory")  # every append now fails
+            ev = Event(EventType.FILL, T0, {"trade_id": "t1"})
+            with trio.move_on_after(0.5) as waited:
+                await journal.emit_durable(ev)
+            assert waited.cancelled_caught  # not durable: never reported as such
+            spool.unlink()
+            spool.mkdir()
+            await journal.emit_durable(Event(EventType.FILL, T0, {"trade_id": "t2"}))
+    lines = (spool / SPOOL_FILE_NAME).read_text().splitlines()
+    assert [json.loads(x)["data"].get("trade_id") for x in lines].count("t1") == 1
+    assert journal.stats.lost == 0

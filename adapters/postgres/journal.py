@@ -97,6 +97,20 @@ RETURNING event_id
 
 _SEVERITIES = {s.value for s in Severity}
 
+# Errors that say "this database cannot take events right now" (schema missing, no
+# privilege, read-only replica, disk full) rather than "this event is bad": the journal
+# treats them like a lost connection (spool, retry) instead of storing event by event.
+_NOT_DATA_ERRORS: tuple[type[psycopg.Error], ...] = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.UndefinedObject,
+    psycopg.errors.InsufficientPrivilege,
+    psycopg.errors.ReadOnlySqlTransaction,
+    psycopg.errors.DiskFull,
+    psycopg.errors.InFailedSqlTransaction,
+)
+
 
 @attrs.define
 class JournalStats:
@@ -113,6 +127,8 @@ class JournalStats:
         projection_skipped: events stored but not projected (see ``projection_skip_reasons``).
         unstorable: events whose data the database refused; stored with a replacement
             ``data`` (``{"_unstorable": ...}``) or, failing that, in the rejects file.
+        lost: events neither stored nor spooled (only when, at shutdown, the database is
+            unreachable AND the spool cannot be written); always 0 otherwise.
     """
 
     emitted: int = 0
@@ -124,6 +140,7 @@ class JournalStats:
     db_failures: int = 0
     projection_skipped: int = 0
     unstorable: int = 0
+    lost: int = 0
     projection_skip_reasons: dict[str, int] = attrs.field(factory=dict)
 
 
@@ -297,7 +314,10 @@ class PostgresJournal:
         item = self._encode(event)
         if self._closed:
             # Too late for the writer: keep it on disk; the next journal replays it.
-            self._spool_sync([item], fsync=False)
+            try:
+                self._spool_sync([item], fsync=False)
+            except OSError:
+                self.stats.lost += 1
             return
         self._pending.append(item)
         self.stats.emitted += 1
@@ -496,18 +516,19 @@ class PostgresJournal:
                 data_text,
                 jdata,
             )
-        except Exception as exc:  # never raise from emit
-            jdata = {"_unencodable": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:  # never raise from emit: keep what identifies the event
+            jdata = {"_unencodable": f"{type(exc).__name__}: {exc}"[:2000]}
+            etype_value: Any = getattr(event.type, "value", None)
             return _Item(
                 self._seq,
-                uuid.uuid4(),
-                self._now(),
-                "journal.unencodable",
+                event.event_id if isinstance(event.event_id, uuid.UUID) else uuid.uuid4(),
+                event.ts if isinstance(event.ts, datetime) and event.ts.tzinfo else self._now(),
+                etype_value if isinstance(etype_value, str) else "journal.unencodable",
                 "error",
-                None,
-                None,
-                None,
-                None,
+                _clean_text(event.position_id),
+                _clean_text(event.client_order_id),
+                _clean_text(event.symbol),
+                _clean_text(event.correlation_id),
                 json.dumps(jdata),
                 jdata,
             )
@@ -553,9 +574,26 @@ class PostgresJournal:
                         next_retry = trio.current_time() + self.retry_interval_s
                         retry_s = self.retry_interval_s
                 if not self._up:
-                    await trio.to_thread.run_sync(
-                        self._spool_sync, batch, True, abandon_on_cancel=True
-                    )
+                    try:
+                        await trio.to_thread.run_sync(
+                            self._spool_sync, batch, True, abandon_on_cancel=True
+                        )
+                    except OSError as exc:
+                        # Disk full / unwritable spool: keep the batch in memory (front of
+                        # the queue, order kept), do not report it durable, retry later.
+                        log.critical(
+                            "journal spool write failed (%s); holding %d events in memory",
+                            exc,
+                            len(batch),
+                        )
+                        self._pending.extendleft(reversed(batch))
+                        self._inflight = []
+                        if self._closing:
+                            break
+                        await trio.sleep(self.retry_interval_s)
+                        if await self._recover():
+                            retry_s = self.retry_interval_s
+                        continue
                     if not self._closing and trio.current_time() >= next_retry:
                         if await self._recover():
                             retry_s = self.retry_interval_s
@@ -672,9 +710,9 @@ class PostgresJournal:
             with conn.transaction():
                 inserted = self._insert_events_sync(conn, batch)
                 self._project_sync(conn, batch, inserted)
-        except psycopg.OperationalError:
-            raise
         except psycopg.Error as exc:
+            if isinstance(exc, (psycopg.OperationalError, *_NOT_DATA_ERRORS)):
+                raise
             if conn.broken or conn.closed:
                 raise
             # A data problem in the bulk insert (should not happen: values are sanitized).
@@ -814,8 +852,11 @@ class PostgresJournal:
     def _recover_sync(self) -> tuple[bool, int]:
         try:
             conn = self._ensure_conn_sync()
-            conn.execute("SELECT 1")
-        except Exception:
+            row = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
+            if not (row and row[0]):
+                raise JournalError("table events missing: run `tradebot db migrate`")
+        except Exception as exc:
+            log.warning("journal database not usable: %s", exc)
             self.stats.db_failures += 1
             self._close_quietly(self._conn)
             self._conn = None
@@ -883,8 +924,16 @@ class PostgresJournal:
                 leftover = list(self._inflight) + list(self._pending)
                 self._pending.clear()
                 if leftover:
-                    self._spool_sync(leftover, fsync=True)
-                    self._mark_durable(leftover[-1].seq if leftover[-1].seq > 0 else self._seq)
+                    try:
+                        self._spool_sync(leftover, fsync=True)
+                    except OSError as exc:
+                        self.stats.lost += len(leftover)
+                        log.critical(
+                            "journal: database and spool both unavailable at shutdown "
+                            "(%s); %d events lost",
+                            exc,
+                            len(leftover),
+                        )
             self._closed = True
             self._writer_scope.cancel()
             self._mark_durable(self._seq)
