@@ -207,3 +207,19 @@ def test_reconnect_backoff_is_capped_and_jittered() -> None:
         delays = [s.backoff_s(attempt) for _ in range(200)]
         assert all(cap / 2 <= d <= cap for d in delays)
         assert len(set(delays)) > 1  # jittered, so reconnecting clients spread out
+
+
+async def test_refused_private_subscription_is_fatal_not_silent() -> None:
+    journal = MemoryJournal()
+    with trio.fail_after(10):
+        async with bybit_env(journal=journal) as (sb, venue):
+            sb.refused_topics.add("execution")
+
+            async def emit(_: Any) -> None:
+                pass
+
+            with pytest.raises(FatalVenueError, match="subscribe refused"):
+                await venue.run_account_stream(emit)
+    assert journal.of_type(EventType.EXCHANGE_ERROR)[-1].data["error"] == (
+        "private subscribe refused"
+    )

@@ -239,6 +239,7 @@ class _Stream:
             self.emit_event(EventType.STREAM_GAP, {"reason": gap.reason}, Severity.WARNING)
             await on_gap(gap)
         dropped = ""
+        fatal: FatalVenueError | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pinger, ws, nursery.cancel_scope)
             while True:
@@ -267,7 +268,14 @@ class _Stream:
                     )
                     continue
                 if isinstance(msg, dict):
-                    await on_message(msg)
+                    try:
+                        await on_message(msg)
+                    except FatalVenueError as exc:
+                        fatal = exc  # re-raised outside the nursery: never grouped
+                        nursery.cancel_scope.cancel()
+                        break
+        if fatal is not None:
+            raise fatal
         if dropped:
             raise _Dropped(dropped)
 
@@ -403,6 +411,19 @@ async def run_private_stream(
         return PositionSide.LONG if buy != closing else PositionSide.SHORT
 
     async def on_message(msg: dict[str, Any]) -> None:
+        if msg.get("op") == "subscribe" and msg.get("success") is False:
+            # A private stream that is not subscribed is blind while orders still succeed
+            # (the listenKey lesson from Binance): never carry on silently.
+            stream.emit_event(
+                EventType.EXCHANGE_ERROR,
+                {"error": "private subscribe refused", "reply": msg},
+                Severity.ERROR,
+            )
+            raise FatalVenueError(
+                f"bybit private subscribe refused: {msg.get('ret_msg')}",
+                code="ws_subscribe",
+                venue_message=str(msg.get("ret_msg", "")),
+            )
         topic = msg.get("topic")
         rows = msg.get("data")
         if topic not in ("order", "execution", "position") or not isinstance(rows, list):

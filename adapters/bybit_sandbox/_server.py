@@ -177,6 +177,7 @@ class BybitSandbox:
         self.rate_limits = dict(rate_limits) if rate_limits is not None else None
         self.faults: list[Fault] = []
         self.ws_latency_s = 0.0
+        self.refused_topics: set[str] = set()  # test hook: subscriptions answered success=false
         """Delay before the sandbox handles each WS request (simulated network latency;
         some clients, pybit among them, register a subscription only after sending it)."""
         self.request_log: list[LoggedRequest] = []
@@ -1161,6 +1162,8 @@ class BybitSandbox:
         )
 
     def _topic_ok(self, conn: _WsConn, topic: str) -> bool:
+        if topic in self.refused_topics:
+            return False
         if conn.private:
             return topic in (
                 "order",
