@@ -298,6 +298,7 @@ class PositionActor(Actor[PositionMessage]):
         # volatile
         self._mark: Decimal | None = None
         self._mark_pending = False
+        self._entry_unknown_journaled = False
         self._last_position_ts: datetime | None = None
         self._last_snapshot_s = -1e18
         self._snapshot_wm: Decimal | None = None
@@ -534,12 +535,13 @@ class PositionActor(Actor[PositionMessage]):
         try:
             self._ev(EventType.ENTRY_SUBMITTED, cid=self._entry_cid, qty=req.qty,
                      stop_price=entry_req.stop_price)
-            order = await self._retry("place_entry", lambda: self._port.place_entry(entry_req),
-                                      self._s.execution.stop_attempts)
+            order = await self._submit_entry(entry_req)
             self._ev(EventType.ENTRY_ACKED, cid=self._entry_cid, status=order.status,
                      venue_order_id=order.venue_order_id)
         except (OutcomeUnknown, DuplicateClientOrderId) as exc:
-            self._ev(EventType.ENTRY_OUTCOME_UNKNOWN, Severity.WARNING, self._entry_cid, error=exc)
+            if not self._entry_unknown_journaled:
+                self._ev(EventType.ENTRY_OUTCOME_UNKNOWN, Severity.WARNING, self._entry_cid,
+                         error=exc)
             try:
                 order = await self._query_order(self._entry_cid)
             except VenueError as qexc:
@@ -556,6 +558,54 @@ class PositionActor(Actor[PositionMessage]):
             await self._rollback(f"entry_rejected: {exc.code or type(exc).__name__}")
             return
         await self._confirm_entry(order, intended)
+
+    async def _submit_entry(self, entry_req: EntryRequest) -> OrderState:
+        """Submit the entry; when no answer came within ``entry_probe_after_s``, look the
+        client id up in parallel and continue as soon as the venue shows it filled.
+
+        A lost answer (timeout after the venue accepted) would otherwise leave a filled
+        position without its stop for the whole request timeout. The lookup never submits
+        anything, so there is still never a second entry.
+
+        Raises:
+            VenueError: the submission's error when the lookup found nothing meanwhile.
+        """
+        ex = self._s.execution
+        found: list[OrderState] = []
+        failed: list[VenueError] = []
+
+        async def submit(cancel: trio.CancelScope) -> None:
+            try:
+                found.append(await self._retry(
+                    "place_entry", lambda: self._port.place_entry(entry_req), ex.stop_attempts))
+            except VenueError as exc:
+                failed.append(exc)
+            cancel.cancel()
+
+        async def probe(cancel: trio.CancelScope) -> None:
+            await trio.sleep(ex.entry_probe_after_s)
+            self._entry_unknown_journaled = True
+            self._ev(EventType.ENTRY_OUTCOME_UNKNOWN, Severity.WARNING, self._entry_cid,
+                     error=f"no answer after {ex.entry_probe_after_s} s; looking it up")
+            while True:
+                try:
+                    order = await self._port.get_order(self.symbol, self._entry_cid)
+                except VenueError:
+                    order = None
+                if order is not None and order.filled_qty > 0:
+                    self._ev(EventType.ENTRY_RESOLVED, cid=self._entry_cid, found=True,
+                             status=order.status, via="lookup_while_pending")
+                    found.append(order)
+                    cancel.cancel()
+                    return
+                await trio.sleep(ex.entry_probe_interval_s)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(submit, nursery.cancel_scope)
+            nursery.start_soon(probe, nursery.cancel_scope)
+        if found:
+            return found[0]
+        raise failed[0]
 
     async def _confirm_entry(self, order: OrderState | None, intended: Decimal | None) -> None:
         """Wait for the entry's fill (query by client id), then protect the filled qty."""

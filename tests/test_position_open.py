@@ -57,6 +57,10 @@ async def test_entry_timeout_after_accept_resolved_by_client_id_no_second_entry(
             assert w.journal.of_type(EventType.ENTRY_OUTCOME_UNKNOWN)
             (res,) = w.journal.of_type(EventType.ENTRY_RESOLVED)
             assert res.data["found"] is True
+            # the lost answer was looked up after 1 s instead of waiting out the 5 s timeout
+            assert res.data["via"] == "lookup_while_pending"
+            (intent,) = w.journal.of_type(EventType.ENTRY_INTENT)
+            assert (res.ts - intent.ts).total_seconds() < 1.5
 
 
 @pytest.mark.parametrize("profile", PROFILES)
