@@ -83,7 +83,11 @@ def run(record: Record) -> None:
     ticks = trio.run(venue_only, clock=trio.testing.MockClock(autojump_threshold=0))
     record("venue_throughput", ticks / (time.perf_counter() - t0), "updates/s")
 
+    import logging
+
     from tradebot.cli._paper_run import PaperRunOptions, run_paper
+
+    logging.getLogger("tradebot.journal").setLevel(logging.ERROR)
 
     days = os.environ.get("BENCH_REPLAY_DAYS", "").strip()
     end = replay.start + timedelta(days=float(days)) if days else None

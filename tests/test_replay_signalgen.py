@@ -87,10 +87,16 @@ def test_deterministic_and_no_look_ahead(tmp_path: Path) -> None:
     ]
 
 
-def test_bundled_file_is_generator_output() -> None:
+def test_bundled_file_is_generator_output(tmp_path: Path) -> None:
     path = signalgen.bundled_signals_path()
     lines = path.read_text().splitlines()
     assert [json.loads(x) for x in lines] == signalgen.generate()
+    # and it is what the documented command writes, byte for byte
+    from tradebot.cli import main
+
+    out = tmp_path / "s.jsonl"
+    assert main(["signals", "generate", "--out", str(out)]) == 0
+    assert out.read_bytes() == path.read_bytes()
 
 
 def test_cli_writes_file_and_reports_bad_input(
