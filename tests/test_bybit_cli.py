@@ -91,6 +91,8 @@ async def test_sandbox_instruments_and_watch_commands(tmp_path: Path) -> None:
                 "2",
                 "--public-ws-url",
                 info["public_ws_url"],
+                "--rest-url",
+                info["rest_url"],
             )
             assert res.returncode == 0, res.stderr
             lines = [json.loads(x) for x in res.stdout.decode().splitlines()]
@@ -98,6 +100,18 @@ async def test_sandbox_instruments_and_watch_commands(tmp_path: Path) -> None:
             btc_marks = [Decimal(x["mark_price"]) for x in lines if x["symbol"] == "BTCUSDT"]
             assert len(set(btc_marks)) >= 2  # the sandbox plays the data: the mark moves
             assert {x["symbol"] for x in lines} == {"BTCUSDT", "ETHUSDT"}
+            res = await _cli(
+                "watch",
+                "--symbols",
+                "BTCUSDT,FOOUSDT",
+                "--duration",
+                "1",
+                "--rest-url",
+                info["rest_url"],
+                "--public-ws-url",
+                info["public_ws_url"],
+            )
+            assert res.returncode == 1 and b"FOOUSDT" in res.stderr
         finally:
             proc.kill()
             await proc.wait()

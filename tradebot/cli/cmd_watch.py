@@ -3,9 +3,10 @@
 Subscribes to ``tickers.{symbol}`` on the configured public stream (mainnet, testnet,
 demo or the sandbox) and prints every mark-price change; ``--json`` prints JSON lines
 ``{"symbol", "mark_price", "ts"}`` (mark as a decimal string, ts ISO-8601 UTC).
-Reconnects are reported on stderr. Stops after ``--duration`` seconds or on Ctrl-C.
+Symbols are checked against ``instruments-info`` first (REST). Reconnects are reported
+on stderr. Stops after ``--duration`` seconds or on Ctrl-C.
 
-Exit codes: 0, 1 stream failure, 2 bad arguments/config.
+Exit codes: 0, 1 stream failure or unknown symbol, 2 bad arguments/config.
 """
 
 from __future__ import annotations
@@ -71,8 +72,14 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"{event.ts.isoformat()}  {event.symbol:<12} {event.mark_price}", flush=True)
 
+    unknown: list[str] = []
+
     async def main() -> None:
         async with BybitVenue(urls) as venue:
+            known = await venue.instruments()
+            unknown.extend(s for s in symbols if s not in known)
+            if unknown:
+                return
             with trio.move_on_after(args.duration if args.duration else float("inf")):
                 await venue.run_market_stream(symbols, emit)
 
@@ -83,4 +90,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+    if unknown:
+        print(
+            f"error: no linear USDT instrument {', '.join(unknown)} at {urls.rest_url}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
