@@ -32,6 +32,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("events", help="journal timeline of one position")
     parser.add_argument("--position", default=None, metavar="ID", help="position id")
     parser.add_argument("--json", action="store_true", help="JSON instead of text")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="also list routine events (periodic protection checks, snapshots)",
+    )
     add_dsn_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -88,7 +93,54 @@ def run(args: argparse.Namespace) -> int:
                 f" score_month {d.get('score_month')}, rank {d.get('rank')};"
                 f" decision journaled when the open completed)"
             )
-    print(f"{len(events)} events:")
-    for ev in events:
+    shown = [e for e in events if args.all or e["type"] not in ROUTINE]
+    hidden = len(events) - len(shown)
+    note = f" ({hidden} routine protection checks / snapshots hidden; --all lists them)"
+    print(f"{len(events)} events" + (note if hidden else "") + ":")
+    for ev in shown:
         print("  " + format_event_line(ev))
+    summary = fills_summary(events)
+    if summary:
+        print(summary)
     return 0
+
+
+ROUTINE = frozenset({"protection.verified", "position.snapshot"})
+
+
+def fills_summary(events: list[dict[str, Any]]) -> str:
+    """``fills: …; realized PnL … USDT, fees … USDT`` from the position's ``order.fill``
+    events (average-cost; Decimal). Empty when there is no fill."""
+    from decimal import Decimal, InvalidOperation
+
+    qty = avg = realized = fees = Decimal(0)
+    parts: list[str] = []
+    for ev in events:
+        if ev["type"] != "order.fill":
+            continue
+        d = ev.get("data") or {}
+        try:
+            q, p = Decimal(str(d["qty"])), Decimal(str(d["price"]))
+            fee = Decimal(str(d.get("fee_usdt", "0")))
+            side, pside = str(d["side"]), str(d["position_side"])
+        except (KeyError, InvalidOperation):
+            continue
+        opening = (side == "BUY") == (pside == "LONG")
+        fees += fee
+        if opening:
+            avg = (qty * avg + q * p) / (qty + q)
+            qty += q
+            parts.append(f"entry {q} @ {p}")
+        else:
+            closed = min(q, qty)
+            realized += (p - avg) * closed * (1 if pside == "LONG" else -1)
+            qty -= closed
+            reason = d.get("reason") or ""
+            parts.append(f"exit {q} @ {p}" + (f" ({reason})" if reason else ""))
+    if not parts:
+        return ""
+    return (
+        f"fills: {', '.join(parts)}; realized PnL {realized.quantize(Decimal('0.0001'))} "
+        f"USDT, fees {fees.quantize(Decimal('0.0001'))} USDT"
+        + (f", still open {qty}" if qty > 0 else "")
+    )
