@@ -18,7 +18,7 @@ from adapters.bybit import (
 from adapters.bybit.http import _wall_ms
 from adapters.bybit_sandbox import open_bybit_sandbox, sandbox_engine
 from tradebot.config import ExchangeConfig
-from tradebot.domain import Instrument, OrderStatus, OrderType, PositionSide
+from tradebot.domain import Instrument, OrderRole, OrderStatus, OrderType, PositionSide
 from tradebot.errors import (
     ConfigError,
     DuplicateClientOrderId,
@@ -89,7 +89,8 @@ async def test_instruments_follow_the_cursor_and_refresh() -> None:
             got = await venue.instruments()
             assert len(got) == 1205 and got["C1204USDT"].tick_size == D("0.01")
             pages = sb.requests_to("/v5/market/instruments-info")
-            assert [p.params.get("cursor") for p in pages] == [None, "1000"]
+            # the opaque, percent-encoded cursor went back verbatim (and was signed as sent)
+            assert [p.params.get("cursor") for p in pages] == [None, "page_args=1000&"]
             await venue.instruments()  # cached
             assert len(sb.requests_to("/v5/market/instruments-info")) == 2
             await venue.refresh_instruments()
@@ -448,3 +449,28 @@ async def test_timeout_after_acceptance_is_outcome_unknown_then_found() -> None:
             sb.inject("/v5/position/list", delay_s=1.0)
             with pytest.raises(TransientError):  # a read that timed out: safe to retry
                 await venue.positions()
+
+
+async def test_signed_paging_sends_the_opaque_cursor_verbatim() -> None:
+    with trio.fail_after(20):
+        async with bybit_env() as (sb, venue):
+            await venue.place_entry(entry("tb-m-E0", qty="0.100"))
+            for i in range(55):  # resting reduce-only limits: more than one page of 50
+                await venue.place_reduce(
+                    ReduceRequest(
+                        "BTCUSDT",
+                        LONG,
+                        D("0.001"),
+                        f"tb-m-T{i}",
+                        price=D(101000 + i),
+                        role=OrderRole.TAKE_PROFIT,
+                    )
+                )
+            orders = await venue.open_orders("BTCUSDT")
+            assert len(orders) == 55 and len({o.client_order_id for o in orders}) == 55
+            pages = [
+                r.params
+                for r in sb.requests_to("/v5/order/realtime")
+                if r.params.get("orderFilter") == "Order"
+            ]
+            assert [p.get("cursor") for p in pages] == [None, "page_args=50&"]

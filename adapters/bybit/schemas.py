@@ -109,7 +109,7 @@ class OrderRow(TypedDict, total=False):
     (docs: v5/order/open-order, v5/websocket/private/order).
 
     ``orderStatus``: New, PartiallyFilled, Untriggered, Rejected, PartiallyFilledCanceled,
-    Filled, Cancelled, Triggered, Deactivated. ``stopOrderType``: "" for plain orders,
+    Filled, Cancelled, Triggered, Deactivated. ``stopOrderType``: "UNKNOWN" (or "") for plain orders,
     ``Stop`` for conditional orders, ``StopLoss``/``TakeProfit``/``TrailingStop``/
     ``PartialStopLoss``/``PartialTakeProfit`` for position TP/SL.
     """

@@ -445,11 +445,9 @@ class BybitVenue:
                 priority=Priority.PROTECTIVE,
             )
             return
-        body: dict[str, Any] = {
-            "category": _CATEGORY,
-            "symbol": stop.symbol,
-            "orderFilter": "StopOrder",
-        }
+        # orderFilter is "Spot trading only" on /v5/order/cancel: linear conditional orders
+        # are cancelled by id like any other order (docs v5/order/cancel-order).
+        body: dict[str, Any] = {"category": _CATEGORY, "symbol": stop.symbol}
         if stop.client_order_id:
             body["orderLinkId"] = stop.client_order_id
         else:

@@ -615,14 +615,20 @@ class BybitSandbox:
     def _page(
         rows: list[Any], params: Mapping[str, Any], default: int, maximum: int
     ) -> tuple[list[Any], str]:
+        # Bybit cursors are opaque, percent-encoded strings ("page_args%3D...%26symbol%3D6%26");
+        # clients must send them back verbatim. The GET parser has already unquoted once.
+        raw_cursor = str(params.get("cursor") or "")
+        m = re.fullmatch(r"page_args=(\d+)&", raw_cursor)
         try:
             limit = int(params.get("limit") or default)
-            offset = int(params.get("cursor") or 0)
         except ValueError:
-            raise _param_error("params error: limit or cursor invalid") from None
+            raise _param_error("params error: limit invalid") from None
+        if raw_cursor and m is None:
+            raise _param_error("params error: cursor invalid")
+        offset = int(m.group(1)) if m else 0
         limit = max(1, min(limit, maximum))
         chunk = rows[offset : offset + limit]
-        nxt = str(offset + limit) if offset + limit < len(rows) else ""
+        nxt = f"page_args%3D{offset + limit}%26" if offset + limit < len(rows) else ""
         return chunk, nxt
 
     # --- handlers -----------------------------------------------------------------------
