@@ -346,7 +346,7 @@ def format_table(report: RunReport, *, title: str = "tradebot paper: run report"
     r = report
     rows: list[tuple[str, str]] = [
         ("positions opened / closed", f"{r.positions_opened} / {r.positions_closed}"),
-        ("stop coverage", f"{r.stop_coverage_pct} %"),
+        ("stop coverage", f"{r.stop_coverage_pct} %" + _unprotected_note(r)),
         ("max unprotected", f"{r.max_unprotected_ms} ms"),
         ("invariant violations", str(r.invariant_violations)),
         ("trailing activations", str(r.trailing_activations)),
@@ -385,6 +385,13 @@ def format_table(report: RunReport, *, title: str = "tradebot paper: run report"
             for v in viol
         ]
     return "\n".join(lines)
+
+
+def _unprotected_note(r: RunReport) -> str:
+    total = r.details.get("unprotected_ms_total") if isinstance(r.details, Mapping) else None
+    if not total:
+        return ""
+    return f"  (unprotected {total:,} ms in total, rounded; see max unprotected)"
 
 
 def _duration(seconds: int) -> str:
