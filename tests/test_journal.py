@@ -4,6 +4,7 @@ kills and server restarts (spool → replay), Decimal round trips, projections, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import uuid
@@ -20,8 +21,8 @@ import trio.testing
 
 from adapters.postgres.embedded import (
     _embedded_postgres,
-    dsn_for_database,
-    ensure_database,
+    embedded_pgdata,
+    ensure_embedded_server,
     start_embedded_server_object,
 )
 from adapters.postgres.journal import SPOOL_FILE_NAME, PostgresJournal, open_postgres_journal
@@ -190,10 +191,10 @@ class _DedicatedServer:
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="tradebot-test-pg-restart-"))
-        self.server = start_embedded_server_object(self.root / "pgdata")
-        admin = str(self.server.get_uri())
-        ensure_database(admin, "tradebot")
-        self.dsn = dsn_for_database(admin, "tradebot")
+        self.home = self.root / "home"
+        # the bot's own path: no DSN configured -> embedded server under <home>/pg
+        self.dsn = ensure_embedded_server(self.home)
+        self.server = start_embedded_server_object(embedded_pgdata(self.home))
         migrate(self.dsn)
 
     def stop(self) -> None:
@@ -219,13 +220,41 @@ class _DedicatedServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dedicated_server() -> Iterator[_DedicatedServer]:
     srv = _DedicatedServer()
     try:
         yield srv
     finally:
         srv.close()
+
+
+def test_embedded_server_is_reused_and_dsn_precedence(
+    dedicated_server: _DedicatedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from adapters.postgres.embedded import resolve_dsn
+
+    pid = dedicated_server.server.get_pid()
+    env = {k: v for k, v in os.environ.items() if k != "TRADEBOT_DSN"}
+    env["TRADEBOT_HOME"] = str(dedicated_server.home)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tradebot", "db", "dsn"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == dedicated_server.dsn  # another process found the running one
+    assert (embedded_pgdata(dedicated_server.home) / "postmaster.pid").read_text().split()[
+        0
+    ] == str(pid)
+    monkeypatch.setenv("TRADEBOT_DSN", "postgresql://env-wins/x")
+    assert resolve_dsn("", home=dedicated_server.home) == "postgresql://env-wins/x"
+    assert resolve_dsn("postgresql://config-wins/x") == "postgresql://config-wins/x"
 
 
 async def test_server_stopped_and_restarted_spools_then_replays_exactly_once(
