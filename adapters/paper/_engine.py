@@ -33,7 +33,8 @@ reaches or crosses it.
 1. remainders of partially filled market orders (fill at the new mark, taker),
 2. position-level stops (LONG side before SHORT),
 3. conditional orders in placement order,
-4. resting limit orders in placement order.
+4. resting limit orders in placement order,
+5. liquidation (LONG before SHORT).
 Each sees the positions as left by the previous one.
 
 **Account events** are produced in this order for one fill: ``OrderUpdate`` (NEW, for

@@ -226,6 +226,7 @@ def bybit_like(
     taker_fee_rate: Decimal = Decimal("0.00055"),
     market_slippage_bps: Decimal = Decimal(0),
     default_leverage: int = 10,
+    liquidation: bool = True,
 ) -> VenueProfile:
     """Bybit-v5-linear-like profile (VIP0 fees 0.02% maker / 0.055% taker).
 
@@ -251,6 +252,7 @@ def bybit_like(
         client_id_unique_among_open_only=False,
         cancel_reduce_only_on_flat=True,
         stop_requires_position=True,
+        liquidation=liquidation,
     )
 
 
@@ -261,6 +263,7 @@ def binance_like(
     market_slippage_bps: Decimal = Decimal(0),
     default_leverage: int = 10,
     stop_requires_position: bool = False,
+    liquidation: bool = True,
 ) -> VenueProfile:
     """Binance-USDⓈ-M-like profile (VIP0 fees 0.02% maker / 0.05% taker).
 
@@ -288,4 +291,5 @@ def binance_like(
         client_id_unique_among_open_only=True,
         cancel_reduce_only_on_flat=False,
         stop_requires_position=stop_requires_position,
+        liquidation=liquidation,
     )
