@@ -251,3 +251,29 @@ def test_partitions_created_rows_moved_and_retention_drops(fresh_db_dsn: str) ->
         conn.execute(
             "INSERT INTO events (event_id, ts, type) VALUES (gen_random_uuid(), '1999-01-01Z', 'x.y')"
         )
+
+
+def test_cli_partitions_and_status(fresh_db_dsn: str) -> None:
+    run = [sys.executable, "-m", "tradebot", "db"]
+    p = subprocess.run(
+        [*run, "partitions", "--dsn", fresh_db_dsn, "--months-ahead", "4", "--retention-days", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "created events_y" in p.stdout
+    p = subprocess.run(
+        [*run, "partitions", "--dsn", fresh_db_dsn, "--months-ahead", "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0 and "up to date" in p.stdout
+    p = subprocess.run(
+        [*run, "status", "--dsn", "postgresql://postgres@127.0.0.1:1/x?connect_timeout=2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 1 and p.stderr.startswith("error: ")

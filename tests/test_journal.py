@@ -738,3 +738,20 @@ async def test_unwritable_spool_holds_events_until_it_works_again(tmp_path: Path
     lines = (spool / SPOOL_FILE_NAME).read_text().splitlines()
     assert [json.loads(x)["data"].get("trade_id") for x in lines].count("t1") == 1
     assert journal.stats.lost == 0
+
+
+async def test_open_journal_from_config(fresh_db_dsn: str, tmp_path: Path) -> None:
+    from adapters.postgres.journal import open_journal_from_config
+    from tradebot.config import parse_config
+
+    cfg = parse_config(
+        f'[database]\ndsn = "{fresh_db_dsn}"\n[journal]\nspool_dir = "{tmp_path / "sp"}"\n'
+        '[bot]\naccount = "acct7"\n',
+        environ={},
+    )
+    with trio.fail_after(30):
+        async with open_journal_from_config(cfg) as journal:
+            assert journal.is_up and journal.spool_dir == tmp_path / "sp"
+            assert journal.application_name == "tradebot-journal:acct7"
+            await journal.emit_durable(Event(EventType.CONFIG_LOADED, T0, {"account": "acct7"}))
+    assert _count_by_type(fresh_db_dsn) == {EventType.CONFIG_LOADED.value: 1}

@@ -22,6 +22,7 @@ from adapters.postgres.embedded import resolve_dsn as resolve_dsn
 from adapters.postgres.embedded import stop_embedded_server as stop_embedded_server
 from adapters.postgres.journal import JournalStats as JournalStats
 from adapters.postgres.journal import PostgresJournal as PostgresJournal
+from adapters.postgres.journal import open_journal_from_config as open_journal_from_config
 from adapters.postgres.journal import open_postgres_journal as open_postgres_journal
 from adapters.postgres.migrations import MigrationError as MigrationError
 from adapters.postgres.migrations import find_sql_dir as find_sql_dir
@@ -40,6 +41,7 @@ __all__ = [
     "maintain_partitions",
     "migrate",
     "migration_status",
+    "open_journal_from_config",
     "open_postgres_journal",
     "resolve_dsn",
     "stop_embedded_server",

@@ -57,6 +57,7 @@ import trio
 
 from adapters.postgres.connection import connect
 from adapters.postgres.projections import PROJECTIONS, ProjectionSkip, project
+from tradebot.config import Config
 from tradebot.errors import JournalError
 from tradebot.events import Event, EventType, Severity, jsonable
 
@@ -990,6 +991,46 @@ async def open_postgres_journal(
         finally:
             await journal.aclose()
             nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_journal_from_config(
+    cfg: Config,
+    *,
+    durable_wait: bool = True,
+    clock: Callable[[], datetime] | None = None,
+    apply_migrations: bool = True,
+) -> AsyncIterator[PostgresJournal]:
+    """:func:`open_postgres_journal` configured from ``[database]`` and ``[journal]``.
+
+    Resolves the DSN (``database.dsn``, ``$TRADEBOT_DSN``, else the embedded server under
+    ``database.home``/``$TRADEBOT_HOME``, started if needed) and applies pending migrations
+    (``apply_migrations``). If the database is unreachable the journal still opens, in
+    spool mode. Spool: ``journal.spool_dir`` or ``<home>/spool``.
+    """
+    from adapters.postgres.embedded import resolve_dsn
+    from adapters.postgres.migrations import migrate
+
+    home = cfg.home_path()
+    dsn = await trio.to_thread.run_sync(lambda: resolve_dsn(cfg.database.dsn or None, home=home))
+    if apply_migrations:
+        try:
+            await trio.to_thread.run_sync(migrate, dsn)
+        except psycopg.OperationalError as exc:
+            log.warning("cannot migrate now (%s); the journal starts in spool mode", exc)
+    j = cfg.journal
+    async with open_postgres_journal(
+        dsn,
+        spool_dir=cfg.spool_path(),
+        durable_wait=durable_wait,
+        clock=clock,
+        max_batch_events=j.max_batch_events,
+        retry_interval_s=j.retry_interval_s,
+        max_retry_interval_s=j.max_retry_interval_s,
+        drain_timeout_s=j.drain_timeout_s,
+        application_name=f"tradebot-journal:{cfg.bot.account}"[:63],
+    ) as journal:
+        yield journal
 
 
 async def _run_journal(
