@@ -193,7 +193,7 @@ class SignalServer:
                     while True:
                         message = await ws.get_message()
                         if isinstance(message, str) and '"subscribe"' in message.replace(" ", ""):
-                            client.send.send_nowait('{"type":"subscribed"}')
+                            self._queue(client, ['{"type":"subscribed"}'])
                             client.subscribed = True
                             self.first_subscriber.set()
                             self._queue(client, self._current)
