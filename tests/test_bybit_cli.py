@@ -133,3 +133,22 @@ async def test_bad_endpoint_and_config(tmp_path: Path) -> None:
         assert res.returncode == 1 and b"TransientError" in res.stderr
         res = await _cli("watch", "--symbols", ",", "--rest-url", "http://127.0.0.1:9")
         assert res.returncode == 2
+
+
+async def test_sandbox_serves_and_plays_a_given_data_dir(tmp_path: Path) -> None:
+    import shutil
+
+    from adapters.replay import bundled_data_dir
+
+    src = bundled_data_dir()
+    for name in ("ETHUSDT.csv.gz", "instruments.json"):
+        shutil.copy(src / name, tmp_path / name)
+    with trio.fail_after(30):
+        res = await _cli(
+            "sandbox", "--data", str(tmp_path), "--json", "--duration", "1", "--step-s", "0.05"
+        )
+        assert res.returncode == 0, res.stderr
+        info = json.loads(res.stdout.decode().splitlines()[0])
+        assert info["symbols"] == ["ETHUSDT"]
+        res = await _cli("sandbox", "--data", str(tmp_path / "missing"), "--duration", "1")
+        assert res.returncode == 1 and b"instruments.json" in res.stderr

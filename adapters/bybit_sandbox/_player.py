@@ -27,12 +27,17 @@ def sandbox_engine(
     """A ``bybit_like`` paper engine for the sandbox, clocked at wall time.
 
     Args:
-        instruments: the instruments to serve; default: ``instruments.json`` of
-            ``data_dir`` (the bundled ``tradebot/data/market`` when None).
+        instruments: the instruments to serve; default: the symbols of ``data_dir`` (the
+            bundled ``tradebot/data/market`` when None) that have both a rule in its
+            ``instruments.json`` and a kline file.
         wallet_usdt: starting USDT wallet.
     """
     if instruments is None:
-        instruments = load_instruments_json((data_dir or bundled_data_dir()) / "instruments.json")
+        root = data_dir or bundled_data_dir()
+        table = load_instruments_json(root / "instruments.json")
+        have = {p.name.removesuffix(".csv.gz") for p in root.glob("*.csv.gz")}
+        # serve only what can be priced: symbols with a kline file to play
+        instruments = {s: i for s, i in table.items() if s in have} or table
     return PaperEngine(
         bybit_like(), instruments, wallet_usdt=wallet_usdt, start_ts=datetime.now(UTC)
     )
@@ -52,8 +57,12 @@ async def play_market_data(
     Only symbols the sandbox serves are played. Runs forever with ``loop=True``.
     """
     known = set(sandbox.engine.instruments())
-    wanted = [s for s in (symbols or sorted(known)) if s in known]
-    replay = KlineReplay(data_dir, symbols=wanted, with_funding=False)
+    root = data_dir or bundled_data_dir()
+    have = {p.name.removesuffix(".csv.gz") for p in root.glob("*.csv.gz")}
+    wanted = [s for s in (symbols or sorted(known)) if s in known and s in have]
+    if not wanted:
+        raise ValueError(f"{root}: no kline files for the sandbox's instruments")
+    replay = KlineReplay(root, symbols=wanted, with_funding=False)
     while True:
         for step in replay.steps():
             for symbol, price in step.marks:
