@@ -9,6 +9,7 @@ from _bybit_support import D, bybit_env
 
 from adapters.bybit import EndpointBudgets, Priority, RateBudget
 from tradebot.domain import PositionSide
+from tradebot.errors import RateLimited
 from tradebot.events import EventType, MemoryJournal
 from tradebot.ports import EntryRequest, ReduceRequest, StopRequest, StopState
 
@@ -118,3 +119,28 @@ async def test_stop_move_and_close_overtake_50_queued_entries_over_loopback() ->
             assert len(sb.requests_to("/v5/order/create")) == 53
             assert not journal.of_type(EventType.RATE_LIMITED)
             assert [p.qty for p in await venue.positions("BTCUSDT")] == [D("0.050")]
+
+
+async def test_venue_rate_limit_10006_carries_the_reset_time() -> None:
+    """Without a budget that fits, the venue's own limit answers 10006; the adapter raises
+    RateLimited with retry_after_s from X-Bapi-Limit-Reset-Timestamp and journals it."""
+    journal = MemoryJournal()
+    with trio.fail_after(10):
+        async with bybit_env(
+            journal=journal,
+            rate_limits={"order": 3, "trading_stop": 10, "read": 100, "public": 600},
+        ) as (_, venue):
+            results: list[object] = []
+            for i in range(6):
+                try:
+                    await venue.place_entry(
+                        EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"), f"tb-r-E{i}")
+                    )
+                    results.append("ok")
+                except RateLimited as exc:
+                    results.append(exc)
+            assert results[:3] == ["ok", "ok", "ok"]
+            limited = [r for r in results if isinstance(r, RateLimited)]
+            assert limited and all(r.code == "10006" for r in limited)
+            assert all(0 < r.retry_after_s <= 1.0 for r in limited)
+            assert len(journal.of_type(EventType.RATE_LIMITED)) == len(limited)
