@@ -93,6 +93,9 @@ class StreamSettings:
         backoff_initial_s / backoff_max_s: reconnect delay grows x2 per failed attempt up to
             the cap (30 s, DESIGN.md section 9), with full jitter in [delay/2, delay].
         connect_timeout_s: handshake timeout.
+        stable_after_s: a connection that lived this long resets the backoff; one that
+            drops sooner keeps growing it (a server that accepts and closes at once never
+            gets a tight reconnect loop).
     """
 
     def __init__(
@@ -103,12 +106,14 @@ class StreamSettings:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         connect_timeout_s: float = 10.0,
+        stable_after_s: float = 30.0,
     ) -> None:
         self.ping_interval_s = ping_interval_s
         self.silence_timeout_s = silence_timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.connect_timeout_s = connect_timeout_s
+        self.stable_after_s = stable_after_s
 
     def backoff_s(self, attempt: int) -> float:
         delay = min(self.backoff_max_s, self.backoff_initial_s * (2 ** max(attempt - 1, 0)))
@@ -199,6 +204,7 @@ class _Stream:
         attempt = 0
         reason = ""
         while True:
+            self._connected_at: float | None = None
             try:
                 async with trio_websocket.open_websocket_url(
                     self.url,
@@ -213,6 +219,13 @@ class _Stream:
                 attempt = 0
             except _DISCONNECTS as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+                lived = (
+                    trio.current_time() - self._connected_at
+                    if self._connected_at is not None
+                    else 0.0
+                )
+                if lived >= self.settings.stable_after_s:
+                    attempt = 0  # it was a healthy connection: start the backoff afresh
                 self.emit_event(
                     EventType.STREAM_DISCONNECTED,
                     {"reason": reason, "attempt": attempt},
@@ -230,6 +243,7 @@ class _Stream:
         reason: str,
     ) -> None:
         await on_open(ws)
+        self._connected_at = trio.current_time()
         self.connections += 1
         self.emit_event(EventType.STREAM_CONNECTED, {"connection": self.connections})
         if self.connections > 1:
