@@ -53,7 +53,7 @@ def test_realtime_paper_run_with_websocket_signals(
     signal_server: int, fresh_db_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report_path = tmp_path / "report.json"
-    # 04:19:45 → 04:20:03: the mark at 04:19:46 prices the wave, processed at 04:20:00
+    # 04:19:45 → 04:20:01: the mark at 04:19:46 prices the wave, processed at 04:20:00
     rc = main(
         [
             "paper",
@@ -64,7 +64,7 @@ def test_realtime_paper_run_with_websocket_signals(
             "--from",
             "2025-05-20T04:19:45Z",
             "--to",
-            "2025-05-20T04:20:03Z",
+            "2025-05-20T04:20:01Z",
             "--dsn",
             fresh_db_dsn,
             "--report-json",
@@ -78,7 +78,7 @@ def test_realtime_paper_run_with_websocket_signals(
     assert report["positions_opened"] >= 1
     assert report["invariant_violations"] == 0 and report["stop_coverage_pct"] == "100.00"
     assert report["details"]["speed"] == "1x"
-    assert 17 <= report["sim_s"] <= 19
+    assert report["sim_s"] == 16
     with psycopg.connect(fresh_db_dsn) as conn:
         types = {t for (t,) in conn.execute("SELECT DISTINCT type FROM events")}
         waves = conn.execute(

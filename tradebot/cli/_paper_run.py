@@ -340,6 +340,7 @@ class _RunState:
     ticks: int = 0
     equity: list[tuple[datetime, Decimal]] = attrs.Factory(list)
     last_ts: datetime | None = None
+    last_ts_ms: int = 0
     wall_s: float = 0.0
     sim_s: int = 0
     examples: dict[str, list[str]] = attrs.Factory(dict)
@@ -422,9 +423,12 @@ async def _drive(
             next_equity_ms = step.ts_ms + EQUITY_SAMPLE_S * 1000
         state.ticks = ticks
         state.last_ts = ts
+        state.last_ts_ms = step.ts_ms
         progress(ts, step.ts_ms)
-    # let the tree settle on the last prices (fills in flight, stop confirmations)
-    await trio.sleep(1.0)
+    # run to the end of the window (the last price holds until then), and at least 1 s
+    # past the last price so that requests in flight settle
+    last_ms = state.last_ts_ms if state.last_ts is not None else start_ms
+    await trio.sleep_until(t0 + (max(replay.end_ms, last_ms + 1000) - start_ms) / 1000)
     end_ts = replay.end
     state.equity.append((end_ts, engine.wallet().equity_usdt))
 
