@@ -77,7 +77,7 @@ def resolve_read_dsn(args: argparse.Namespace) -> str:
 
         cfg = load_config(args.config)
         configured = cfg.database.dsn or None
-        home = Path(cfg.database.home).expanduser() if cfg.database.home else None
+        home = cfg.home_path()
     if getattr(args, "paper", False):
         from adapters.postgres.embedded import ensure_embedded_server
 
