@@ -223,3 +223,24 @@ async def test_refused_private_subscription_is_fatal_not_silent() -> None:
     assert journal.of_type(EventType.EXCHANGE_ERROR)[-1].data["error"] == (
         "private subscribe refused"
     )
+
+
+async def test_a_server_that_closes_at_once_never_gets_a_tight_reconnect_loop() -> None:
+    settings = StreamSettings(backoff_initial_s=0.05, backoff_max_s=0.4, stable_after_s=30)
+    got = Collector()
+    with trio.fail_after(10):
+        async with bybit_env() as (sb, _), trio.open_nursery() as nursery:
+            sb.ws_close_on_accept = True
+            nursery.start_soon(
+                lambda: run_public_stream(
+                    sb.public_ws_url, ["BTCUSDT"], got.emit, settings=settings
+                )
+            )
+            await trio.sleep(1.5)
+            nursery.cancel_scope.cancel()
+    gaps = [b - a for a, b in zip(sb.ws_accepts, sb.ws_accepts[1:], strict=False)]
+    # delays double from 0.05 s (jitter in [d/2, d]) up to the 0.4 s cap: a handful of
+    # attempts (a tight loop would make hundreds), and the backoff did grow (lower bounds
+    # only: a loaded machine can only make gaps longer)
+    assert 3 <= len(sb.ws_accepts) <= 12
+    assert max(gaps) >= 0.2

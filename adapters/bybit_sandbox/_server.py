@@ -178,6 +178,8 @@ class BybitSandbox:
         self.faults: list[Fault] = []
         self.ws_latency_s = 0.0
         self.refused_topics: set[str] = set()  # test hook: subscriptions answered success=false
+        self.ws_close_on_accept = False  # test hook: accept, then close at once
+        self.ws_accepts: list[float] = []  # trio.current_time() of every accepted WS
         """Delay before the sandbox handles each WS request (simulated network latency;
         some clients, pybit among them, register a subscription only after sending it)."""
         self.request_log: list[LoggedRequest] = []
@@ -1021,6 +1023,10 @@ class BybitSandbox:
             await request.reject(404)
             return
         ws = await request.accept()
+        self.ws_accepts.append(trio.current_time())
+        if self.ws_close_on_accept:
+            await ws.aclose(code=1001, reason="sandbox: going away")
+            return
         conn = _WsConn(ws, private=path == "/v5/private")
         self._conns.add(conn)
         try:
