@@ -36,6 +36,7 @@ from tradebot.ports import Clock
 
 from ._actor import Actor, _Control, _Ending, _run_incarnation
 from ._mailbox import Address, _Mailbox
+from ._shutdown import Stoppable
 
 __all__ = [
     "ChildSpec",
@@ -553,7 +554,7 @@ class Supervisor:
         if child is not None:
             await child.stop(deadline_s)
 
-    def child(self, name: str) -> _ChildStopper:
+    def child(self, name: str) -> Stoppable:
         """A stop target for :class:`GracefulStop` (``await target.stop(deadline_s)``)."""
         return _ChildStopper(self, name)
 
