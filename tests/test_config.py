@@ -65,6 +65,7 @@ def test_check_config_names_unknown_key_float_price_and_missing_env_var(tmp_path
         '[bot]\nmode = "live"\n'
         '[exchange]\napi_key_env = "TB_TEST_MISSING_KEY"\napi_secret_env = "TB_TEST_SECRET"\n'
         '[trailing]\nactivation_pct = 1.5\nactivaton_pct = "1"\n'
+        "[risk]\nposition_size_usdt = 200.5\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TB_TEST_")}
     env["TB_TEST_SECRET"] = "s"
@@ -79,6 +80,7 @@ def test_check_config_names_unknown_key_float_price_and_missing_env_var(tmp_path
     err = proc.stderr
     assert "trailing.activation_pct: expected a decimal string, got float 1.5" in err
     assert "trailing.activaton_pct: unknown key" in err
+    assert "risk.position_size_usdt: expected a decimal string, got float 200.5" in err
     assert "exchange.api_key_env: environment variable TB_TEST_MISSING_KEY is not set" in err
     assert "api_secret_env" not in err  # that one is set
     assert proc.stdout == ""
