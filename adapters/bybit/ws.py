@@ -21,6 +21,7 @@ import itertools
 import json
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -381,7 +382,7 @@ async def run_private_stream(
     """
     sclock = server_clock or ServerClock()
     stream = _Stream("private", url, settings or StreamSettings(), journal, clock or WallClock())
-    idx_by_order: dict[str, int] = {}
+    idx_by_order: OrderedDict[str, int] = OrderedDict()  # orderId → positionIdx, bounded
 
     async def on_open(ws: trio_websocket.WebSocketConnection) -> None:
         expires = sclock.now_ms() + 10_000
@@ -451,6 +452,9 @@ async def run_private_stream(
                 if topic == "order":
                     order = parse_order(row)
                     idx_by_order[order.venue_order_id] = int(row.get("positionIdx", 0))
+                    idx_by_order.move_to_end(order.venue_order_id)
+                    while len(idx_by_order) > 10_000:
+                        idx_by_order.popitem(last=False)
                     event = OrderUpdate(order=order, ts=ts)
                 elif topic == "execution":
                     event = parse_execution(row, side_of_execution(row))

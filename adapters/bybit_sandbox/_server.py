@@ -486,6 +486,8 @@ class BybitSandbox:
             )
         except _ApiError as exc:
             return self._envelope(exc.ret_code, exc.ret_msg, {})
+        if len(self.request_log) >= 200_000:  # long CLI runs: keep the newest half
+            del self.request_log[:100_000]
         self.request_log.append(
             LoggedRequest(next(self._log_seq), req.method, req.path, params, trio.current_time())
         )
