@@ -11,57 +11,66 @@ an order for an unknown position) skips that event's projection, counts a warnin
 (``JournalStats.projection_skipped`` / ``projection_skip_reasons``) and never fails the
 batch — the event itself is stored regardless.
 
-Data keys (THE contract for emitters; decimal values as strings or Decimal — :func:`
-tradebot.events.jsonable` turns Decimal into a string — never float). "E:" marks a field
-of :class:`tradebot.events.Event` itself, not of ``data``.
+Data keys (THE contract for emitters). Decimal values as strings or Decimal (``jsonable``
+turns Decimal into a string) — never float. ``E:`` marks a field of
+:class:`tradebot.events.Event` itself, not of ``data``. ``a|b`` means "a, or else b".
+Required keys missing → projection skipped (and counted); "(none)" → nothing is skipped.
 
-==========================================  ==================================  ========================================
-Event type                                  required                            optional
-==========================================  ==================================  ========================================
-SIGNAL_TAKEN / SIGNAL_FILTERED /            (none)                              signal_id, wave_id, wave_ts, symbol (or
-SIGNAL_REJECTED → ``signals``                                                   E:symbol), exchange, action, score_week,
-(decision = taken/filtered/rejected)                                            score_month, reason
-WAVE_STARTED → ``waves``                    wave_id                             wave_ts
-WAVE_COMPLETED → ``waves``                  wave_id                             wave_ts, signals_received, signals_taken,
-                                                                                signals_filtered
-ENTRY_INTENT → ``positions`` (OPENING)      E:position_id, E:symbol,            venue, account, wave_id, signal_id,
-+ entry ``orders`` row (INTENT)             position_side (LONG/SHORT),         entry_client_order_id (or
-                                            qty, stop_price (intended)          E:client_order_id), price (expected)
-POSITION_OPENING / _ACTIVE / _CLOSING /     E:position_id                       entry_price, qty, stop_price, exit_price,
-_CLOSED / _ROLLED_BACK / _FAILED                                                realized_pnl_usdt, fees_usdt, reason
-→ ``positions.status`` (+ given fields;
-closed_at/close_reason on terminal ones)
-ENTRY_FILLED → ``positions``                E:position_id, price, qty           (price = average entry price, qty =
-                                                                                filled qty)
-ORDER_INTENT → ``orders`` (INTENT)          E:position_id, E:client_order_id,   price, trigger_price, reduce_only,
-                                            E:symbol, side (BUY/SELL),          close_position
-                                            order_type (MARKET/LIMIT/
-                                            STOP_MARKET), role (OrderRole
-                                            name or letter), qty (unless
-                                            close_position)
-STOP_INTENT → ``orders`` (STOP_MARKET,      E:position_id, E:client_order_id,   qty (else close_position = true),
-INTENT; side = position's exit side)        stop_price                          side
-STOP_PLACED / STOP_CONFIRMED /              E:position_id, stop_price           E:client_order_id, venue_order_id,
-STOP_MOVED / EMERGENCY_STOP_PLACED                                              venue_algo_id
-→ ``positions.stop_price`` (+ the stop
-order: status NEW, trigger_price, ids)
-ENTRY_SUBMITTED / ORDER_SUBMITTED           E:client_order_id                   venue_order_id, venue_algo_id
-→ order status SUBMITTED
-ENTRY_ACKED / ORDER_UPDATE                  E:client_order_id, status           venue_order_id, venue_algo_id
-→ order status (tradebot.domain.            (ORDER_UPDATE only; ENTRY_ACKED
-OrderStatus value)                          means NEW)
-ORDER_CANCELLED / STOP_CANCELLED            E:client_order_id                   —
-ORDER_REJECTED / ENTRY_REJECTED /           E:client_order_id                   reason
-STOP_REJECTED → REJECTED
-STOP_TRIGGERED → TRIGGERED                  E:client_order_id                   —
-FILL → ``fills`` (+ order filled_qty,       E:client_order_id, trade_id, qty,   side, fee_usdt, is_maker, E:position_id
-avg_fill_price, status; position            price                               (needed only when the order row is
-fees_usdt)                                                                      missing: one is created from the
-                                                                                client order id's role)
-TP_PLACED → ``tp_levels`` (PLACED)          E:position_id, level, price, qty    profit_pct, fraction, E:client_order_id
-TP_FILLED → ``tp_levels`` (FILLED)          E:position_id, level                price, qty
-ALERT_RAISED → ``alerts``                   message                             key, suppressed_count (E:severity)
-==========================================  ==================================  ========================================
+ENTRY_INTENT → ``positions`` row (OPENING) + entry ``orders`` row (INTENT, MARKET)
+    required: E:position_id, E:symbol, position_side (LONG/SHORT), qty,
+              stop_price|intended_stop (the intended initial stop)
+    optional: entry_client_order_id|E:client_order_id, venue, account, wave_id, signal_id,
+              price|reference_price
+ENTRY_FILLED / ENTRY_PARTIAL_FILL → ``positions.entry_price``, ``positions.qty``
+    required: E:position_id, price|avg_fill_price|entry_price, qty|filled_qty
+POSITION_OPENING / _ACTIVE / _CLOSING / _CLOSED / _ROLLED_BACK / _FAILED → ``positions.status``
+    required: E:position_id (the row must exist: ENTRY_INTENT first)
+    optional: entry_price, qty, stop_price, exit_price, realized_pnl_usdt, fees_usdt, reason
+              (terminal ones also set closed_at = E:ts and close_reason = reason)
+ORDER_INTENT → ``orders`` row (INTENT)
+    required: E:position_id, E:client_order_id, role (OrderRole name or letter)
+    optional: side (default: the position's entry side for ENTRY, exit side otherwise),
+              order_type (default LIMIT when price is given, else MARKET), qty, price,
+              trigger_price, reduce_only (default: role != ENTRY), close_position, E:symbol
+STOP_INTENT → ``orders`` row (STOP_MARKET, INTENT, reduce-only, side = position's exit side)
+    required: E:position_id, stop_price
+    optional: E:client_order_id (absent: a position-level stop, no order row → no-op),
+              qty (absent → close_position), side
+STOP_PLACED / STOP_CONFIRMED / STOP_MOVED / EMERGENCY_STOP_PLACED → ``positions.stop_price``
+    and, with E:client_order_id, the stop order (status NEW, trigger_price, venue ids;
+    created if no STOP_INTENT row exists)
+    required: E:position_id, stop_price
+    optional: E:client_order_id, venue_order_id, venue_algo_id
+ENTRY_SUBMITTED / ORDER_SUBMITTED → order SUBMITTED; ENTRY_ACKED → NEW (or data status);
+ORDER_UPDATE → data status (required, an OrderStatus value); ORDER_CANCELLED /
+STOP_CANCELLED → CANCELED; ORDER_REJECTED / ENTRY_REJECTED / STOP_REJECTED → REJECTED
+(reject_reason = reason|error|code); STOP_TRIGGERED → TRIGGERED
+    required: (none) — without E:client_order_id the event concerns no order row (no-op)
+    optional: E:client_order_id, status, venue_order_id, venue_algo_id
+FILL → ``fills`` row (+ order filled_qty / avg_fill_price / status; position fees_usdt and
+    exit_price = average price of the exit-side fills)
+    required: qty, price
+    optional: E:client_order_id, trade_id (default: the event id — one FILL event = one
+              execution), side, fee_usdt, is_maker, E:position_id, reason, position_side.
+              A missing order row is created (role from the client order id) when
+              E:position_id and side are given; a fill WITHOUT a client order id (an order
+              the venue generated: triggered position-level stop, liquidation) is recorded
+              under ``venue:<event_id>`` with its role from ``reason`` ("stop" → STOP ...)
+TP_PLACED → ``tp_levels`` (PLACED)
+    required: E:position_id, level (int >= 0), price, qty
+    optional: profit_pct, fraction, E:client_order_id
+TP_FILLED → ``tp_levels`` (FILLED)
+    required: E:position_id, level;  optional: price, qty
+SIGNAL_TAKEN / SIGNAL_FILTERED / SIGNAL_REJECTED → ``signals`` (decision taken/filtered/rejected)
+    required: (none)
+    optional: signal_id, wave_id, wave_ts, symbol|E:symbol, exchange, action, score_week,
+              score_month, reason
+WAVE_STARTED → ``waves`` (started_at)
+    required: wave_id;  optional: wave_ts
+WAVE_COMPLETED → ``waves`` (completed_at)
+    required: wave_id;  optional: wave_ts, signals_received, signals_taken, signals_filtered
+ALERT_RAISED → ``alerts``
+    required: message;  optional: key, suppressed_count (severity = E:severity)
 
 The same table is :data:`PROJECTED_KEYS` (machine-readable).
 """
@@ -169,10 +178,26 @@ PROJECTED_KEYS: dict[EventType, tuple[tuple[str, ...], tuple[str, ...], tuple[st
     ),
     EventType.ENTRY_INTENT: (
         ("position_id", "symbol"),
-        ("position_side", "qty", "stop_price"),
-        ("venue", "account", "wave_id", "signal_id", "entry_client_order_id", "price"),
+        ("position_side", "qty", "stop_price|intended_stop"),
+        (
+            "venue",
+            "account",
+            "wave_id",
+            "signal_id",
+            "entry_client_order_id",
+            "price|reference_price",
+        ),
     ),
-    EventType.ENTRY_FILLED: (("position_id",), ("price", "qty"), ()),
+    EventType.ENTRY_FILLED: (
+        ("position_id",),
+        ("price|avg_fill_price|entry_price", "qty|filled_qty"),
+        (),
+    ),
+    EventType.ENTRY_PARTIAL_FILL: (
+        ("position_id",),
+        ("price|avg_fill_price|entry_price", "qty|filled_qty"),
+        (),
+    ),
     EventType.POSITION_OPENING: (
         ("position_id",),
         (),
@@ -252,11 +277,11 @@ PROJECTED_KEYS: dict[EventType, tuple[tuple[str, ...], tuple[str, ...], tuple[st
         ),
     ),
     EventType.ORDER_INTENT: (
-        ("position_id", "client_order_id", "symbol"),
-        ("side", "order_type", "role"),
-        ("qty", "price", "trigger_price", "reduce_only", "close_position"),
+        ("position_id", "client_order_id"),
+        ("role",),
+        ("side", "order_type", "qty", "price", "trigger_price", "reduce_only", "close_position"),
     ),
-    EventType.STOP_INTENT: (("position_id", "client_order_id"), ("stop_price",), ("qty", "side")),
+    EventType.STOP_INTENT: (("position_id",), ("stop_price",), ("client_order_id", "qty", "side")),
     EventType.STOP_PLACED: (("position_id",), ("stop_price",), ("venue_order_id", "venue_algo_id")),
     EventType.STOP_CONFIRMED: (
         ("position_id",),
@@ -269,24 +294,36 @@ PROJECTED_KEYS: dict[EventType, tuple[tuple[str, ...], tuple[str, ...], tuple[st
         ("stop_price",),
         ("venue_order_id", "venue_algo_id"),
     ),
-    EventType.ENTRY_SUBMITTED: (("client_order_id",), (), ("venue_order_id", "venue_algo_id")),
-    EventType.ORDER_SUBMITTED: (("client_order_id",), (), ("venue_order_id", "venue_algo_id")),
-    EventType.ENTRY_ACKED: (("client_order_id",), (), ("venue_order_id", "venue_algo_id")),
-    EventType.ORDER_UPDATE: (
-        ("client_order_id",),
-        ("status",),
-        ("venue_order_id", "venue_algo_id"),
+    EventType.ENTRY_SUBMITTED: (
+        (),
+        (),
+        ("client_order_id", "status", "venue_order_id", "venue_algo_id"),
     ),
-    EventType.ORDER_CANCELLED: (("client_order_id",), (), ()),
-    EventType.STOP_CANCELLED: (("client_order_id",), (), ()),
-    EventType.ORDER_REJECTED: (("client_order_id",), (), ("reason",)),
-    EventType.ENTRY_REJECTED: (("client_order_id",), (), ("reason",)),
-    EventType.STOP_REJECTED: (("client_order_id",), (), ("reason",)),
-    EventType.STOP_TRIGGERED: (("client_order_id",), (), ()),
+    EventType.ORDER_SUBMITTED: (
+        (),
+        (),
+        ("client_order_id", "status", "venue_order_id", "venue_algo_id"),
+    ),
+    EventType.ENTRY_ACKED: (
+        (),
+        (),
+        ("client_order_id", "status", "venue_order_id", "venue_algo_id"),
+    ),
+    EventType.ORDER_UPDATE: (
+        (),
+        ("status",),
+        ("client_order_id", "venue_order_id", "venue_algo_id"),
+    ),
+    EventType.ORDER_CANCELLED: ((), (), ("client_order_id",)),
+    EventType.STOP_CANCELLED: ((), (), ("client_order_id",)),
+    EventType.ORDER_REJECTED: ((), (), ("client_order_id", "reason", "error", "code")),
+    EventType.ENTRY_REJECTED: ((), (), ("client_order_id", "reason", "error", "code")),
+    EventType.STOP_REJECTED: ((), (), ("client_order_id", "reason", "error", "code")),
+    EventType.STOP_TRIGGERED: ((), (), ("client_order_id",)),
     EventType.FILL: (
         ("client_order_id",),
-        ("trade_id", "qty", "price"),
-        ("side", "fee_usdt", "is_maker"),
+        ("qty", "price"),
+        ("trade_id", "side", "fee_usdt", "is_maker", "position_id"),
     ),
     EventType.TP_PLACED: (("position_id",), ("level", "price", "qty"), ("profit_pct", "fraction")),
     EventType.TP_FILLED: (("position_id",), ("level",), ("price", "qty")),
@@ -324,13 +361,19 @@ def _dec(value: Any, key: str) -> Decimal:
     return d
 
 
-def _dec_req(ev: ProjectableEvent, key: str) -> Decimal:
-    return _dec(_get(ev, key), key)
+def _dec_req(ev: ProjectableEvent, key: str, *aliases: str) -> Decimal:
+    for k in (key, *aliases):
+        if ev.jdata.get(k) is not None:
+            return _dec(ev.jdata[k], k)
+    raise ProjectionSkip(f"missing data key {key!r}")
 
 
-def _dec_opt(ev: ProjectableEvent, key: str) -> Decimal | None:
-    v = ev.jdata.get(key)
-    return None if v is None or v == "" else _dec(v, key)
+def _dec_opt(ev: ProjectableEvent, key: str, *aliases: str) -> Decimal | None:
+    for k in (key, *aliases):
+        v = ev.jdata.get(k)
+        if v is not None and v != "":
+            return _dec(v, k)
+    return None
 
 
 def _str_opt(ev: ProjectableEvent, key: str) -> str | None:
@@ -450,7 +493,7 @@ def _entry_intent(cur: Cursor, ev: ProjectableEvent) -> None:
     symbol = _field(ev, "symbol")
     side = PositionSide[_enum_name(_get(ev, "position_side"), PositionSide, "position_side")]
     qty = _dec_req(ev, "qty")
-    stop_price = _dec_req(ev, "stop_price")
+    stop_price = _dec_req(ev, "stop_price", "intended_stop")
     cur.execute(
         """INSERT INTO positions (position_id, account, venue, symbol, position_side, status, qty,
                                   intended_stop_price, wave_id, signal_id, opened_at)
@@ -520,7 +563,11 @@ def _position_status(status: str, terminal: bool) -> Callable[[Cursor, Projectab
 def _entry_filled(cur: Cursor, ev: ProjectableEvent) -> None:
     cur.execute(
         "UPDATE positions SET entry_price = %s, qty = %s WHERE position_id = %s",
-        (_dec_req(ev, "price"), _dec_req(ev, "qty"), _field(ev, "position_id")),
+        (
+            _dec_req(ev, "price", "avg_fill_price", "entry_price"),
+            _dec_req(ev, "qty", "filled_qty"),
+            _field(ev, "position_id"),
+        ),
     )
     if cur.rowcount == 0:
         raise ProjectionSkip("no positions row for this position_id")
@@ -528,28 +575,44 @@ def _entry_filled(cur: Cursor, ev: ProjectableEvent) -> None:
 
 def _order_intent(cur: Cursor, ev: ProjectableEvent) -> None:
     close_position = bool(_bool_opt(ev, "close_position"))
+    role = _enum_name(_get(ev, "role"), OrderRole, "role")
+    side = _str_opt(ev, "side")
+    price = _dec_opt(ev, "price")
+    order_type = _str_opt(ev, "order_type") or ("LIMIT" if price is not None else "MARKET")
     cur.execute(
         """INSERT INTO orders (client_order_id, position_id, symbol, side, order_type, role, status,
                                qty, price, trigger_price, reduce_only, close_position)
-           VALUES (%s, %s, %s, %s, %s, %s, 'INTENT', %s, %s, %s, %s, %s)
+           SELECT %s, p.position_id, COALESCE(%s, p.symbol),
+                  COALESCE(%s::order_side,
+                           CASE WHEN (%s = 'ENTRY') = (p.position_side = 'LONG')
+                                THEN 'BUY' ELSE 'SELL' END::order_side),
+                  %s, %s, 'INTENT', %s, %s, %s, %s, %s
+           FROM positions p WHERE p.position_id = %s
            ON CONFLICT (client_order_id) DO NOTHING""",
         (
             _field(ev, "client_order_id"),
-            _field(ev, "position_id"),
-            _field(ev, "symbol"),
-            _enum_name(_get(ev, "side"), Side, "side"),
-            _enum_name(_get(ev, "order_type"), OrderType, "order_type"),
-            _enum_name(_get(ev, "role"), OrderRole, "role"),
+            ev.symbol,
+            _enum_name(side, Side, "side") if side else None,
+            role,
+            _enum_name(order_type, OrderType, "order_type"),
+            role,
             _dec_opt(ev, "qty"),
-            _dec_opt(ev, "price"),
+            price,
             _dec_opt(ev, "trigger_price"),
-            bool(_bool_opt(ev, "reduce_only")),
+            _bool_opt(ev, "reduce_only")
+            if _bool_opt(ev, "reduce_only") is not None
+            else role != "ENTRY",
             close_position,
+            _field(ev, "position_id"),
         ),
     )
+    if cur.rowcount == 0 and not _order_exists(cur, _field(ev, "client_order_id")):
+        raise ProjectionSkip("no positions row for this position_id")
 
 
 def _stop_intent(cur: Cursor, ev: ProjectableEvent) -> None:
+    if not ev.client_order_id:
+        return  # a position-level stop (Bybit trading-stop) has no order of its own
     position_id = _field(ev, "position_id")
     qty = _dec_opt(ev, "qty")
     side = _str_opt(ev, "side")
@@ -611,13 +674,46 @@ def _stop_live(cur: Cursor, ev: ProjectableEvent) -> None:
                 ev.client_order_id,
             ),
         )
+        if cur.rowcount == 0:  # no STOP_INTENT was projected: record the live stop anyway
+            cur.execute(
+                """INSERT INTO orders (client_order_id, position_id, symbol, side, order_type, role,
+                                       status, trigger_price, reduce_only, close_position,
+                                       venue_order_id, venue_algo_id)
+                   SELECT %s, p.position_id, p.symbol,
+                          CASE p.position_side WHEN 'LONG' THEN 'SELL' ELSE 'BUY' END::order_side,
+                          'STOP_MARKET', %s, 'NEW', %s, true, true, %s, %s
+                   FROM positions p WHERE p.position_id = %s
+                   ON CONFLICT (client_order_id) DO NOTHING""",
+                (
+                    ev.client_order_id,
+                    "EMERGENCY_STOP"
+                    if _role_of(ev.client_order_id) is OrderRole.EMERGENCY_STOP
+                    else "STOP",
+                    stop_price,
+                    _str_opt(ev, "venue_order_id"),
+                    _str_opt(ev, "venue_algo_id"),
+                    ev.position_id,
+                ),
+            )
 
 
 def _order_status(status: str | None) -> Callable[[Cursor, ProjectableEvent], None]:
+    """``status`` None: read ``data["status"]`` (required). Otherwise ``data["status"]``
+    overrides ``status`` when it is a valid order status (e.g. ENTRY_ACKED of a filled
+    market order). An event without a client order id concerns no order row: no-op."""
+
     def run(cur: Cursor, ev: ProjectableEvent) -> None:
+        if not ev.client_order_id:
+            return
         new_status = status
-        if new_status is None:
+        given = ev.jdata.get("status")
+        if status is None:
             new_status = _enum_name(_get(ev, "status"), OrderStatus, "status")
+        elif given is not None and status not in ("CANCELED", "REJECTED", "TRIGGERED"):
+            try:
+                new_status = _enum_name(given, OrderStatus, "status")
+            except ProjectionSkip:
+                pass
         cur.execute(
             """UPDATE orders SET status = %s,
                    venue_order_id = COALESCE(%s, venue_order_id),
@@ -628,8 +724,10 @@ def _order_status(status: str | None) -> Callable[[Cursor, ProjectableEvent], No
                 new_status,
                 _str_opt(ev, "venue_order_id"),
                 _str_opt(ev, "venue_algo_id"),
-                _str_opt(ev, "reason") if new_status == "REJECTED" else None,
-                _field(ev, "client_order_id"),
+                (_str_opt(ev, "reason") or _str_opt(ev, "error") or _str_opt(ev, "code"))
+                if new_status == "REJECTED"
+                else None,
+                ev.client_order_id,
             ),
         )
         if cur.rowcount == 0:
@@ -638,16 +736,39 @@ def _order_status(status: str | None) -> Callable[[Cursor, ProjectableEvent], No
     return run
 
 
+def _venue_role(ev: ProjectableEvent, side_name: str | None) -> OrderRole:
+    """Role of a venue-generated order (no client order id of ours), from the fill's reason."""
+    reason = str(ev.jdata.get("reason") or "").lower()
+    if "stop" in reason:
+        return OrderRole.STOP
+    if "tp" in reason or "take_profit" in reason:
+        return OrderRole.TAKE_PROFIT
+    if "aged" in reason:
+        return OrderRole.AGED_EXIT
+    position_side = str(ev.jdata.get("position_side") or "").upper()
+    if side_name and position_side in ("LONG", "SHORT"):
+        entry = PositionSide[position_side].entry_side.name
+        return OrderRole.ENTRY if side_name == entry else OrderRole.CLOSE
+    return OrderRole.CLOSE
+
+
 def _fill(cur: Cursor, ev: ProjectableEvent) -> None:
-    cid = _field(ev, "client_order_id")
     qty = _dec_req(ev, "qty")
     price = _dec_req(ev, "price")
     if qty <= 0 or price <= 0:
         raise ProjectionSkip("fill qty and price must be > 0")
     side = _str_opt(ev, "side")
     side_name = _enum_name(side, Side, "side") if side else None
+    cid = ev.client_order_id
+    role = _role_of(cid)
+    if not cid:
+        # An order the venue generated (a triggered position-level stop, a liquidation):
+        # record it under a synthetic id, one per fill event.
+        if not ev.position_id:
+            raise ProjectionSkip("fill without client_order_id and position_id")
+        role = _venue_role(ev, side_name)
+        cid = f"venue:{ev.event_id}"
     if not _order_exists(cur, cid):
-        role = _role_of(cid)
         if role is None or not ev.position_id or side_name is None:
             raise ProjectionSkip(
                 "no orders row for this client_order_id (and not enough to create one)"
@@ -669,7 +790,7 @@ def _fill(cur: Cursor, ev: ProjectableEvent) -> None:
            FROM orders o WHERE o.client_order_id = %s
            ON CONFLICT (client_order_id, trade_id) DO NOTHING""",
         (
-            str(_get(ev, "trade_id")),
+            str(ev.jdata.get("trade_id") or ev.jdata.get("exec_id") or ev.event_id),
             side_name,
             qty,
             price,
@@ -689,6 +810,16 @@ def _fill(cur: Cursor, ev: ProjectableEvent) -> None:
                                 ELSE 'PARTIALLY_FILLED' END::order_status
            FROM agg WHERE o.client_order_id = %s""",
         (cid, cid),
+    )
+    cur.execute(
+        """UPDATE positions p SET exit_price = x.avg_price
+           FROM (SELECT f.position_id, sum(f.qty * f.price) / sum(f.qty) AS avg_price
+                 FROM fills f JOIN positions q ON q.position_id = f.position_id
+                 WHERE f.position_id = (SELECT position_id FROM orders WHERE client_order_id = %s)
+                   AND f.side = CASE q.position_side WHEN 'LONG' THEN 'SELL' ELSE 'BUY' END::order_side
+                 GROUP BY f.position_id) x
+           WHERE p.position_id = x.position_id""",
+        (cid,),
     )
     cur.execute(
         """UPDATE positions SET fees_usdt = fees_usdt + %s
@@ -759,6 +890,7 @@ PROJECTIONS: dict[str, Callable[[Cursor, ProjectableEvent], None]] = {
     EventType.WAVE_COMPLETED.value: _wave_completed,
     EventType.ENTRY_INTENT.value: _entry_intent,
     EventType.ENTRY_FILLED.value: _entry_filled,
+    EventType.ENTRY_PARTIAL_FILL.value: _entry_filled,
     EventType.POSITION_OPENING.value: _position_status("OPENING", False),
     EventType.POSITION_ACTIVE.value: _position_status("ACTIVE", False),
     EventType.POSITION_CLOSING.value: _position_status("CLOSING", False),
