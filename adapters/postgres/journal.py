@@ -310,6 +310,12 @@ class PostgresJournal:
         """Events buffered and not yet handed to the writer."""
         return len(self._pending)
 
+    @property
+    def backlog(self) -> int:
+        """Events emitted but not yet durable (committed or spooled): the journal lag
+        for ``/metrics``."""
+        return self._seq - self._durable_seq
+
     def emit(self, event: Event) -> None:
         """Buffer ``event`` for the next group commit. Never blocks; never raises."""
         item = self._encode(event)
