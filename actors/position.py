@@ -299,6 +299,7 @@ class PositionActor(Actor[PositionMessage]):
         self._mark: Decimal | None = None
         self._mark_pending = False
         self._entry_unknown_journaled = False
+        self._skip_journaled = False
         self._last_position_ts: datetime | None = None
         self._last_snapshot_s = -1e18
         self._snapshot_wm: Decimal | None = None
@@ -1067,8 +1068,15 @@ class PositionActor(Actor[PositionMessage]):
                          water_mark=self._trailing.water_mark, old_stop_price=old,
                          stop_price=self._stop_price, update_count=self._trailing.update_count,
                          reason=d.reason)
+                self._skip_journaled = False
                 await self._snapshot()
                 return
+        elif d.reason in ("rate_limited", "below_min_improvement") and not self._skip_journaled:
+            # why a better stop was not sent: journaled once per update cycle (not per tick)
+            self._skip_journaled = True
+            self._ev(EventType.TRAILING_SKIPPED, Severity.DEBUG, mark_price=mp.mark_price,
+                     water_mark=self._trailing.water_mark, stop_price=self._stop_price,
+                     reason=d.reason)
         if phase_changed:
             await self._snapshot()
         elif (self._trailing.phase is not TrailingPhase.INACTIVE
