@@ -142,3 +142,61 @@ async def test_position_actor_opens_trails_and_closes_through_the_bybit_adapter(
     assert journal.of_type(EventType.POSITION_CLOSED)
     assert not [e for e in events if "crash" in str(e).lower()]
     assert isinstance(stops[-1], Decimal)
+
+
+async def test_entry_reply_lost_after_acceptance_is_resolved_by_order_link_id() -> None:
+    """The venue accepts the entry (stop attached) but the reply is lost: the actor looks the
+    entry up by orderLinkId, finds it filled, and does not send a second entry."""
+    journal = MemoryJournal()
+    clock = WallClock()
+    with trio.fail_after(40):
+        async with bybit_env(journal=journal, marks={"ETHUSDT": D("2500")}) as (sb, venue):
+            instruments = await venue.instruments()
+            account = AccountRouter(journal, clock)
+            market = MarketRouter(on_gap=account)
+            async with trio.open_nursery() as streams:
+                streams.start_soon(venue.run_market_stream, ["ETHUSDT"], market.emit)
+                streams.start_soon(venue.run_account_stream, account.emit)
+                await _until(lambda: market.latest("ETHUSDT") == D("2500"))
+                policy = RestartPolicy(
+                    max_restarts=3, window_s=60, backoff_initial_s=0.1, jitter=0.0
+                )
+                async with open_dynamic_supervisor(policy, lambda _: None, name="positions") as dyn:
+                    sup = PositionSupervisor(
+                        supervisor=dyn,
+                        port=venue,
+                        journal=journal,
+                        clock=clock,
+                        market=market,
+                        account=account,
+                        instruments=instruments,
+                    )
+                    sb.inject("/v5/order/create", drop="after")
+                    req = OpenRequest(
+                        position_id=position_id_for(
+                            "bybit-sandbox", "ETHUSDT", PositionSide.SHORT, T0
+                        ),
+                        symbol="ETHUSDT",
+                        position_side=PositionSide.SHORT,
+                        qty=D("0.100"),
+                        reference_price=D("2500"),
+                        signal_id="sig-2",
+                        wave_ts=T0,
+                    )
+                    outcome = await sup.open_position(req)
+                    assert outcome.opened, outcome
+                    pos = sb.engine.position("ETHUSDT", PositionSide.SHORT)
+                    assert (pos.qty, pos.stop_price) == (D("0.100"), D("2550.00"))
+                    await dyn.stop(5.0)
+                streams.cancel_scope.cancel()
+    entries = [
+        r for r in sb.requests_to("/v5/order/create") if r.params["orderLinkId"].endswith("-E0")
+    ]
+    assert len(entries) == 1  # no blind resend
+    assert journal.of_type(EventType.ENTRY_OUTCOME_UNKNOWN)
+    lookups = [
+        r
+        for r in sb.request_log
+        if r.path == "/v5/order/realtime" and r.params.get("orderLinkId", "").endswith("-E0")
+    ]
+    assert lookups
