@@ -95,6 +95,13 @@ class InstrumentRow(TypedDict, total=False):
     priceFilter: PriceFilter
     lotSizeFilter: LotSizeFilter
     fundingInterval: int
+    deliveryFeeRate: str
+    unifiedMarginTrade: bool
+    copyTrading: str
+    upperFundingRate: str
+    lowerFundingRate: str
+    isPreListing: bool
+    preListingInfo: Any
 
 
 class OrderCreateResult(TypedDict, total=False):
@@ -117,12 +124,15 @@ class OrderRow(TypedDict, total=False):
     category: str
     orderId: str
     orderLinkId: str
+    blockTradeId: str
     symbol: str
     price: str
     qty: str
     side: str  # "Buy" | "Sell"
+    isLeverage: str
     positionIdx: int
     orderStatus: str
+    createType: str
     cancelType: str
     rejectReason: str
     avgPrice: str
@@ -134,16 +144,24 @@ class OrderRow(TypedDict, total=False):
     timeInForce: str
     orderType: str  # "Market" | "Limit"
     stopOrderType: str
+    orderIv: str
     triggerPrice: str
     triggerDirection: int  # 1 rises to, 2 falls to, 0 none
     triggerBy: str
+    lastPriceOnCreated: str
     takeProfit: str
     stopLoss: str
     tpTriggerBy: str
     slTriggerBy: str
     tpslMode: str
+    tpLimitPrice: str
+    slLimitPrice: str
     reduceOnly: bool
     closeOnTrigger: bool
+    smpType: str
+    smpGroup: int
+    smpOrderId: str
+    placeType: str
     createdTime: str
     updatedTime: str
 
@@ -153,15 +171,23 @@ class PositionRow(TypedDict, total=False):
     (``positionIdx`` 1 and 2); the empty side has ``side == ""`` and ``size == "0"``."""
 
     positionIdx: int
+    riskId: int
+    riskLimitValue: str
     symbol: str
     side: str  # "Buy" | "Sell" | ""
     size: str
     avgPrice: str
     positionValue: str
+    tradeMode: int
+    autoAddMargin: int
+    adlRankIndicator: int
     leverage: str
+    positionBalance: str
     markPrice: str
     liqPrice: str
     bustPrice: str
+    positionIM: str
+    positionMM: str
     tpslMode: str
     takeProfit: str
     stopLoss: str
@@ -170,6 +196,10 @@ class PositionRow(TypedDict, total=False):
     curRealisedPnl: str
     cumRealisedPnl: str
     positionStatus: str
+    sessionAvgPrice: str
+    isReduceOnly: bool
+    mmrSysUpdatedTime: str
+    leverageSysUpdatedTime: str
     createdTime: str
     updatedTime: str
     seq: int
@@ -198,6 +228,9 @@ class ExecutionRow(TypedDict, total=False):
     execTime: str
     isMaker: bool
     feeRate: str
+    tradeIv: str
+    markIv: str
+    blockTradeId: str
     orderId: str
     orderLinkId: str
     side: str
@@ -208,6 +241,11 @@ class ExecutionRow(TypedDict, total=False):
     leavesQty: str
     closedSize: str
     markPrice: str
+    indexPrice: str
+    underlyingPrice: str
+    isLeverage: str
+    marketUnit: str
+    createType: str
     execPnl: str
     seq: int
 

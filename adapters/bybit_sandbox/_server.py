@@ -41,7 +41,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -52,6 +52,7 @@ import attrs
 import trio
 import trio_websocket
 
+from adapters.bybit.schemas import InstrumentRow, OrderRow
 from adapters.bybit_sandbox._http11 import DROP, HttpReply, HttpRequest, serve_http
 from adapters.bybit_sandbox._wire import (
     OrderMeta,
@@ -300,7 +301,7 @@ class BybitSandbox:
                 if ev.is_maker
                 else self.engine.profile.taker_fee_rate
             )
-            row = execution_row(
+            exec_row = execution_row(
                 ev,
                 order=self._orders.get(ev.venue_order_id),
                 meta=meta_f,
@@ -308,16 +309,16 @@ class BybitSandbox:
                 fee_rate=fee_rate,
                 seq=next(self._seq),
             )
-            self._broadcast_private("execution", [row])
+            self._broadcast_private("execution", [exec_row])
         elif isinstance(ev, PositionUpdate):
             p = ev.position
-            row = position_row(
+            pos_row = position_row(
                 p, leverage=self.engine.leverage(p.symbol), now_ms=now, seq=next(self._seq), ws=True
             )
-            self._broadcast_private("position", [row])
+            self._broadcast_private("position", [pos_row])
             self._broadcast_private("wallet", [self._wallet_row()])
 
-    def _broadcast_private(self, topic: str, data: list[dict[str, Any]]) -> None:
+    def _broadcast_private(self, topic: str, data: Sequence[Mapping[str, Any]]) -> None:
         msg = {"id": str(uuid.uuid4()), "topic": topic, "creationTime": _wall_ms(), "data": data}
         for c in list(self._conns):
             if c.private and c.authed and topic in c.topics:
@@ -880,7 +881,7 @@ class BybitSandbox:
             live = [v for v in vids if self._orders[v].status.is_live]
             vids = [v for v in vids if not self._orders[v].status.is_live] if history else live
         order_filter = params.get("orderFilter")
-        rows = []
+        rows: list[OrderRow] = []
         for v in vids:
             o = self._orders[v]
             if symbol and o.symbol != symbol:
@@ -900,11 +901,11 @@ class BybitSandbox:
         chunk, nxt = self._page(rows, params, 20, 50)
         return {"category": "linear", "list": chunk, "nextPageCursor": nxt}
 
-    def _position_sl_rows(self, symbol: str | None) -> list[dict[str, Any]]:
+    def _position_sl_rows(self, symbol: str | None) -> list[OrderRow]:
         """Bybit lists a position's Full-mode stop loss as an untriggered conditional order
         with ``stopOrderType="StopLoss"``, ``qty="0"`` (whole position) and no
         orderLinkId (docs v5/order/open-order, exchanges.md section 9)."""
-        rows = []
+        rows: list[OrderRow] = []
         now = str(_wall_ms())
         for p in self.engine.positions(symbol):
             if p.stop_price is None:
@@ -1228,7 +1229,7 @@ class _Success:
     ret_msg: str
 
 
-def _instrument_row(i: Instrument) -> dict[str, Any]:
+def _instrument_row(i: Instrument) -> InstrumentRow:
     exp = i.tick_size.normalize().as_tuple().exponent
     scale = str(-exp) if isinstance(exp, int) and exp < 0 else "0"
     max_qty = i.max_qty if i.max_qty is not None else Decimal(1_000_000)

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from adapters.bybit.schemas import ExecutionRow, OrderRow, WsPositionRow
 from tradebot.domain import OrderStatus, OrderType, PositionSide, Side
 from tradebot.ports import Fill, OrderState, PositionState
 
@@ -68,11 +69,11 @@ def order_status(o: OrderState) -> str:
     return "PartiallyFilledCanceled" if o.filled_qty > 0 else "Cancelled"
 
 
-def order_row(o: OrderState, meta: OrderMeta) -> dict[str, Any]:
+def order_row(o: OrderState, meta: OrderMeta) -> OrderRow:
     """``/v5/order/realtime`` row (also the WS ``order`` item, plus ``category``)."""
     leaves = max(o.qty - o.filled_qty, Decimal(0)) if not o.status.is_terminal else Decimal(0)
     price = o.price if o.order_type is OrderType.LIMIT else None
-    return {
+    row: OrderRow = {
         "category": "linear",
         "orderId": o.venue_order_id,
         "orderLinkId": o.client_order_id,
@@ -117,17 +118,18 @@ def order_row(o: OrderState, meta: OrderMeta) -> dict[str, Any]:
         "createdTime": str(meta.created_ms),
         "updatedTime": str(meta.updated_ms),
     }
+    return row
 
 
 def position_row(
     p: PositionState, *, leverage: int, now_ms: int, seq: int, ws: bool = False
-) -> dict[str, Any]:
+) -> WsPositionRow:
     """``/v5/position/list`` row; ``ws=True`` gives the WS ``position`` shape
     (``entryPrice`` instead of ``avgPrice``, plus ``category``)."""
     flat = p.qty == 0
     side = "" if flat else ("Buy" if p.position_side is PositionSide.LONG else "Sell")
     entry = Decimal(0) if flat else p.entry_price
-    row: dict[str, Any] = {
+    row: WsPositionRow = {
         "positionIdx": p.position_side.bybit_position_idx,
         "riskId": 1,
         "riskLimitValue": "2000000",
@@ -177,7 +179,7 @@ def execution_row(
     mark: Decimal | None,
     fee_rate: Decimal,
     seq: int,
-) -> dict[str, Any]:
+) -> ExecutionRow:
     """WS ``execution`` item for one fill."""
     closing = f.side is f.position_side.exit_side
     stop_type = ""
@@ -185,7 +187,7 @@ def execution_row(
         stop_type = (
             "Stop" if (order is not None and order.trigger_price is not None) else "StopLoss"
         )
-    return {
+    row: ExecutionRow = {
         "category": "linear",
         "symbol": f.symbol,
         "closedSize": fmt(f.qty if closing else Decimal(0)),
@@ -218,3 +220,4 @@ def execution_row(
         "execPnl": fmt(f.realized_pnl_usdt),
         "createType": "CreateByUser" if not f.reason else "CreateByStopLoss",
     }
+    return row
