@@ -344,6 +344,7 @@ class _RunState:
     wall_s: float = 0.0
     sim_s: int = 0
     examples: dict[str, list[str]] = attrs.Factory(dict)
+    spool_dir: Path | None = None
     journal_emitted: int = -1
     journal_spooled: int = -1
     projection_skipped: int = 0
@@ -452,12 +453,8 @@ async def _run_tree(
 
     clock = TrioClock(replay.start)
     pos_settings, wave_settings, _account = _settings(opts.config)
-    home = opts.home
-    spool_dir = (
-        Path(tempfile.mkdtemp(prefix="tradebot-paper-spool-"))
-        if home is None
-        else (home / "paper-spool")
-    )
+    spool_dir = state.spool_dir
+    assert spool_dir is not None
     async with open_postgres_journal(
         dsn,
         spool_dir=spool_dir,
@@ -625,6 +622,25 @@ async def _run_tree(
         state.projection_skipped = int(getattr(stats, "projection_skipped", 0))
 
 
+def _paper_spool_dir(opts: PaperRunOptions, tmp: Path, err: TextIO) -> Path:
+    """Where this run's journal spools if the database goes away mid-run.
+
+    ``<home>/paper-spool`` (a temporary directory without a home). A spool left there by an
+    earlier paper run belongs to a journal database that no longer exists (it is recreated
+    or emptied for every run), so it is discarded rather than replayed into this one.
+    """
+    from adapters.postgres.journal import SPOOL_FILE_NAME
+
+    spool_dir = tmp / "spool" if opts.home is None else opts.home / "paper-spool"
+    stale = spool_dir / SPOOL_FILE_NAME
+    if stale.exists() and stale.stat().st_size > 0:
+        with open(stale, "rb") as fh:
+            lines = sum(1 for _ in fh)
+        err.write(f"discarding a stale paper-run journal spool ({lines} events): {stale}\n")
+        stale.unlink()
+    return spool_dir
+
+
 def _signal_source(
     opts: PaperRunOptions, replay: KlineReplay, tmpdir: Path, delay_min: int
 ) -> tuple[str, Callable[[Any, Any], Any]]:
@@ -699,7 +715,7 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
     with tempfile.TemporaryDirectory(prefix="tradebot-paper-") as tmp:
         signals = _signal_source(opts, replay, Path(tmp), int(wave_settings.delay_min))
         dsn = prepare_database(opts)
-        state = _RunState()
+        state = _RunState(spool_dir=_paper_spool_dir(opts, Path(tmp), err))
         monitor = InvariantMonitor()
         engine_box: list[PaperEngine] = []
         clock_arg: dict[str, Any] = {}
