@@ -68,20 +68,20 @@ log = logging.getLogger("tradebot.journal")
 SPOOL_FILE_NAME = "journal-spool.jsonl"
 REJECTS_FILE_NAME = "journal-rejects.jsonl"
 
-# One round trip per batch. Returns (rows inserted, ids of inserted rows whose type has a
-# projection): the projections must run exactly for the newly inserted events, and asking
-# only for those keeps the result (and the GIL time spent decoding it) tiny.
+# One round trip per batch. The batch travels as ONE JSON array text (the same lines the
+# spool holds), parsed by the server: adapting tens of thousands of uuid/timestamp
+# parameters in Python cost twice the server's whole insert time. Returns (rows inserted,
+# ids of inserted rows whose type has a projection): the projections must run exactly for
+# the newly inserted events, and asking only for those keeps the result tiny.
 _INSERT_EVENTS = """
 WITH ins AS (
     INSERT INTO events (event_id, ts, type, severity, position_id, client_order_id, symbol,
                         correlation_id, data)
-    SELECT u.event_id, u.ts, u.type, u.severity::event_severity, u.position_id,
-           u.client_order_id, u.symbol, u.correlation_id, u.data::jsonb
-    FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[],
-                %s::text[], %s::text[], %s::text[])
-         WITH ORDINALITY AS u(event_id, ts, type, severity, position_id, client_order_id, symbol,
-                              correlation_id, data, ord)
-    ORDER BY u.ord
+    SELECT (e.j->>'event_id')::uuid, (e.j->>'ts')::timestamptz, e.j->>'type',
+           (e.j->>'severity')::event_severity, e.j->>'position_id', e.j->>'client_order_id',
+           e.j->>'symbol', e.j->>'correlation_id', COALESCE(e.j->'data', '{}'::jsonb)
+    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS e(j, ord)
+    ORDER BY e.ord
     ON CONFLICT (event_id, ts) DO NOTHING
     RETURNING event_id, type
 )
@@ -734,19 +734,9 @@ class PostgresJournal:
         self, conn: psycopg.Connection[Any], batch: list[_Item]
     ) -> set[uuid.UUID]:
         """Bulk insert; returns the ids of the newly inserted events that have a projection."""
-        cols: list[list[Any]] = [[] for _ in range(9)]
-        for it in batch:
-            cols[0].append(it.event_id)
-            cols[1].append(it.ts)
-            cols[2].append(it.type)
-            cols[3].append(it.severity)
-            cols[4].append(it.position_id)
-            cols[5].append(it.client_order_id)
-            cols[6].append(it.symbol)
-            cols[7].append(it.correlation_id)
-            cols[8].append(it.data_text)
+        payload = "[" + ",".join(it.spool_line()[:-1] for it in batch) + "]"
         projected = sorted({it.type for it in batch if it.type in PROJECTIONS})
-        row = conn.execute(_INSERT_EVENTS, [*cols, projected]).fetchone()
+        row = conn.execute(_INSERT_EVENTS, [payload, projected]).fetchone()
         n_inserted = int(row[0]) if row else 0
         ids = {uuid.UUID(x) for x in (row[1] or [])} if row else set()
         self.stats.committed += n_inserted
