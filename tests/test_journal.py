@@ -18,6 +18,8 @@ import psycopg
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.postgres.embedded import (
     _embedded_postgres,
@@ -755,3 +757,49 @@ async def test_open_journal_from_config(fresh_db_dsn: str, tmp_path: Path) -> No
             assert journal.application_name == "tradebot-journal:acct7"
             await journal.emit_durable(Event(EventType.CONFIG_LOADED, T0, {"account": "acct7"}))
     assert _count_by_type(fresh_db_dsn) == {EventType.CONFIG_LOADED.value: 1}
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+def test_encoding_keeps_every_decimal_exact(d: Decimal) -> None:
+    from adapters.postgres.journal import _encode_data
+
+    text, j = _encode_data({"x": d, "nested": [{"y": d}]})
+    assert json.loads(text) == j
+    assert j["x"] == str(d) and Decimal(j["x"]) == d
+    assert Decimal(j["nested"][0]["y"]) == d
+
+
+async def test_random_decimals_survive_the_database_exactly(
+    fresh_db_dsn: str, tmp_path: Path
+) -> None:
+    import random
+
+    rng = random.Random(7)
+    values = [
+        Decimal(rng.randint(-(10**20), 10**20)).scaleb(-rng.randint(0, 18)) for _ in range(2000)
+    ]
+    values += [
+        Decimal("0E-8"),
+        Decimal("-0"),
+        Decimal("1E+30"),
+        Decimal("1.000000000000000000000001"),
+    ]
+    events = [Event(EventType.FUNDING, T0, {"amount_usdt": v}) for v in values]
+    with trio.fail_after(30):
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+            for ev in events:
+                journal.emit(ev)
+    with psycopg.connect(fresh_db_dsn) as conn:
+        stored = {
+            r[0]: r[1] for r in conn.execute("SELECT event_id, data->>'amount_usdt' FROM events")
+        }
+        # numeric arithmetic in SQL on the stored strings is exact too
+        (total,) = conn.execute(
+            "SELECT sum((data->>'amount_usdt')::numeric) FROM events"
+        ).fetchone()  # type: ignore[misc]
+    for ev, v in zip(events, values, strict=True):
+        assert stored[ev.event_id] == str(v)
+    import decimal
+
+    with decimal.localcontext(decimal.Context(prec=200)):
+        assert total == sum(values)  # exact (Python's default 28 digits would round)
