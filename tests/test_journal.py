@@ -51,6 +51,19 @@ async def _wait_until(predicate: Any, poll_s: float = 0.002) -> None:
         await trio.sleep(poll_s)
 
 
+def _assert_emission_order_per_task(dsn: str) -> None:
+    """Within each producer task the database's insertion order (seq) is the emission order."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT (data->>'task')::int, (data->>'i')::int FROM events WHERE type = %s ORDER BY seq",
+            (EventType.TRAILING_UPDATE.value,),
+        ).fetchall()
+    last: dict[int, int] = {}
+    for task, i in rows:
+        assert i > last.get(task, -1), (task, i, last.get(task))
+        last[task] = i
+
+
 def _ids(dsn: str) -> list[uuid.UUID]:
     with psycopg.connect(dsn) as conn:
         return [r[0] for r in conn.execute("SELECT event_id FROM events ORDER BY ts, seq")]
@@ -150,6 +163,7 @@ async def test_50_tasks_20000_events_stored_exactly_once(fresh_db_dsn: str, tmp_
     assert len(stored) == 20000 == len(set(stored))
     assert set(stored) == set(emitted)
     assert journal.stats.committed == 20000 and journal.stats.spooled == 0
+    _assert_emission_order_per_task(fresh_db_dsn)
 
 
 async def test_connection_killed_mid_stream_loses_and_duplicates_nothing(
@@ -178,6 +192,7 @@ async def test_connection_killed_mid_stream_loses_and_duplicates_nothing(
         ) as journal:
             emitted = await _produce(journal, 50, 400, durable_every=40, during=killer)
     assert sum(killed) >= 3, killed
+    _assert_emission_order_per_task(fresh_db_dsn)
     assert journal.stats.db_failures >= 1
     with psycopg.connect(fresh_db_dsn) as conn:
         rows = conn.execute(
@@ -297,6 +312,7 @@ async def test_server_stopped_and_restarted_spools_then_replays_exactly_once(
         ]
     assert len(stored) == 20000 == len(set(stored))
     assert set(stored) == set(emitted)
+    _assert_emission_order_per_task(dedicated_server.dsn)
     counts = _count_by_type(dedicated_server.dsn)
     assert counts.get(EventType.DB_UNAVAILABLE.value, 0) >= 1
     assert counts.get(EventType.DB_RECOVERED.value, 0) >= 1
