@@ -13,6 +13,7 @@ Front door:
   its disk spool (:mod:`adapters.postgres.journal`).
 - :mod:`adapters.postgres.projections` — which event ``data`` keys fill which tables.
 - :mod:`adapters.postgres.queries` — read helpers for the CLI.
+- :func:`acquire_instance_lock` — one running bot per account (advisory lock).
 """
 
 from adapters.postgres.connection import connect as connect
@@ -20,6 +21,9 @@ from adapters.postgres.embedded import default_home as default_home
 from adapters.postgres.embedded import ensure_embedded_server as ensure_embedded_server
 from adapters.postgres.embedded import resolve_dsn as resolve_dsn
 from adapters.postgres.embedded import stop_embedded_server as stop_embedded_server
+from adapters.postgres.instance import InstanceAlreadyRunning as InstanceAlreadyRunning
+from adapters.postgres.instance import InstanceLock as InstanceLock
+from adapters.postgres.instance import acquire_instance_lock as acquire_instance_lock
 from adapters.postgres.journal import JournalStats as JournalStats
 from adapters.postgres.journal import PostgresJournal as PostgresJournal
 from adapters.postgres.journal import open_journal_from_config as open_journal_from_config
@@ -31,9 +35,12 @@ from adapters.postgres.migrations import migrate as migrate
 from adapters.postgres.migrations import migration_status as migration_status
 
 __all__ = [
+    "InstanceAlreadyRunning",
+    "InstanceLock",
     "JournalStats",
     "MigrationError",
     "PostgresJournal",
+    "acquire_instance_lock",
     "connect",
     "default_home",
     "ensure_embedded_server",
