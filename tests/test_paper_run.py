@@ -21,14 +21,20 @@ from tradebot.cli import main
 from tradebot.cli._journal_read import positions_by_exit
 from tradebot.cli._paper_run import PaperRunOptions, PaperRunResult, run_paper
 
-# A window with entries, a trailed-out position and aged exits (found in the 3-day run).
+# Windows with entries and aged exits; the bybit one also holds a trailed-out position
+# (found in the 3-day run). The timelines are checked on the bybit run.
 START = datetime(2025, 5, 20, 4, 0, tzinfo=UTC)
-END = datetime(2025, 5, 20, 10, 30, tzinfo=UTC)
+END = {
+    "bybit": datetime(2025, 5, 20, 10, 30, tzinfo=UTC),
+    "binance": datetime(2025, 5, 20, 8, 0, tzinfo=UTC),
+}
 
 
 def paper(dsn: str, profile: str) -> PaperRunResult:
     return run_paper(
-        PaperRunOptions(start=START, end=END, venue_profile=profile, dsn=dsn, progress=False)
+        PaperRunOptions(
+            start=START, end=END[profile], venue_profile=profile, dsn=dsn, progress=False
+        )
     )
 
 
@@ -74,7 +80,8 @@ def test_paper_run_is_deterministic_and_journal_matches_report(
     assert ra.details["positions_seen_on_venue"] == ra.positions_opened
     assert ra.details["open_positions_at_end"] == ra.positions_opened - ra.positions_closed
     # `tradebot events --position`: complete timelines from the journal
-    check_timelines(first_dsn, capsys, ra.positions_opened)
+    if profile == "bybit":
+        check_timelines(first_dsn, capsys, ra.positions_opened)
 
 
 def check_timelines(dsn: str, capsys: pytest.CaptureFixture[str], opened: int) -> None:
