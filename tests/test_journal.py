@@ -29,6 +29,7 @@ from adapters.postgres.embedded import (
 )
 from adapters.postgres.journal import SPOOL_FILE_NAME, PostgresJournal, open_postgres_journal
 from adapters.postgres.migrations import migrate
+from tradebot.errors import JournalError
 from tradebot.events import Event, EventType, Severity, dumps
 
 T0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
@@ -336,9 +337,21 @@ async def test_database_down_at_open_then_spool_replayed_by_next_journal(
             for ev in events[:-1]:
                 journal.emit(ev)
             await journal.emit_durable(events[-1])  # returns: fsynced to the spool
-        assert journal.stats.spooled >= 100
+            journal.emit(
+                Event(EventType.POSITION_SNAPSHOT, T0, {"hwm": Decimal("7.5")}, position_id="pS")
+            )
+            journal.emit(Event(EventType.WAVE_COMPLETED, T0, {"wave_id": "wS"}))
+        assert journal.stats.spooled >= 102
+        # a restart while the database is still down: the reader finds them in the spool
+        async with open_postgres_journal(
+            bad_dsn, spool_dir=tmp_path, retry_interval_s=60
+        ) as j_down:
+            assert await j_down.latest_snapshot("pS") == {"hwm": "7.5"}
+            assert await j_down.is_wave_processed("wS")
+            with pytest.raises(JournalError):
+                await j_down.latest_snapshot("unknown")  # neither spool nor database can say
         lines = (tmp_path / SPOOL_FILE_NAME).read_text().splitlines()
-        assert len(lines) >= 100
+        assert len(lines) >= 102
         # the "crashed" process left a torn line behind
         with (tmp_path / SPOOL_FILE_NAME).open("a") as f:
             f.write('{"event_id": "torn')
