@@ -62,6 +62,7 @@ def journal(fresh_db_dsn: str) -> str:
         # another position, an event of another position must not leak in
         insert(conn, 50, "position.active", {}, position_id="fedcba9876543210")
         insert(conn, 60, "aged.exit_filled", {}, position_id="fedcba9876543210")
+        insert(conn, 60, "position.closed", {"reason": "aged_exit"}, position_id="fedcba9876543210")
     return fresh_db_dsn
 
 
@@ -101,14 +102,15 @@ def test_events_unknown_and_examples(journal: str, capsys: pytest.CaptureFixture
 def test_report_counts_equal_journal(journal: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--dsn", journal, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["events_journaled"] == 12
+    assert doc["events_journaled"] == 13
+    assert doc["positions_closed_by_reason"] == {"aged_exit": 1, "stop": 1}
     assert (
         doc["positions_opened"],
         doc["positions_closed"],
         doc["stop_moves"],
         doc["trailing_activations"],
         doc["aged_exits"],
-    ) == (2, 1, 2, 1, 1)
+    ) == (2, 2, 2, 1, 1)
     assert main(["report", "--dsn", journal]) == 0
     assert "stop.moved" in capsys.readouterr().out
 

@@ -141,6 +141,17 @@ def test_pnl_fees_hash_and_counts() -> None:
     assert list(doc)[: len(REPORT_KEYS)] == list(REPORT_KEYS)
     assert doc["pnl_usdt"] == "-15.42" and doc["fees_usdt"] == "1.87"
     json.dumps(doc)
+    # with the journal's close reasons, aged exits are the positions closed by the aged exit
+    r2 = build_report(
+        event_counts=counts,
+        fills=FILLS,
+        invariants=inv,
+        start_ts=T0,
+        starting_wallet_usdt=D(1000),
+        close_reasons={"aged_exit": 3, "stop": 1},
+    )
+    assert r2.aged_exits == 3
+    assert r2.details["positions_closed_by_reason"] == {"aged_exit": 3, "stop": 1}
     table = format_table(r)
     assert "stop coverage" in table and "100.00 %" in table and "position.active" in table
 

@@ -6,9 +6,11 @@ Sources (nothing is estimated):
   after the run, so every count in the report is a count of journaled events):
   ``positions_opened`` = ``position.active``, ``positions_closed`` = ``position.closed``,
   ``trailing_activations`` = ``trailing.activated``, ``stop_moves`` = ``stop.moved``,
-  ``tp_fills`` = ``tp.filled``, ``aged_exits`` = ``aged.exit_filled`` + ``aged.market_close``
-  (executions of the aged-position exit), ``rollbacks`` = ``position.rolled_back``,
-  ``events_journaled`` = all events, ``events_by_type``.
+  ``tp_fills`` = ``tp.filled``, ``aged_exits`` = ``position.closed`` events whose
+  ``data.reason`` is ``aged_exit`` when the close reasons are given (this also counts an
+  aged exit limit that filled the moment it was placed), else ``aged.exit_filled`` +
+  ``aged.market_close``; ``rollbacks`` = ``position.rolled_back``, ``events_journaled`` =
+  all events, ``events_by_type``.
 * **The venue's trade list** (the paper engine's executions, :class:`tradebot.ports.Fill`):
   ``fees_usdt`` = sum of trading fees; realized PnL is recomputed here from the fills with
   average-cost accounting per (symbol, position side) (a reducing fill realizes
@@ -271,6 +273,7 @@ def build_report(
     wall_s: float = 0.0,
     sim_s: int = 0,
     details: Mapping[str, Any] | None = None,
+    close_reasons: Mapping[str, int] | None = None,
 ) -> RunReport:
     """Assemble the report (sources and formulas in the module docstring).
 
@@ -285,6 +288,7 @@ def build_report(
         wall_s: wall-clock seconds of the run.
         sim_s: simulated seconds covered.
         details: extra JSON-safe facts (venue profile, window, instruments' sources, ...).
+        close_reasons: ``position.closed`` count per ``data.reason`` (journal), if known.
     """
 
     def n(t: EventType) -> int:
@@ -298,6 +302,8 @@ def build_report(
     curve = list(equity_curve) or equity_from_fills(start_ts, starting_wallet_usdt, fills)
     extra: dict[str, Any] = dict(details or {})
     extra.setdefault("trades", len(trades))
+    if close_reasons is not None:
+        extra.setdefault("positions_closed_by_reason", dict(sorted(close_reasons.items())))
     extra.setdefault("realized_pnl_usdt", realized.quantize(_CENT))
     extra.setdefault("funding_paid_usdt", funding_paid.quantize(Decimal("0.0001")))
     extra.setdefault("starting_wallet_usdt", starting_wallet_usdt)
@@ -325,7 +331,11 @@ def build_report(
         trailing_activations=n(EventType.TRAILING_ACTIVATED),
         stop_moves=n(EventType.STOP_MOVED),
         tp_fills=n(EventType.TP_FILLED),
-        aged_exits=n(EventType.AGED_EXIT_FILLED) + n(EventType.AGED_MARKET_CLOSE),
+        aged_exits=(
+            int(close_reasons.get("aged_exit", 0))
+            if close_reasons is not None
+            else n(EventType.AGED_EXIT_FILLED) + n(EventType.AGED_MARKET_CLOSE)
+        ),
         rollbacks=n(EventType.POSITION_ROLLED_BACK),
         pnl_usdt=pnl.quantize(_CENT),
         fees_usdt=fees.quantize(_CENT),

@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "PAPER_DATABASE",
     "add_dsn_arguments",
+    "close_reasons",
     "db_summary",
     "event_counts",
     "format_event_line",
@@ -100,6 +101,16 @@ def event_counts(dsn: str) -> dict[str, int]:
     return {str(t): int(n) for t, n in rows}
 
 
+def close_reasons(dsn: str) -> dict[str, int]:
+    """``position.closed`` events per ``data.reason`` (``""`` when absent)."""
+    with _connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(data->>'reason', ''), count(*) FROM events "
+            "WHERE type = 'position.closed' GROUP BY 1"
+        ).fetchall()
+    return {str(r): int(n) for r, n in rows}
+
+
 def _row_dict(cols: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(cols, row, strict=True))
 
@@ -153,8 +164,9 @@ def positions_by_exit(dsn: str, limit: int = 5) -> dict[str, list[str]]:
             "WHERE c.type = 'position.closed' ORDER BY 1 LIMIT %s"
         ),
         "aged": (
-            "SELECT DISTINCT position_id FROM events WHERE type IN "
-            "('aged.exit_filled', 'aged.market_close') AND position_id IS NOT NULL "
+            "SELECT DISTINCT position_id FROM events WHERE position_id IS NOT NULL AND "
+            "(type IN ('aged.exit_filled', 'aged.market_close') OR "
+            "(type = 'position.closed' AND data->>'reason' = 'aged_exit')) "
             "ORDER BY 1 LIMIT %s"
         ),
         "take_profit": (
@@ -192,6 +204,7 @@ def db_summary(dsn: str) -> dict[str, Any]:
             "SELECT count(*), coalesce(sum(fee_usdt), 0) FROM fills"
         ).fetchone()
         n_waves = conn.execute("SELECT count(*) FROM waves").fetchone()[0]
+    reasons = close_reasons(dsn)
 
     def n(t: str) -> int:
         return counts.get(t, 0)
@@ -202,7 +215,8 @@ def db_summary(dsn: str) -> dict[str, Any]:
         "trailing_activations": n("trailing.activated"),
         "stop_moves": n("stop.moved"),
         "tp_fills": n("tp.filled"),
-        "aged_exits": n("aged.exit_filled") + n("aged.market_close"),
+        "aged_exits": reasons.get("aged_exit", 0),
+        "positions_closed_by_reason": dict(sorted(reasons.items())),
         "rollbacks": n("position.rolled_back"),
         "events_journaled": sum(counts.values()),
         "events_by_type": dict(sorted(counts.items())),

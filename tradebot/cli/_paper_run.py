@@ -742,7 +742,7 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
             )
         total_wall = time.perf_counter() - t_wall
     engine = engine_box[0]
-    from tradebot.cli._journal_read import event_counts, positions_by_exit
+    from tradebot.cli._journal_read import close_reasons, event_counts, positions_by_exit
 
     counts = event_counts(dsn)
     fills = sorted([*engine.trade_log, *engine.funding_log], key=lambda f: f.ts)
@@ -775,6 +775,7 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         wall_s=total_wall,
         sim_s=state.sim_s,
         details=details,
+        close_reasons=close_reasons(dsn),
     )
     return PaperRunResult(
         report=report,

@@ -113,12 +113,18 @@ def fills_summary(events: list[dict[str, Any]]) -> str:
     events (average-cost; Decimal). Empty when there is no fill."""
     from decimal import Decimal, InvalidOperation
 
-    qty = avg = realized = fees = Decimal(0)
+    qty = avg = realized = fees = funding = Decimal(0)
     parts: list[str] = []
     for ev in events:
         if ev["type"] != "order.fill":
             continue
         d = ev.get("data") or {}
+        if d.get("reason") == "funding":
+            try:
+                funding += Decimal(str(d.get("fee_usdt", "0")))
+            except InvalidOperation:
+                pass
+            continue
         try:
             q, p = Decimal(str(d["qty"])), Decimal(str(d["price"]))
             fee = Decimal(str(d.get("fee_usdt", "0")))
@@ -142,5 +148,10 @@ def fills_summary(events: list[dict[str, Any]]) -> str:
     return (
         f"fills: {', '.join(parts)}; realized PnL {realized.quantize(Decimal('0.0001'))} "
         f"USDT, fees {fees.quantize(Decimal('0.0001'))} USDT"
-        + (f", still open {qty}" if qty > 0 else "")
+        + (f", funding paid {funding.quantize(Decimal('0.0001'))} USDT" if funding else "")
+        + (
+            f", still open {qty} (or closed by a fill not journaled as order.fill)"
+            if qty > 0
+            else ""
+        )
     )
