@@ -163,11 +163,14 @@ def positions_by_exit(dsn: str, limit: int = 5) -> dict[str, list[str]]:
             "ON t.position_id = c.position_id AND t.type = 'trailing.activated' "
             "WHERE c.type = 'position.closed' ORDER BY 1 LIMIT %s"
         ),
+        # positions whose aged-exit fill is journaled first
         "aged": (
-            "SELECT DISTINCT position_id FROM events WHERE position_id IS NOT NULL AND "
+            "SELECT position_id FROM events WHERE position_id IS NOT NULL AND "
             "(type IN ('aged.exit_filled', 'aged.market_close') OR "
             "(type = 'position.closed' AND data->>'reason' = 'aged_exit')) "
-            "ORDER BY 1 LIMIT %s"
+            "GROUP BY position_id "
+            "ORDER BY bool_or(type IN ('aged.exit_filled', 'aged.market_close')) DESC, 1 "
+            "LIMIT %s"
         ),
         "take_profit": (
             "SELECT DISTINCT position_id FROM events WHERE type = 'tp.filled' "
