@@ -832,3 +832,30 @@ async def test_random_decimals_survive_the_database_exactly(
 
     with decimal.localcontext(decimal.Context(prec=200)):
         assert total == sum(values)  # exact (Python's default 28 digits would round)
+
+
+async def test_hanging_database_host_never_delays_durable_spooling(tmp_path: Path) -> None:
+    import socket
+
+    # A "black hole": the TCP handshake completes (listen backlog) but the server never
+    # answers, like a partitioned network; every connect attempt hangs until its timeout.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    port = hole.getsockname()[1]
+    try:
+        with trio.fail_after(60):
+            async with open_postgres_journal(
+                f"postgresql://postgres@127.0.0.1:{port}/x",
+                spool_dir=tmp_path,
+                retry_interval_s=0.01,
+                max_retry_interval_s=0.01,
+                connect_timeout_s=2,
+            ) as journal:
+                assert not journal.is_up
+                for i in range(20):  # the prober is stuck in a 2 s connect the whole time
+                    with trio.fail_after(1):
+                        await journal.emit_durable(Event(EventType.STOP_MOVED, T0, {"i": i}))
+                assert journal.stats.spooled >= 20
+    finally:
+        hole.close()

@@ -255,9 +255,11 @@ class PostgresJournal:
         max_retry_interval_s: float = 5.0,
         drain_timeout_s: float = 30.0,
         application_name: str = "tradebot-journal",
+        connect_timeout_s: int = 5,
     ) -> None:
         if max_batch_events < 1:
             raise ValueError("max_batch_events must be >= 1")
+        self.connect_timeout_s = max(2, int(connect_timeout_s))
         self.dsn = dsn
         self.spool_dir = Path(spool_dir)
         self.spool_path = self.spool_dir / SPOOL_FILE_NAME
@@ -279,6 +281,8 @@ class PostgresJournal:
         self._closing = False
         self._closed = False
         self._finished = trio.Event()
+        self._probe_conn: psycopg.Connection[Any] | None = None
+        self._probe_wakeup = trio.Event()
         # Shielded only once started: a caller cancelled during open stops the writer too.
         self._writer_scope = trio.CancelScope()
         self._finished_flag = threading.Event()
@@ -423,6 +427,7 @@ class PostgresJournal:
                         self.dsn,
                         autocommit=True,
                         application_name=self.application_name + "-reader",
+                        connect_timeout_s=self.connect_timeout_s,
                     )
                 row = self._reader_conn.execute(query, params).fetchone()
                 return None if row is None else dict(row[0])
@@ -543,75 +548,116 @@ class PostgresJournal:
     # -- writer task ---------------------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """The writer loop; :func:`open_postgres_journal` runs it. Returns after ``aclose``."""
+        """The writer loop; :func:`open_postgres_journal` runs it. Returns after ``aclose``.
+
+        While the database is down a separate prober task retries the connection (with
+        backoff) so that a hanging connect never delays spooling: durable waits stay as
+        short as an fsync. When the prober has a working connection, the writer adopts it,
+        replays the spool and goes back to writing to the database.
+        """
         try:
             if await self._recover():
                 await self._preload()
             self._writer_scope.shield = True
             task_status.started()
-            next_retry = trio.current_time() + self.retry_interval_s
-            retry_s = self.retry_interval_s
-            while True:
-                if not self._pending:
-                    if self._closing:
-                        break
-                    if self._up:
-                        await self._wakeup.wait()
-                    else:
-                        with trio.move_on_at(next_retry):
-                            await self._wakeup.wait()
-                    self._wakeup = trio.Event()
-                    if not self._up and trio.current_time() >= next_retry and not self._closing:
-                        if await self._recover():
-                            retry_s = self.retry_interval_s
-                        else:
-                            retry_s = min(retry_s * 2, self.max_retry_interval_s)
-                        next_retry = trio.current_time() + retry_s
-                    continue
-                self._wakeup = trio.Event()
-                n = min(len(self._pending), self.max_batch_events)
-                batch = [self._pending.popleft() for _ in range(n)]
-                self._inflight = batch
-                if self._up:
-                    ok = await trio.to_thread.run_sync(
-                        self._write_with_retry_sync, batch, abandon_on_cancel=True
-                    )
-                    if not ok:
-                        self._go_down("connection lost")
-                        next_retry = trio.current_time() + self.retry_interval_s
-                        retry_s = self.retry_interval_s
-                if not self._up:
-                    try:
-                        await trio.to_thread.run_sync(
-                            self._spool_sync, batch, True, abandon_on_cancel=True
-                        )
-                    except OSError as exc:
-                        # Disk full / unwritable spool: keep the batch in memory (front of
-                        # the queue, order kept), do not report it durable, retry later.
-                        log.critical(
-                            "journal spool write failed (%s); holding %d events in memory",
-                            exc,
-                            len(batch),
-                        )
-                        self._pending.extendleft(reversed(batch))
-                        self._inflight = []
-                        if self._closing:
-                            break
-                        await trio.sleep(self.retry_interval_s)
-                        if await self._recover():
-                            retry_s = self.retry_interval_s
-                        continue
-                    if not self._closing and trio.current_time() >= next_retry:
-                        if await self._recover():
-                            retry_s = self.retry_interval_s
-                        else:
-                            retry_s = min(retry_s * 2, self.max_retry_interval_s)
-                        next_retry = trio.current_time() + retry_s
-                self._inflight = []
-                self._mark_durable(batch[-1].seq)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._probe_loop)
+                await self._write_loop()
+                nursery.cancel_scope.cancel()
         finally:
+            self._close_quietly(self._probe_conn)
+            self._probe_conn = None
             self._finished.set()
             self._finished_flag.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._up and self._probe_conn is not None:
+                self._close_quietly(self._conn)
+                self._conn, self._probe_conn = self._probe_conn, None
+                if not await self._recover():
+                    self._probe_wakeup.set()  # replay failed half-way: keep probing
+                continue
+            if not self._pending:
+                if self._closing:
+                    return
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                continue
+            self._wakeup = trio.Event()
+            n = min(len(self._pending), self.max_batch_events)
+            batch = [self._pending.popleft() for _ in range(n)]
+            self._inflight = batch
+            if self._up:
+                ok = await trio.to_thread.run_sync(
+                    self._write_with_retry_sync, batch, abandon_on_cancel=True
+                )
+                if not ok:
+                    self._go_down("connection lost")
+            if not self._up:
+                try:
+                    await trio.to_thread.run_sync(
+                        self._spool_sync, batch, True, abandon_on_cancel=True
+                    )
+                except OSError as exc:
+                    # Disk full / unwritable spool: keep the batch in memory (front of the
+                    # queue, order kept), do not report it durable, retry later.
+                    log.critical(
+                        "journal spool write failed (%s); holding %d events in memory",
+                        exc,
+                        len(batch),
+                    )
+                    self._pending.extendleft(reversed(batch))
+                    self._inflight = []
+                    if self._closing:
+                        return
+                    with trio.move_on_after(self.retry_interval_s):
+                        while self._probe_conn is None:  # noqa: ASYNC110 - or the DB returns
+                            await trio.sleep(self.retry_interval_s / 10)
+                    continue
+            self._inflight = []
+            self._mark_durable(batch[-1].seq)
+
+    async def _probe_loop(self) -> None:
+        """While down: try to connect every ``retry_interval_s`` (doubling up to
+        ``max_retry_interval_s``); hand a working connection to the writer."""
+        retry_s = self.retry_interval_s
+        while True:
+            if self._up or self._probe_conn is not None:
+                retry_s = self.retry_interval_s
+                await self._probe_wakeup.wait()
+                self._probe_wakeup = trio.Event()
+                continue
+            await trio.sleep(retry_s)
+            if self._up or self._probe_conn is not None:
+                continue
+            conn = await trio.to_thread.run_sync(self._probe_sync, abandon_on_cancel=True)
+            if conn is None:
+                retry_s = min(retry_s * 2, self.max_retry_interval_s)
+                continue
+            self._probe_conn = conn
+            self._wakeup.set()
+
+    def _probe_sync(self) -> psycopg.Connection[Any] | None:
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            conn = connect(
+                self.dsn,
+                autocommit=True,
+                application_name=self.application_name,
+                connect_timeout_s=self.connect_timeout_s,
+            )
+            row = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
+            if row and row[0]:
+                return conn
+            log.warning(
+                "journal database reachable but table events missing: run `tradebot db migrate`"
+            )
+        except Exception as exc:
+            self.stats.db_failures += 1
+            log.debug("journal probe failed: %s", exc)
+        self._close_quietly(conn)
+        return None
 
     def _mark_durable(self, seq: int) -> None:
         if seq > self._durable_seq:
@@ -634,6 +680,7 @@ class PostgresJournal:
         self._up = False
         self._down_since = self._now()
         self._spooled_since_down = 0
+        self._probe_wakeup.set()
         log.warning("journal database unavailable (%s); spooling to %s", reason, self.spool_path)
         self.emit(
             Event(
@@ -687,7 +734,12 @@ class PostgresJournal:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._close_quietly(self._conn)
             self._conn = None
-            self._conn = connect(self.dsn, autocommit=True, application_name=self.application_name)
+            self._conn = connect(
+                self.dsn,
+                autocommit=True,
+                application_name=self.application_name,
+                connect_timeout_s=self.connect_timeout_s,
+            )
         return self._conn
 
     @staticmethod
@@ -952,6 +1004,7 @@ async def open_postgres_journal(
     max_retry_interval_s: float = 5.0,
     drain_timeout_s: float = 30.0,
     application_name: str = "tradebot-journal",
+    connect_timeout_s: int = 5,
 ) -> AsyncIterator[PostgresJournal]:
     """Open the journal, run its writer task, drain it on exit.
 
@@ -965,6 +1018,8 @@ async def open_postgres_journal(
         retry_interval_s / max_retry_interval_s: reconnect backoff while down.
         drain_timeout_s: how long closing may wait for the database before spooling.
         application_name: the writer's ``application_name`` in ``pg_stat_activity``.
+        connect_timeout_s: libpq connect timeout (>= 2 s); an unreachable host blocks the
+            open (once) and the background prober, never spooling.
 
     Does not raise when the database is down at open: the journal starts in spool mode.
     """
@@ -978,6 +1033,7 @@ async def open_postgres_journal(
         max_retry_interval_s=max_retry_interval_s,
         drain_timeout_s=drain_timeout_s,
         application_name=application_name,
+        connect_timeout_s=connect_timeout_s,
     )
     await trio.Path(spool_dir).mkdir(parents=True, exist_ok=True)
     async with trio.open_nursery() as nursery:
