@@ -7,6 +7,7 @@ durability settings: fsync on) in a temporary directory. Figures:
 - durable events/s: 50 tasks each ``await emit_durable`` in a loop for 3 s.
 - group-commit latency at 1,000 events/s: one event every ms (in 10-event bursts every
   10 ms), each in its own task awaiting ``emit_durable``; p50/p99/max of the wait.
+- the same with the database unreachable (spool file, fsync per batch).
 
 Targets (issue 2): >= 20,000 events/s fire-and-forget; durable p99 < 20 ms at 1,000 events/s.
 """
@@ -146,6 +147,16 @@ def run(record: Record) -> None:
         record("durable_latency_p50_ms @1000 events/s", statistics.median(lat), "ms")
         record("durable_latency_p99_ms @1000 events/s", _pct(lat, 0.99), "ms")
         record("durable_latency_max_ms @1000 events/s", max(lat), "ms")
+        # database unreachable: everything goes to the fsynced spool file
+        import logging
+
+        logging.getLogger("tradebot.journal").setLevel(logging.CRITICAL)
+        down = "postgresql://postgres@127.0.0.1:1/down"
+        down_spool = spool / "down"
+        sps = trio.run(_fire_and_forget, down, down_spool, 100_000, 50)
+        record("spool_events_per_s (DB down, 50 tasks, 100k)", sps, "events/s")
+        lat = trio.run(_latency, down, down_spool, 1000, 3.0)
+        record("spool_durable_latency_p99_ms @1000 events/s", _pct(lat, 0.99), "ms")
     finally:
         shutil.rmtree(spool, ignore_errors=True)
         if server is not None and root is not None:
