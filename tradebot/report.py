@@ -302,6 +302,18 @@ def build_report(
     curve = list(equity_curve) or equity_from_fills(start_ts, starting_wallet_usdt, fills)
     extra: dict[str, Any] = dict(details or {})
     extra.setdefault("trades", len(trades))
+    extra.setdefault(
+        "incidents",
+        {
+            "protection_missing": n(EventType.PROTECTION_MISSING),
+            "protection_repaired": n(EventType.PROTECTION_REPAIRED),
+            "protection_breach": n(EventType.PROTECTION_BREACH),
+            "emergency_stops": n(EventType.EMERGENCY_STOP_PLACED),
+            "flatten_failed": n(EventType.FLATTEN_FAILED),
+            "actor_crashes": n(EventType.ACTOR_CRASHED),
+            "safe_mode": n(EventType.SAFE_MODE_ENTERED),
+        },
+    )
     if close_reasons is not None:
         extra.setdefault("positions_closed_by_reason", dict(sorted(close_reasons.items())))
     extra.setdefault("realized_pnl_usdt", realized.quantize(_CENT))
@@ -364,6 +376,7 @@ def format_table(report: RunReport, *, title: str = "tradebot paper: run report"
         ("take-profit fills", str(r.tp_fills)),
         ("aged exits", str(r.aged_exits)),
         ("rollbacks", str(r.rollbacks)),
+        ("incidents", _incidents(r)),
         ("PnL (net of fees, funding)", f"{r.pnl_usdt} USDT"),
         ("fees", f"{r.fees_usdt} USDT"),
         ("max drawdown", f"{r.max_drawdown_pct} %"),
@@ -395,6 +408,14 @@ def format_table(report: RunReport, *, title: str = "tradebot paper: run report"
             for v in viol
         ]
     return "\n".join(lines)
+
+
+def _incidents(r: RunReport) -> str:
+    inc = r.details.get("incidents") if isinstance(r.details, Mapping) else None
+    if not isinstance(inc, Mapping):
+        return "-"
+    items = [f"{k.replace('_', ' ')} {v}" for k, v in inc.items() if v]
+    return ", ".join(items) if items else "none (no missing stop, repair, emergency stop, crash)"
 
 
 def _unprotected_note(r: RunReport) -> str:
