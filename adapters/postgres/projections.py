@@ -39,8 +39,8 @@ STOP_INTENT → ``orders`` row (STOP_MARKET, INTENT, reduce-only, side = positio
 STOP_PLACED / STOP_CONFIRMED / STOP_MOVED / EMERGENCY_STOP_PLACED → ``positions.stop_price``
     and, with E:client_order_id, the stop order (status NEW, trigger_price, venue ids;
     created if no STOP_INTENT row exists)
-    required: E:position_id, stop_price
-    optional: E:client_order_id, venue_order_id, venue_algo_id
+    required: E:position_id, stop_price (unless ``placed`` is false: a failed attempt, no-op)
+    optional: E:client_order_id, venue_order_id, venue_algo_id, placed
 ENTRY_SUBMITTED / ORDER_SUBMITTED → order SUBMITTED; ENTRY_ACKED → NEW (or data status);
 ORDER_UPDATE → data status (required, an OrderStatus value); ORDER_CANCELLED /
 STOP_CANCELLED → CANCELED; ORDER_REJECTED / ENTRY_REJECTED / STOP_REJECTED → REJECTED
@@ -56,9 +56,10 @@ FILL → ``fills`` row (+ order filled_qty / avg_fill_price / status; position f
               E:position_id and side are given; a fill WITHOUT a client order id (an order
               the venue generated: triggered position-level stop, liquidation) is recorded
               under ``venue:<event_id>`` with its role from ``reason`` ("stop" → STOP ...)
-TP_PLACED → ``tp_levels`` (PLACED)
-    required: E:position_id, level (int >= 0), price, qty
-    optional: profit_pct, fraction, E:client_order_id
+TP_PLACED → ``tp_levels`` (PLACED, or SKIPPED when ``skipped`` is a non-empty reason)
+    required: E:position_id, level (int >= 0)
+    optional: price (absent for a market take-profit), qty, profit_pct, fraction, skipped,
+              E:client_order_id
 TP_FILLED → ``tp_levels`` (FILLED)
     required: E:position_id, level;  optional: price, qty
 SIGNAL_TAKEN / SIGNAL_FILTERED / SIGNAL_REJECTED → ``signals`` (decision taken/filtered/rejected)
@@ -325,7 +326,11 @@ PROJECTED_KEYS: dict[EventType, tuple[tuple[str, ...], tuple[str, ...], tuple[st
         ("qty", "price"),
         ("trade_id", "side", "fee_usdt", "is_maker", "position_id"),
     ),
-    EventType.TP_PLACED: (("position_id",), ("level", "price", "qty"), ("profit_pct", "fraction")),
+    EventType.TP_PLACED: (
+        ("position_id",),
+        ("level",),
+        ("price", "qty", "profit_pct", "fraction", "skipped"),
+    ),
     EventType.TP_FILLED: (("position_id",), ("level",), ("price", "qty")),
     EventType.ALERT_RAISED: ((), ("message",), ("key", "suppressed_count")),
 }
@@ -652,6 +657,8 @@ def _order_exists(cur: Cursor, cid: str) -> bool:
 
 
 def _stop_live(cur: Cursor, ev: ProjectableEvent) -> None:
+    if ev.jdata.get("placed") is False:
+        return  # the attempt failed (EMERGENCY_STOP_PLACED placed=false): no stop to record
     stop_price = _dec_req(ev, "stop_price")
     cur.execute(
         "UPDATE positions SET stop_price = %s WHERE position_id = %s",
@@ -832,12 +839,15 @@ def _tp_placed(cur: Cursor, ev: ProjectableEvent) -> None:
     level = _int_opt(ev, "level")
     if level is None:
         raise ProjectionSkip("missing data key 'level'")
+    status = "SKIPPED" if ev.jdata.get("skipped") else "PLACED"
     cur.execute(
         """INSERT INTO tp_levels (position_id, level, profit_pct, fraction, price, qty,
                                   client_order_id, status)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, 'PLACED')
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (position_id, level) DO UPDATE SET
-               price = EXCLUDED.price, qty = EXCLUDED.qty, status = 'PLACED',
+               price = COALESCE(EXCLUDED.price, tp_levels.price),
+               qty = COALESCE(EXCLUDED.qty, tp_levels.qty),
+               status = EXCLUDED.status,
                client_order_id = COALESCE(EXCLUDED.client_order_id, tp_levels.client_order_id),
                profit_pct = COALESCE(EXCLUDED.profit_pct, tp_levels.profit_pct),
                fraction = COALESCE(EXCLUDED.fraction, tp_levels.fraction)""",
@@ -846,9 +856,10 @@ def _tp_placed(cur: Cursor, ev: ProjectableEvent) -> None:
             level,
             _dec_opt(ev, "profit_pct"),
             _dec_opt(ev, "fraction"),
-            _dec_req(ev, "price"),
-            _dec_req(ev, "qty"),
+            _dec_opt(ev, "price"),
+            _dec_opt(ev, "qty"),
             ev.client_order_id,
+            status,
         ),
     )
 
