@@ -190,3 +190,11 @@ def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
     p.write_text("[bot\nmode=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(p)
+
+
+def test_db_commands_do_not_need_exchange_secrets(tmp_path: Path) -> None:
+    live = tmp_path / "live.toml"
+    live.write_text('[bot]\nmode = "live"\n[exchange]\napi_key_env = "TB_TEST_NOPE"\n')
+    with pytest.raises(ConfigError):
+        load_config(live, environ={})
+    assert load_config(live, environ={}, require_secrets=False).bot.mode == "live"

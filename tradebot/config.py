@@ -870,7 +870,11 @@ def _policy_problems(cfg: Config) -> list[tuple[str, str]]:
 
 
 def parse_config(
-    text: str, *, environ: Mapping[str, str] | None = None, source: str = "<string>"
+    text: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    source: str = "<string>",
+    require_secrets: bool = True,
 ) -> Config:
     """Parse TOML text into a validated :class:`Config`.
 
@@ -878,6 +882,8 @@ def parse_config(
         text: TOML document (an empty one gives :func:`default_config`).
         environ: environment used to check that needed secrets exist (default ``os.environ``).
         source: file name for messages.
+        require_secrets: check that the secrets this config needs are set (False for
+            tools that need no secret, e.g. ``tradebot db``).
 
     Raises:
         ConfigError: every problem found, as ``(key_path, reason)`` pairs.
@@ -892,7 +898,7 @@ def parse_config(
         problems.extend(_range_problems(cfg))
         if not problems:
             problems.extend(_policy_problems(cfg))
-    for key, var in _needed_secrets(raw):
+    for key, var in _needed_secrets(raw) if require_secrets else []:
         if not env.get(var, ""):
             problems.append(
                 (key, f"environment variable {var} is not set (needed: {_why_needed(key)})")
@@ -910,7 +916,9 @@ def _why_needed(key: str) -> str:
     return "signals.token_env is set"
 
 
-def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path, *, environ: Mapping[str, str] | None = None, require_secrets: bool = True
+) -> Config:
     """Read and validate a ``config.toml``.
 
     Raises:
@@ -923,7 +931,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         raise ConfigError([(str(p), f"cannot read: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([(str(p), "not UTF-8 text")]) from None
-    return parse_config(text, environ=environ, source=str(p))
+    return parse_config(text, environ=environ, source=str(p), require_secrets=require_secrets)
 
 
 # -- printing ----------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def _config(args: argparse.Namespace) -> Any | None:
         return None
     from tradebot.config import load_config
 
-    return load_config(args.config)
+    return load_config(args.config, require_secrets=False)  # the database needs no API key
 
 
 def resolve_cli_dsn(args: argparse.Namespace) -> str:
