@@ -399,6 +399,14 @@ def format_table(report: RunReport, *, title: str = "tradebot paper: run report"
         items = sorted(r.events_by_type.items(), key=lambda kv: (-kv[1], kv[0]))
         tw = max(len(k) for k, _ in items)
         lines += [f"  {k:<{tw}}  {v:>9,}" for k, v in items]
+    journaled = r.details.get("trades_journaled_as_order_fill")
+    trades = r.details.get("trades")
+    if isinstance(journaled, int) and isinstance(trades, int) and journaled != trades:
+        lines.append("")
+        lines.append(
+            f"journal check: the venue executed {trades} trades, the journal holds "
+            f"{journaled} order.fill events for them"
+        )
     viol = r.details.get("violations") if isinstance(r.details, Mapping) else None
     if viol:
         lines.append("")

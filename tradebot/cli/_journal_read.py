@@ -23,6 +23,7 @@ __all__ = [
     "db_summary",
     "event_counts",
     "format_event_line",
+    "journaled_trade_fills",
     "position_row",
     "position_timeline",
     "positions_by_exit",
@@ -109,6 +110,16 @@ def close_reasons(dsn: str) -> dict[str, int]:
             "WHERE type = 'position.closed' GROUP BY 1"
         ).fetchall()
     return {str(r): int(n) for r, n in rows}
+
+
+def journaled_trade_fills(dsn: str) -> int:
+    """``order.fill`` events that are executions (funding records excluded)."""
+    with _connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM events WHERE type = 'order.fill' "
+            "AND coalesce(data->>'reason', '') <> 'funding'"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _row_dict(cols: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:

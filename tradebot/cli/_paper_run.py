@@ -742,7 +742,12 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
             )
         total_wall = time.perf_counter() - t_wall
     engine = engine_box[0]
-    from tradebot.cli._journal_read import close_reasons, event_counts, positions_by_exit
+    from tradebot.cli._journal_read import (
+        close_reasons,
+        event_counts,
+        journaled_trade_fills,
+        positions_by_exit,
+    )
 
     counts = event_counts(dsn)
     fills = sorted([*engine.trade_log, *engine.funding_log], key=lambda f: f.ts)
@@ -763,6 +768,7 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         "journal_emitted": state.journal_emitted,
         "journal_spooled": state.journal_spooled,
         "journal_projection_skipped": state.projection_skipped,
+        "trades_journaled_as_order_fill": journaled_trade_fills(dsn),
     }
     report = build_report(
         event_counts=counts,
