@@ -126,11 +126,16 @@ async def _produce(
     *,
     durable_every: int = 0,
     during: Any = None,
+    gates: dict[int, trio.Event] | None = None,
 ) -> list[uuid.UUID]:
+    """50 producer tasks; with ``gates`` every task waits at index i until ``gates[i]`` is
+    set, so a fault can be injected at a known point of the stream on any machine speed."""
     emitted: list[uuid.UUID] = []
 
     async def producer(k: int) -> None:
         for i in range(per_task):
+            if gates and i in gates:
+                await gates[i].wait()
             ev = Event(
                 EventType.TRAILING_UPDATE,
                 T0 + timedelta(microseconds=k * per_task + i),
@@ -172,27 +177,36 @@ async def test_connection_killed_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     app = f"tb-journal-{uuid.uuid4().hex[:8]}"
     killed: list[int] = []
+    # every task pauses at events 100, 200, 300: the journal's connection is killed at each
+    # pause (5,000 / 10,000 / 15,000 events committed), then the stream resumes on it
+    gates = {i: trio.Event() for i in (100, 200, 300)}
+
+    def kill() -> int:
+        with psycopg.connect(fresh_db_dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                (app,),
+            ).fetchall()
+        return sum(1 for r in rows if r[0])
 
     async def killer() -> None:
-        for _ in range(3):
-            await _wait_until(lambda: not (journal.stats.committed < 4000 * (len(killed) + 1)))
-
-            def kill() -> int:
-                with psycopg.connect(fresh_db_dsn, autocommit=True) as conn:
-                    rows = conn.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                        (app,),
-                    ).fetchall()
-                return sum(1 for r in rows if r[0])
-
-            killed.append(await trio.to_thread.run_sync(kill))
+        for n, gate in enumerate(gates.values(), start=1):
+            await _wait_until(lambda n=n: journal.stats.committed >= 5000 * n)  # type: ignore[misc]
+            while True:  # the writer may be between connections: until a backend was killed
+                k = await trio.to_thread.run_sync(kill)
+                if k:
+                    break
+                await trio.sleep(0.01)
+            killed.append(k)
+            gate.set()
 
     with trio.fail_after(60):
         async with open_postgres_journal(
             fresh_db_dsn, spool_dir=tmp_path, application_name=app, max_batch_events=500
         ) as journal:
-            emitted = await _produce(journal, 50, 400, durable_every=40, during=killer)
-    assert sum(killed) >= 3, killed
+            emitted = await _produce(journal, 50, 400, durable_every=40, during=killer, gates=gates)
+    assert len(killed) == 3 and all(killed), killed
+    assert journal.stats.db_failures >= 3  # each kill was noticed by the next write
     _assert_emission_order_per_task(fresh_db_dsn)
     assert journal.stats.db_failures >= 1
     with psycopg.connect(fresh_db_dsn) as conn:
@@ -279,18 +293,23 @@ async def test_server_stopped_and_restarted_spools_then_replays_exactly_once(
     dedicated_server: _DedicatedServer, tmp_path: Path
 ) -> None:
     phases: list[str] = []
+    # tasks pause at event 100 (5,000 committed) while the server stops, and at event 300
+    # until it is back: events 100-299 are emitted during the outage, 300-399 after it
+    gates = {100: trio.Event(), 300: trio.Event()}
 
     async def outage() -> None:
-        await _wait_until(lambda: not (journal.stats.committed < 5000))
+        await _wait_until(lambda: journal.stats.committed >= 5000)
         await trio.to_thread.run_sync(dedicated_server.stop)
         phases.append("stopped")
-        await _wait_until(lambda: not (journal.stats.spooled < 3000))
+        gates[100].set()
+        await _wait_until(lambda: journal.stats.spooled >= 3000)
         # durable emits return while the DB is down (fsynced to the spool)
         with trio.fail_after(10):
             await journal.emit_durable(Event(EventType.STOP_MOVED, T0, {"stop_price": "1"}))
         assert not journal.is_up
         await trio.to_thread.run_sync(dedicated_server.start)
         phases.append("started")
+        gates[300].set()
 
     with trio.fail_after(90):
         async with open_postgres_journal(
@@ -299,7 +318,9 @@ async def test_server_stopped_and_restarted_spools_then_replays_exactly_once(
             retry_interval_s=0.05,
             max_retry_interval_s=0.2,
         ) as journal:
-            emitted = await _produce(journal, 50, 400, durable_every=100, during=outage)
+            emitted = await _produce(
+                journal, 50, 400, durable_every=100, during=outage, gates=gates
+            )
             await _wait_until(lambda: not (journal.stats.replayed == 0 or not journal.is_up))
             await journal.flush()
     assert phases == ["stopped", "started"]
