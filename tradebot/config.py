@@ -34,13 +34,18 @@ import typing
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from tradebot.errors import ConfigError
+
+if TYPE_CHECKING:  # the policy records are built lazily (no import cost for the CLI)
+    from tradebot.policies.settings import PositionSettings
+    from tradebot.policies.sizing import SizingSettings
+    from tradebot.signals._settings import FeedSettings, WaveSettings
 
 __all__ = [
     "AgedConfig",
@@ -450,7 +455,7 @@ class Config:
 
     # -- conversions to the policy / signal settings records (tradebot core) --------------
 
-    def position_settings(self) -> Any:
+    def position_settings(self) -> PositionSettings:
         """:class:`tradebot.policies.settings.PositionSettings` from this config."""
         from tradebot.policies.aged import AgedSettings
         from tradebot.policies.protection import ProtectionSettings
@@ -473,13 +478,13 @@ class Config:
             execution=ExecutionSettings(**_fields(self.execution)),
         )
 
-    def sizing_settings(self) -> Any:
+    def sizing_settings(self) -> SizingSettings:
         """:class:`tradebot.policies.sizing.SizingSettings` from ``[risk]``."""
         from tradebot.policies.sizing import SizingSettings
 
         return SizingSettings(**_fields(self.risk))
 
-    def wave_settings(self) -> Any:
+    def wave_settings(self) -> WaveSettings:
         """:class:`tradebot.signals.WaveSettings`-shaped record from ``[waves]`` + ``[risk]``."""
         from tradebot.signals._settings import WaveSettings
 
@@ -496,7 +501,7 @@ class Config:
             risk=self.sizing_settings(),
         )
 
-    def feed_settings(self, environ: Mapping[str, str] | None = None) -> Any:
+    def feed_settings(self, environ: Mapping[str, str] | None = None) -> FeedSettings:
         """:class:`tradebot.signals._settings.FeedSettings` from ``[signals]`` (token resolved)."""
         from tradebot.signals._settings import FeedSettings
 
