@@ -6,6 +6,21 @@ in trio virtual time; prints a progress line while it runs and the report at the
 (:mod:`tradebot.report`); writes it as JSON (``--report-json``) and an equity PNG
 (``--chart``). Wiring and semantics: :mod:`tradebot.cli._paper_run`.
 
+Examples::
+
+    tradebot paper                                   # bundled 3 days, bundled signals
+    tradebot paper --venue-profile binance --report-json report.json --chart equity.png
+    tradebot paper --data ../shared/data/market/binance-usdm-1m-2025-05 --signals generate
+    tradebot events --paper --position <id>          # a position's journal timeline
+    tradebot report --paper                          # what the paper journal holds
+
+A live-looking run (real time, signals over a WebSocket from the loopback signal service;
+the waves keep their timestamps, so the window must contain their processing times)::
+
+    tradebot signal-server --replay tradebot/data/signals/signals-2025-05-20.jsonl --port 8765
+    tradebot paper --speed realtime --signals ws://127.0.0.1:8765/signals \
+        --from 2025-05-20T04:19:00Z --to 2025-05-20T05:00:00Z
+
 Exit codes: 0 finished (report printed), 1 runtime failure, 2 bad options/config/data,
 3 finished but invariant violations or stop coverage below 100 % (the report says which).
 """
