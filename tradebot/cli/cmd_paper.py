@@ -14,10 +14,13 @@ Examples::
     tradebot events --paper --position <id>          # a position's journal timeline
     tradebot report --paper                          # what the paper journal holds
 
-A live-looking run (real time, signals over a WebSocket from the loopback signal service;
-the waves keep their timestamps, so the window must contain their processing times)::
+A live-looking run (real time, signals over a WebSocket from the loopback signal service,
+one wave every 15 minutes like the real one; the waves keep their timestamps, so start the
+bot within the server's start delay, with a window that begins just before the first wave
+is processed at 04:20)::
 
-    tradebot signal-server --replay tradebot/data/signals/signals-2025-05-20.jsonl --port 8765
+    tradebot signal-server --replay tradebot/data/signals/signals-2025-05-20.jsonl \
+        --port 8765 --speed 1 --start-delay 10 &
     tradebot paper --speed realtime --signals ws://127.0.0.1:8765/signals \
         --from 2025-05-20T04:19:00Z --to 2025-05-20T05:00:00Z
 
