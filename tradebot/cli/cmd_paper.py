@@ -1,4 +1,4 @@
-"""``tradebot paper``: paper trading on replayed real market data, then the report.
+r"""``tradebot paper``: paper trading on replayed real market data, then the report.
 
 Runs the production actor tree of one account (journal, paper exchange, routers, signal
 feed, wave processor, position supervisor) on 1-minute klines (bundled 3 days by default)
