@@ -1157,8 +1157,8 @@ class PositionActor(Actor[PositionMessage]):
         if self.lifecycle not in (Lifecycle.ACTIVE, Lifecycle.FAILED, Lifecycle.CLOSING):
             return
         if isinstance(ev, Fill):
-            self._ev(EventType.FILL, cid=ev.client_order_id, qty=ev.qty, price=ev.price,
-                     fee_usdt=ev.fee_usdt, reason=ev.reason, side=ev.side)
+            # the fill itself is journaled once by the AccountRouter (it also sees fills
+            # that arrive after this actor ended)
             if ev.client_order_id in self._tp_orders:
                 await self._tp_filled(ev.client_order_id, ev.qty, ev.price)
                 return

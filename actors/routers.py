@@ -79,8 +79,9 @@ class AccountRouter:
     """Routes account events to the owning PositionActor.
 
     Args:
-        journal: where unroutable events are recorded (DEBUG; they may belong to a
-            position that already ended, or to an untracked one for the reconciler).
+        journal: where every fill is journaled (``EventType.FILL``, once per execution) and
+            where unroutable events are recorded (DEBUG; they may belong to a position that
+            already ended, or to an untracked one for the reconciler).
         clock: time of journal events.
     """
 
@@ -128,6 +129,8 @@ class AccountRouter:
             for addr in self.addresses():
                 await self._deliver(addr, VerifyProtection("stream_gap"))
             return
+        if isinstance(event, Fill):
+            self._journal_fill(event)
         target = self._target(event)
         if target is None:
             self.unrouted += 1
@@ -137,6 +140,29 @@ class AccountRouter:
                                          severity=Severity.DEBUG))
             return
         await self._deliver(target, AccountEventMsg(event))
+
+    def _journal_fill(self, fill: Fill) -> None:
+        """Journal every execution of the account exactly once, here.
+
+        The router sees every fill, including those that arrive after their position's
+        actor has ended (a limit exit filled on placement, a stop racing a close), so this is
+        the one place that can guarantee "every fill journaled" (DESIGN.md invariant 6).
+        The position is found by client order id, else by (symbol, side) while tracked.
+        """
+        if self._journal is None or self._clock is None:
+            return
+        parsed = parse_client_order_id(fill.client_order_id) if fill.client_order_id else None
+        position_id = parsed[0] if parsed is not None else self._by_key.get(
+            (fill.symbol, fill.position_side))
+        self._journal.emit(Event(
+            EventType.FILL, self._clock.now(),
+            {"qty": fill.qty, "price": fill.price, "fee_usdt": fill.fee_usdt,
+             "side": fill.side, "position_side": fill.position_side, "trade_id": fill.trade_id,
+             "venue_order_id": fill.venue_order_id, "is_maker": fill.is_maker,
+             "reason": fill.reason, "realized_pnl_usdt": fill.realized_pnl_usdt,
+             "fill_ts": fill.ts},
+            position_id=position_id, client_order_id=fill.client_order_id or None,
+            symbol=fill.symbol))
 
     async def _deliver(self, addr: Address[PositionMessage], msg: PositionMessage) -> None:
         try:
