@@ -73,6 +73,8 @@ def test_paper_run_is_deterministic_and_journal_matches_report(
     assert ra.events_by_type == db
     assert ra.events_journaled == sum(db.values()) == ra.details["journal_emitted"]
     assert ra.details["journal_spooled"] == 0
+    # every execution on the venue is journaled as an order.fill
+    assert ra.details["trades_journaled_as_order_fill"] == ra.details["trades"]
     assert ra.positions_opened == db["position.active"]
     assert ra.trailing_activations == db.get("trailing.activated", 0)
     assert ra.stop_moves == db.get("stop.moved", 0)
