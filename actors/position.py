@@ -254,14 +254,24 @@ class PositionActor(Actor[PositionMessage]):
 
     mailbox_size = 256
 
-    def __init__(self, *, position_id: str, symbol: str, position_side: PositionSide,
-                 instrument: Instrument, port: ExchangePort, journal: PositionJournal,
-                 clock: Clock, marks: LatestValue[MarkPrice],
-                 settings: PositionSettings | None = None, ticket: OpenTicket | None = None,
-                 adopted: bool = False,
-                 on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None,
-                 on_closed: Callable[[PositionActor], None] | None = None,
-                 on_attach: Callable[[PositionActor], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        position_id: str,
+        symbol: str,
+        position_side: PositionSide,
+        instrument: Instrument,
+        port: ExchangePort,
+        journal: PositionJournal,
+        clock: Clock,
+        marks: LatestValue[MarkPrice],
+        settings: PositionSettings | None = None,
+        ticket: OpenTicket | None = None,
+        adopted: bool = False,
+        on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None,
+        on_closed: Callable[[PositionActor], None] | None = None,
+        on_attach: Callable[[PositionActor], None] | None = None,
+    ) -> None:
         self.position_id = position_id
         self.symbol = symbol
         self.position_side = position_side
@@ -314,8 +324,11 @@ class PositionActor(Actor[PositionMessage]):
         snap = await self._journal.latest_snapshot(self.position_id)
         if snap is not None:
             self._load_snapshot(snap)
-            self._ev(EventType.ACTOR_RESTARTED, lifecycle=self.lifecycle.value,
-                     water_mark=self._trailing.water_mark)
+            self._ev(
+                EventType.ACTOR_RESTARTED,
+                lifecycle=self.lifecycle.value,
+                water_mark=self._trailing.water_mark,
+            )
             await self._recover()
         elif self._ticket is not None:
             await self._open(self._ticket.request)
@@ -345,8 +358,12 @@ class PositionActor(Actor[PositionMessage]):
             return self.status()
         if isinstance(message, Query):
             return self.status()
-        self._ev(EventType.ORDER_REJECTED, Severity.WARNING, reason="unknown_message",
-                 message=repr(message))
+        self._ev(
+            EventType.ORDER_REJECTED,
+            Severity.WARNING,
+            reason="unknown_message",
+            message=repr(message),
+        )
         return None
 
     async def on_stop(self) -> None:
@@ -361,13 +378,22 @@ class PositionActor(Actor[PositionMessage]):
 
     def status(self) -> PositionStatus:
         return PositionStatus(
-            position_id=self.position_id, symbol=self.symbol, position_side=self.position_side,
-            lifecycle=self.lifecycle, qty=self._qty, filled_qty=self._filled_qty,
-            entry_price=self._entry_price, stop_price=self._stop_price,
+            position_id=self.position_id,
+            symbol=self.symbol,
+            position_side=self.position_side,
+            lifecycle=self.lifecycle,
+            qty=self._qty,
+            filled_qty=self._filled_qty,
+            entry_price=self._entry_price,
+            stop_price=self._stop_price,
             stop_client_order_id=self._stop.client_order_id if self._stop else "",
-            trailing=self._trailing, tp_levels_done=frozenset(self._tp_done),
-            aged_exit_price=self._aged_price, opened_at=self._opened_at, mark_price=self._mark,
-            close_reason=self._close_reason)
+            trailing=self._trailing,
+            tp_levels_done=frozenset(self._tp_done),
+            aged_exit_price=self._aged_price,
+            opened_at=self._opened_at,
+            mark_price=self._mark,
+            close_reason=self._close_reason,
+        )
 
     @property
     def entry_notional_usdt(self) -> Decimal:
@@ -375,18 +401,36 @@ class PositionActor(Actor[PositionMessage]):
 
     # --- journal helpers -------------------------------------------------------------
 
-    def _event(self, etype: EventType, severity: Severity, cid: str | None,
-               data: dict[str, Any]) -> Event:
-        return Event(type=etype, ts=self._clock.now(), data=data, severity=severity,
-                     position_id=self.position_id, client_order_id=cid, symbol=self.symbol)
+    def _event(
+        self, etype: EventType, severity: Severity, cid: str | None, data: dict[str, Any]
+    ) -> Event:
+        return Event(
+            type=etype,
+            ts=self._clock.now(),
+            data=data,
+            severity=severity,
+            position_id=self.position_id,
+            client_order_id=cid,
+            symbol=self.symbol,
+        )
 
-    def _ev(self, etype: EventType, severity: Severity = Severity.INFO, cid: str | None = None,
-            **data: Any) -> None:
+    def _ev(
+        self,
+        etype: EventType,
+        severity: Severity = Severity.INFO,
+        cid: str | None = None,
+        **data: Any,
+    ) -> None:
         data.setdefault("position_side", self.position_side.value)
         self._journal.emit(self._event(etype, severity, cid, data))
 
-    async def _ev_durable(self, etype: EventType, severity: Severity = Severity.INFO,
-                          cid: str | None = None, **data: Any) -> None:
+    async def _ev_durable(
+        self,
+        etype: EventType,
+        severity: Severity = Severity.INFO,
+        cid: str | None = None,
+        **data: Any,
+    ) -> None:
         data.setdefault("position_side", self.position_side.value)
         await self._journal.emit_durable(self._event(etype, severity, cid, data))
 
@@ -440,8 +484,9 @@ class PositionActor(Actor[PositionMessage]):
         self._stop_price = dec("stop_price")
         # ids used after the last snapshot must never be reused (Bybit refuses any reused
         # orderLinkId; Binance any id of an open order): a restarted actor skips ahead
-        self._seq.update({str(k): int(v) + _SEQ_SKIP_ON_RESTART
-                          for k, v in dict(d.get("seq", {})).items()})
+        self._seq.update(
+            {str(k): int(v) + _SEQ_SKIP_ON_RESTART for k, v in dict(d.get("seq", {})).items()}
+        )
         self._trailing = TrailingState.from_dict(d.get("trailing", {}))
         self._tp_done = {int(i) for i in d.get("tp_levels_done", [])}
         self._tp_orders = {str(k): int(v) for k, v in dict(d.get("tp_orders", {})).items()}
@@ -467,8 +512,14 @@ class PositionActor(Actor[PositionMessage]):
                 if attempt >= attempts:
                     raise
                 wait = exc.retry_after_s if isinstance(exc, RateLimited) else delay
-                self._ev(EventType.EXCHANGE_ERROR, Severity.WARNING, what=what, attempt=attempt,
-                         error=exc, retry_in_s=wait)
+                self._ev(
+                    EventType.EXCHANGE_ERROR,
+                    Severity.WARNING,
+                    what=what,
+                    attempt=attempt,
+                    error=exc,
+                    retry_in_s=wait,
+                )
                 await trio.sleep(wait)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
@@ -484,16 +535,23 @@ class PositionActor(Actor[PositionMessage]):
             except (TransientError, OutcomeUnknown) as exc:
                 if attempt >= attempts:
                     raise
-                self._ev(EventType.EXCHANGE_ERROR, Severity.WARNING, cid, what="get_order",
-                         attempt=attempt, error=exc)
+                self._ev(
+                    EventType.EXCHANGE_ERROR,
+                    Severity.WARNING,
+                    cid,
+                    what="get_order",
+                    attempt=attempt,
+                    error=exc,
+                )
                 await trio.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _venue_position(self) -> PositionState | None:
         """This side's position on the venue (None = flat). Raises after failed retries."""
-        positions = await self._retry("positions", lambda: self._port.positions(self.symbol),
-                                      self._s.execution.query_attempts)
+        positions = await self._retry(
+            "positions", lambda: self._port.positions(self.symbol), self._s.execution.query_attempts
+        )
         for p in positions:
             if p.position_side is self.position_side and p.qty > 0:
                 return p
@@ -501,8 +559,10 @@ class PositionActor(Actor[PositionMessage]):
 
     async def _venue_stops(self) -> list[StopState]:
         stops = await self._retry(
-            "stops", lambda: self._port.stops(self.symbol, self.position_side),
-            self._s.execution.query_attempts)
+            "stops",
+            lambda: self._port.stops(self.symbol, self.position_side),
+            self._s.execution.query_attempts,
+        )
         return list(stops)
 
     # --- open protocol (DESIGN.md section 4) -----------------------------------------
@@ -514,48 +574,78 @@ class PositionActor(Actor[PositionMessage]):
     async def _open(self, req: OpenRequest) -> None:
         self._req_qty = req.qty
         try:
-            intended = initial_stop_price(req.reference_price, self.position_side, self.instrument,
-                                          self._s.stop_loss)
+            intended = initial_stop_price(
+                req.reference_price, self.position_side, self.instrument, self._s.stop_loss
+            )
         except (NoValidStop, ValueError) as exc:
             await self._rollback(f"no_valid_stop: {exc}")
             return
         stop_cid = client_order_id(self.position_id, OrderRole.STOP, 1)
         await self._ev_durable(
-            EventType.ENTRY_INTENT, cid=self._entry_cid, qty=req.qty,
-            reference_price=req.reference_price, intended_stop=intended,
-            stop_client_order_id=stop_cid, signal_id=req.signal_id, wave_ts=req.wave_ts,
-            score_week=req.score_week, score_month=req.score_month,
-            attached_stop=self._caps.attached_stop, venue=self._caps.venue)
+            EventType.ENTRY_INTENT,
+            cid=self._entry_cid,
+            qty=req.qty,
+            reference_price=req.reference_price,
+            intended_stop=intended,
+            stop_client_order_id=stop_cid,
+            signal_id=req.signal_id,
+            wave_ts=req.wave_ts,
+            score_week=req.score_week,
+            score_month=req.score_month,
+            attached_stop=self._caps.attached_stop,
+            venue=self._caps.venue,
+        )
         await self._snapshot()
         self._ev(EventType.POSITION_OPENING, cid=self._entry_cid)
         entry_req = EntryRequest(
-            symbol=self.symbol, position_side=self.position_side, qty=req.qty,
+            symbol=self.symbol,
+            position_side=self.position_side,
+            qty=req.qty,
             client_order_id=self._entry_cid,
-            stop_price=intended if self._caps.attached_stop else None)
+            stop_price=intended if self._caps.attached_stop else None,
+        )
         order: OrderState | None
         try:
-            self._ev(EventType.ENTRY_SUBMITTED, cid=self._entry_cid, qty=req.qty,
-                     stop_price=entry_req.stop_price)
+            self._ev(
+                EventType.ENTRY_SUBMITTED,
+                cid=self._entry_cid,
+                qty=req.qty,
+                stop_price=entry_req.stop_price,
+            )
             order = await self._submit_entry(entry_req)
-            self._ev(EventType.ENTRY_ACKED, cid=self._entry_cid, status=order.status,
-                     venue_order_id=order.venue_order_id)
+            self._ev(
+                EventType.ENTRY_ACKED,
+                cid=self._entry_cid,
+                status=order.status,
+                venue_order_id=order.venue_order_id,
+            )
         except (OutcomeUnknown, DuplicateClientOrderId) as exc:
             if not self._entry_unknown_journaled:
-                self._ev(EventType.ENTRY_OUTCOME_UNKNOWN, Severity.WARNING, self._entry_cid,
-                         error=exc)
+                self._ev(
+                    EventType.ENTRY_OUTCOME_UNKNOWN, Severity.WARNING, self._entry_cid, error=exc
+                )
             try:
                 order = await self._query_order(self._entry_cid)
             except VenueError as qexc:
                 await self._fail_unknown_entry(qexc)
                 return
-            self._ev(EventType.ENTRY_RESOLVED, cid=self._entry_cid,
-                     found=order is not None, status=None if order is None else order.status)
+            self._ev(
+                EventType.ENTRY_RESOLVED,
+                cid=self._entry_cid,
+                found=order is not None,
+                status=None if order is None else order.status,
+            )
             if order is None:
                 await self._rollback("entry_not_placed")
                 return
         except (RejectedError, TransientError) as exc:
-            self._ev(EventType.ENTRY_REJECTED, Severity.WARNING, self._entry_cid, error=exc,
-                     code=exc.code)
+            self._ev(
+                EventType.ENTRY_REJECTED,
+                Severity.WARNING,
+                self._entry_cid,
+                error=exc,
+                code=exc.code,
+            )
             await self._rollback(f"entry_rejected: {exc.code or type(exc).__name__}")
             return
         await self._confirm_entry(order, intended)
@@ -577,8 +667,11 @@ class PositionActor(Actor[PositionMessage]):
 
         async def submit(cancel: trio.CancelScope) -> None:
             try:
-                found.append(await self._retry(
-                    "place_entry", lambda: self._port.place_entry(entry_req), ex.stop_attempts))
+                found.append(
+                    await self._retry(
+                        "place_entry", lambda: self._port.place_entry(entry_req), ex.stop_attempts
+                    )
+                )
             except VenueError as exc:
                 failed.append(exc)
             cancel.cancel()
@@ -586,16 +679,25 @@ class PositionActor(Actor[PositionMessage]):
         async def probe(cancel: trio.CancelScope) -> None:
             await trio.sleep(ex.entry_probe_after_s)
             self._entry_unknown_journaled = True
-            self._ev(EventType.ENTRY_OUTCOME_UNKNOWN, Severity.WARNING, self._entry_cid,
-                     error=f"no answer after {ex.entry_probe_after_s} s; looking it up")
+            self._ev(
+                EventType.ENTRY_OUTCOME_UNKNOWN,
+                Severity.WARNING,
+                self._entry_cid,
+                error=f"no answer after {ex.entry_probe_after_s} s; looking it up",
+            )
             while True:
                 try:
                     order = await self._port.get_order(self.symbol, self._entry_cid)
                 except VenueError:
                     order = None
                 if order is not None and order.filled_qty > 0:
-                    self._ev(EventType.ENTRY_RESOLVED, cid=self._entry_cid, found=True,
-                             status=order.status, via="lookup_while_pending")
+                    self._ev(
+                        EventType.ENTRY_RESOLVED,
+                        cid=self._entry_cid,
+                        found=True,
+                        status=order.status,
+                        via="lookup_while_pending",
+                    )
                     found.append(order)
                     cancel.cancel()
                     return
@@ -613,12 +715,18 @@ class PositionActor(Actor[PositionMessage]):
         deadline = trio.current_time() + self._s.execution.fill_timeout_s
         delay = 0.05
         early_failed = False
-        while order is None or not (order.status.is_terminal and order.status is not
-                                    OrderStatus.PARTIALLY_FILLED):
+        while order is None or not (
+            order.status.is_terminal and order.status is not OrderStatus.PARTIALLY_FILLED
+        ):
             if order is not None and order.status is OrderStatus.FILLED:
                 break
-            if (order is not None and order.filled_qty > 0 and self._stop is None
-                    and not self._caps.attached_stop and not early_failed):
+            if (
+                order is not None
+                and order.filled_qty > 0
+                and self._stop is None
+                and not self._caps.attached_stop
+                and not early_failed
+            ):
                 # part of the entry filled and the rest is still working: protect the
                 # filled part now (a whole-position stop also covers later fills) instead
                 # of leaving it naked until the entry completes
@@ -637,8 +745,9 @@ class PositionActor(Actor[PositionMessage]):
         if order is not None and not order.status.is_terminal:
             # still working after the timeout: cancel the rest, protect what filled
             try:
-                await self._retry("cancel_order",
-                                  lambda: self._port.cancel_order(self.symbol, self._entry_cid), 3)
+                await self._retry(
+                    "cancel_order", lambda: self._port.cancel_order(self.symbol, self._entry_cid), 3
+                )
             except (UnknownOrder, VenueError):
                 pass
             try:
@@ -652,28 +761,46 @@ class PositionActor(Actor[PositionMessage]):
             return
         self._filled_qty = filled
         self._qty = filled
-        self._entry_price = order.avg_fill_price or (self._ticket.request.reference_price
-                                                     if self._ticket else None)
+        self._entry_price = order.avg_fill_price or (
+            self._ticket.request.reference_price if self._ticket else None
+        )
         etype = EventType.ENTRY_FILLED if filled >= self._req_qty else EventType.ENTRY_PARTIAL_FILL
-        await self._ev_durable(etype, cid=self._entry_cid, filled_qty=filled,
-                               requested_qty=self._req_qty, avg_fill_price=self._entry_price)
+        await self._ev_durable(
+            etype,
+            cid=self._entry_cid,
+            filled_qty=filled,
+            requested_qty=self._req_qty,
+            avg_fill_price=self._entry_price,
+        )
         await self._protect_new_position(intended)
 
     async def _early_stop(self, order: OrderState) -> bool:
         """Place the initial stop while the entry is still partially filled."""
-        price = order.avg_fill_price or (self._ticket.request.reference_price
-                                         if self._ticket else None)
+        price = order.avg_fill_price or (
+            self._ticket.request.reference_price if self._ticket else None
+        )
         if price is None:
             return False
-        self._ev(EventType.ENTRY_PARTIAL_FILL, cid=self._entry_cid, filled_qty=order.filled_qty,
-                 requested_qty=self._req_qty, avg_fill_price=price, still_working=True)
+        self._ev(
+            EventType.ENTRY_PARTIAL_FILL,
+            cid=self._entry_cid,
+            filled_qty=order.filled_qty,
+            requested_qty=self._req_qty,
+            avg_fill_price=price,
+            still_working=True,
+        )
         try:
-            target = initial_stop_price(price, self.position_side, self.instrument,
-                                        self._s.stop_loss)
+            target = initial_stop_price(
+                price, self.position_side, self.instrument, self._s.stop_loss
+            )
             await self._place_new_stop(target, "initial_partial")
         except (NoValidStop, ValueError, WouldTriggerImmediately, _StopFailed) as exc:
-            self._ev(EventType.STOP_REJECTED, Severity.WARNING, reason="early_stop_failed",
-                     error=str(exc))
+            self._ev(
+                EventType.STOP_REJECTED,
+                Severity.WARNING,
+                reason="early_stop_failed",
+                error=str(exc),
+            )
             return False
         return True
 
@@ -691,8 +818,9 @@ class PositionActor(Actor[PositionMessage]):
                 return
             # the attached stop is missing: place it (below)
         try:
-            target = initial_stop_price(self._entry_price, self.position_side, self.instrument,
-                                        self._s.stop_loss)
+            target = initial_stop_price(
+                self._entry_price, self.position_side, self.instrument, self._s.stop_loss
+            )
         except (NoValidStop, ValueError):
             await self._flatten_or_emergency("no_valid_stop")
             return
@@ -701,8 +829,14 @@ class PositionActor(Actor[PositionMessage]):
         try:
             await self._place_new_stop(target, "initial")
         except WouldTriggerImmediately as exc:
-            self._ev(EventType.STOP_REJECTED, Severity.WARNING, reason="would_trigger_immediately",
-                     error=exc, code=exc.code, stop_price=target)
+            self._ev(
+                EventType.STOP_REJECTED,
+                Severity.WARNING,
+                reason="would_trigger_immediately",
+                error=exc,
+                code=exc.code,
+                stop_price=target,
+            )
             await self._close("stop_would_trigger_immediately")
             if self.lifecycle is Lifecycle.CLOSED:
                 self._resolve(False, "stop_would_trigger_immediately: closed at market")
@@ -717,10 +851,18 @@ class PositionActor(Actor[PositionMessage]):
     async def _activate(self) -> None:
         self.lifecycle = Lifecycle.ACTIVE
         self._opened_at = self._clock.now()
-        self._ev(EventType.STOP_CONFIRMED, cid=self._stop.client_order_id if self._stop else None,
-                 stop_price=self._stop_price, qty=self._qty)
-        await self._ev_durable(EventType.POSITION_ACTIVE, entry_price=self._entry_price,
-                               qty=self._qty, stop_price=self._stop_price)
+        self._ev(
+            EventType.STOP_CONFIRMED,
+            cid=self._stop.client_order_id if self._stop else None,
+            stop_price=self._stop_price,
+            qty=self._qty,
+        )
+        await self._ev_durable(
+            EventType.POSITION_ACTIVE,
+            entry_price=self._entry_price,
+            qty=self._qty,
+            stop_price=self._stop_price,
+        )
         await self._snapshot()
         self._resolve(True)
 
@@ -735,21 +877,32 @@ class PositionActor(Actor[PositionMessage]):
         """The entry's outcome cannot be resolved: never resubmit; alert, keep FAILED."""
         self.lifecycle = Lifecycle.FAILED
         self._close_reason = "entry_outcome_unresolved"
-        await self._ev_durable(EventType.POSITION_FAILED, Severity.CRITICAL,
-                               cid=self._entry_cid, reason="entry_outcome_unresolved", error=exc)
-        self._ev(EventType.ALERT_RAISED, Severity.CRITICAL, reason="entry_outcome_unresolved",
-                 error=exc)
+        await self._ev_durable(
+            EventType.POSITION_FAILED,
+            Severity.CRITICAL,
+            cid=self._entry_cid,
+            reason="entry_outcome_unresolved",
+            error=exc,
+        )
+        self._ev(
+            EventType.ALERT_RAISED, Severity.CRITICAL, reason="entry_outcome_unresolved", error=exc
+        )
         await self._snapshot()
         self._resolve(False, "entry_outcome_unresolved")
 
     # --- stops -------------------------------------------------------------------------
 
     def _stop_request(self, price: Decimal, cid: str) -> StopRequest:
-        return StopRequest(symbol=self.symbol, position_side=self.position_side,
-                           trigger_price=price, client_order_id=cid)
+        return StopRequest(
+            symbol=self.symbol,
+            position_side=self.position_side,
+            trigger_price=price,
+            client_order_id=cid,
+        )
 
-    async def _place_new_stop(self, price: Decimal, reason: str,
-                              role: OrderRole = OrderRole.STOP) -> StopState:
+    async def _place_new_stop(
+        self, price: Decimal, reason: str, role: OrderRole = OrderRole.STOP
+    ) -> StopState:
         """Place a stop with bounded retries; sets it as the live stop.
 
         Raises:
@@ -760,8 +913,9 @@ class PositionActor(Actor[PositionMessage]):
         last: BaseException | None = None
         for attempt in range(1, self._s.execution.stop_attempts + 1):
             cid = self._next_cid(role)
-            await self._ev_durable(EventType.STOP_INTENT, cid=cid, stop_price=price, reason=reason,
-                                   attempt=attempt)
+            await self._ev_durable(
+                EventType.STOP_INTENT, cid=cid, stop_price=price, reason=reason, attempt=attempt
+            )
             try:
                 st = await self._port.place_stop(self._stop_request(price, cid))
             except WouldTriggerImmediately:
@@ -772,22 +926,36 @@ class PositionActor(Actor[PositionMessage]):
                 if found is not None:
                     st = found
                 else:
-                    self._ev(EventType.STOP_RETRY, Severity.WARNING, cid, attempt=attempt, error=exc)
+                    self._ev(
+                        EventType.STOP_RETRY, Severity.WARNING, cid, attempt=attempt, error=exc
+                    )
                     await trio.sleep(delay)
                     delay *= 2
                     continue
             except VenueError as exc:
                 last = exc
                 wait = exc.retry_after_s if isinstance(exc, RateLimited) else delay
-                self._ev(EventType.STOP_RETRY, Severity.WARNING, cid, attempt=attempt, error=exc,
-                         code=exc.code, retry_in_s=wait)
+                self._ev(
+                    EventType.STOP_RETRY,
+                    Severity.WARNING,
+                    cid,
+                    attempt=attempt,
+                    error=exc,
+                    code=exc.code,
+                    retry_in_s=wait,
+                )
                 await trio.sleep(wait)
                 delay *= 2
                 continue
             self._stop = st
             self._stop_price = st.trigger_price
-            await self._ev_durable(EventType.STOP_PLACED, cid=cid, stop_price=st.trigger_price,
-                                   venue_order_id=st.venue_order_id, reason=reason)
+            await self._ev_durable(
+                EventType.STOP_PLACED,
+                cid=cid,
+                stop_price=st.trigger_price,
+                venue_order_id=st.venue_order_id,
+                reason=reason,
+            )
             return st
         raise _StopFailed(f"{type(last).__name__}: {last}" if last else "no attempt")
 
@@ -800,7 +968,8 @@ class PositionActor(Actor[PositionMessage]):
             return None
         for s in stops:
             if (self._caps.stop_has_client_id and s.client_order_id == cid) or (
-                    not self._caps.stop_has_client_id and s.trigger_price == price):
+                not self._caps.stop_has_client_id and s.trigger_price == price
+            ):
                 return s
         return None
 
@@ -813,25 +982,46 @@ class PositionActor(Actor[PositionMessage]):
         old = self._stop
         old_price = self._stop_price
         if old is not None and self._caps.amend_stop:
-            await self._ev_durable(EventType.STOP_INTENT, cid=old.client_order_id or None,
-                                   stop_price=new_price, old_stop_price=old_price, reason=reason)
+            await self._ev_durable(
+                EventType.STOP_INTENT,
+                cid=old.client_order_id or None,
+                stop_price=new_price,
+                old_stop_price=old_price,
+                reason=reason,
+            )
             try:
-                st = await self._retry("amend_stop",
-                                       lambda: self._port.amend_stop(old, new_price),
-                                       self._s.execution.stop_attempts)
+                st = await self._retry(
+                    "amend_stop",
+                    lambda: self._port.amend_stop(old, new_price),
+                    self._s.execution.stop_attempts,
+                )
             except WouldTriggerImmediately as exc:
-                self._ev(EventType.STOP_REJECTED, Severity.WARNING, reason="would_trigger_immediately",
-                         error=exc, stop_price=new_price)
+                self._ev(
+                    EventType.STOP_REJECTED,
+                    Severity.WARNING,
+                    reason="would_trigger_immediately",
+                    error=exc,
+                    stop_price=new_price,
+                )
                 return False
             except VenueError as exc:
-                self._ev(EventType.STOP_REJECTED, Severity.ERROR, reason="amend_failed", error=exc,
-                         stop_price=new_price)
+                self._ev(
+                    EventType.STOP_REJECTED,
+                    Severity.ERROR,
+                    reason="amend_failed",
+                    error=exc,
+                    stop_price=new_price,
+                )
                 return False
             self._stop = st
             self._stop_price = st.trigger_price
-            await self._ev_durable(EventType.STOP_MOVED, cid=st.client_order_id or None,
-                                   old_stop_price=old_price, stop_price=st.trigger_price,
-                                   reason=reason)
+            await self._ev_durable(
+                EventType.STOP_MOVED,
+                cid=st.client_order_id or None,
+                old_stop_price=old_price,
+                stop_price=st.trigger_price,
+                reason=reason,
+            )
             return True
         # make-before-break
         self.replacing_stop = True
@@ -839,35 +1029,60 @@ class PositionActor(Actor[PositionMessage]):
             try:
                 st = await self._place_new_stop(new_price, reason)
             except WouldTriggerImmediately as exc:
-                self._ev(EventType.STOP_REJECTED, Severity.WARNING,
-                         reason="would_trigger_immediately", error=exc, stop_price=new_price)
+                self._ev(
+                    EventType.STOP_REJECTED,
+                    Severity.WARNING,
+                    reason="would_trigger_immediately",
+                    error=exc,
+                    stop_price=new_price,
+                )
                 return False
             except _StopFailed as exc:
-                self._ev(EventType.STOP_REJECTED, Severity.ERROR, reason="replace_failed",
-                         error=str(exc), stop_price=new_price)
+                self._ev(
+                    EventType.STOP_REJECTED,
+                    Severity.ERROR,
+                    reason="replace_failed",
+                    error=str(exc),
+                    stop_price=new_price,
+                )
                 self._stop, self._stop_price = old, old_price
                 return False
-            if old is not None and (old.client_order_id != st.client_order_id
-                                    or old.venue_order_id != st.venue_order_id):
+            if old is not None and (
+                old.client_order_id != st.client_order_id or old.venue_order_id != st.venue_order_id
+            ):
                 await self._cancel_stop_quietly(old)
-            self._ev(EventType.STOP_MOVED, cid=st.client_order_id or None,
-                     old_stop_price=old_price, stop_price=st.trigger_price, reason=reason)
+            self._ev(
+                EventType.STOP_MOVED,
+                cid=st.client_order_id or None,
+                old_stop_price=old_price,
+                stop_price=st.trigger_price,
+                reason=reason,
+            )
             return True
         finally:
             self.replacing_stop = False
 
     async def _cancel_stop_quietly(self, stop: StopState) -> bool:
         try:
-            await self._retry("cancel_stop", lambda: self._port.cancel_stop(stop),
-                              self._s.execution.stop_attempts)
+            await self._retry(
+                "cancel_stop", lambda: self._port.cancel_stop(stop), self._s.execution.stop_attempts
+            )
         except UnknownOrder:
             return True
         except VenueError as exc:
-            self._ev(EventType.EXCHANGE_ERROR, Severity.ERROR, stop.client_order_id or None,
-                     what="cancel_stop", error=exc)
+            self._ev(
+                EventType.EXCHANGE_ERROR,
+                Severity.ERROR,
+                stop.client_order_id or None,
+                what="cancel_stop",
+                error=exc,
+            )
             return False
-        self._ev(EventType.STOP_CANCELLED, cid=stop.client_order_id or None,
-                 stop_price=stop.trigger_price)
+        self._ev(
+            EventType.STOP_CANCELLED,
+            cid=stop.client_order_id or None,
+            stop_price=stop.trigger_price,
+        )
         return True
 
     # --- flatten / close ---------------------------------------------------------------
@@ -875,10 +1090,16 @@ class PositionActor(Actor[PositionMessage]):
     async def _market_reduce(self, qty: Decimal, reason: str) -> bool:
         """Reduce-only market order for ``qty`` then verify the side is flat."""
         cid = self._next_cid(OrderRole.CLOSE)
-        await self._ev_durable(EventType.ORDER_INTENT, cid=cid, qty=qty, reason=reason,
-                               role=OrderRole.CLOSE.name)
-        req = ReduceRequest(symbol=self.symbol, position_side=self.position_side, qty=qty,
-                            client_order_id=cid, role=OrderRole.CLOSE)
+        await self._ev_durable(
+            EventType.ORDER_INTENT, cid=cid, qty=qty, reason=reason, role=OrderRole.CLOSE.name
+        )
+        req = ReduceRequest(
+            symbol=self.symbol,
+            position_side=self.position_side,
+            qty=qty,
+            client_order_id=cid,
+            role=OrderRole.CLOSE,
+        )
         try:
             await self._retry("place_reduce", lambda: self._port.place_reduce(req), 2)
         except OutcomeUnknown:
@@ -898,12 +1119,14 @@ class PositionActor(Actor[PositionMessage]):
     async def _flatten_or_emergency(self, reason: str) -> None:
         """Stop placement failed: flatten the filled qty and verify flat; if that fails,
         an emergency wide stop and a critical alert."""
-        await self._ev_durable(EventType.FLATTEN_INTENT, Severity.ERROR, reason=reason,
-                               qty=self._qty)
+        await self._ev_durable(
+            EventType.FLATTEN_INTENT, Severity.ERROR, reason=reason, qty=self._qty
+        )
         for attempt in range(1, self._s.execution.flatten_attempts + 1):
             if await self._market_reduce(self._qty, f"flatten: {reason}"):
-                await self._ev_durable(EventType.FLATTEN_VERIFIED, reason=reason,
-                                       qty=self._filled_qty)
+                await self._ev_durable(
+                    EventType.FLATTEN_VERIFIED, reason=reason, qty=self._filled_qty
+                )
                 self._qty = Decimal(0)
                 await self._cleanup_orders()
                 await self._finish_closed(f"rolled_back: {reason}", Lifecycle.ROLLED_BACK)
@@ -915,20 +1138,34 @@ class PositionActor(Actor[PositionMessage]):
         assert self._entry_price is not None
         placed: Decimal | None = None
         try:
-            price = emergency_stop_price(self._entry_price, self.position_side, self.instrument,
-                                         self._s.stop_loss)
+            price = emergency_stop_price(
+                self._entry_price, self.position_side, self.instrument, self._s.stop_loss
+            )
             st = await self._place_new_stop(price, "emergency", role=OrderRole.EMERGENCY_STOP)
             placed = st.trigger_price
-            self._ev(EventType.EMERGENCY_STOP_PLACED, Severity.CRITICAL,
-                     st.client_order_id or None, stop_price=placed)
+            self._ev(
+                EventType.EMERGENCY_STOP_PLACED,
+                Severity.CRITICAL,
+                st.client_order_id or None,
+                stop_price=placed,
+            )
         except (NoValidStop, ValueError, WouldTriggerImmediately, _StopFailed) as exc:
-            self._ev(EventType.EMERGENCY_STOP_PLACED, Severity.CRITICAL, placed=False, error=str(exc))
+            self._ev(
+                EventType.EMERGENCY_STOP_PLACED, Severity.CRITICAL, placed=False, error=str(exc)
+            )
         self.lifecycle = Lifecycle.FAILED
         self._close_reason = f"flatten_failed: {reason}"
-        self._ev(EventType.ALERT_RAISED, Severity.CRITICAL, reason="flatten_failed",
-                 detail=reason, emergency_stop=placed, qty=self._qty)
-        await self._ev_durable(EventType.POSITION_FAILED, Severity.CRITICAL, reason=reason,
-                               emergency_stop=placed)
+        self._ev(
+            EventType.ALERT_RAISED,
+            Severity.CRITICAL,
+            reason="flatten_failed",
+            detail=reason,
+            emergency_stop=placed,
+            qty=self._qty,
+        )
+        await self._ev_durable(
+            EventType.POSITION_FAILED, Severity.CRITICAL, reason=reason, emergency_stop=placed
+        )
         await self._snapshot()
         self._resolve(False, f"{reason}; flatten failed; emergency stop")
 
@@ -965,8 +1202,13 @@ class PositionActor(Actor[PositionMessage]):
     async def _cancel_exit_orders(self) -> None:
         for cid in [*self._tp_orders, *([self._aged_cid] if self._aged_cid else [])]:
             try:
-                await self._retry("cancel_order", lambda c=cid: self._port.cancel_order(  # type: ignore[misc]
-                    self.symbol, c), 3)
+                await self._retry(
+                    "cancel_order",
+                    lambda c=cid: self._port.cancel_order(  # type: ignore[misc]
+                        self.symbol, c
+                    ),
+                    3,
+                )
                 self._ev(EventType.ORDER_CANCELLED, cid=cid)
             except VenueError:
                 pass
@@ -988,9 +1230,14 @@ class PositionActor(Actor[PositionMessage]):
     async def _finish_closed(self, reason: str, final: Lifecycle = Lifecycle.CLOSED) -> None:
         self.lifecycle = final
         self._close_reason = reason
-        etype = EventType.POSITION_CLOSED if final is Lifecycle.CLOSED else EventType.POSITION_ROLLED_BACK
-        await self._ev_durable(etype, reason=reason, filled_qty=self._filled_qty,
-                               entry_price=self._entry_price)
+        etype = (
+            EventType.POSITION_CLOSED
+            if final is Lifecycle.CLOSED
+            else EventType.POSITION_ROLLED_BACK
+        )
+        await self._ev_durable(
+            etype, reason=reason, filled_qty=self._filled_qty, entry_price=self._entry_price
+        )
         await self._snapshot()
         self._finish()
 
@@ -1046,42 +1293,64 @@ class PositionActor(Actor[PositionMessage]):
         if self._stop_price is None or self._opened_at is None:
             return
         now = self._clock.now()
-        d = trailing_step(self._trailing, settings=self._s.trailing, side=self.position_side,
-                          instrument=self.instrument, entry_price=self._entry_price,
-                          opened_at=self._opened_at, mark_price=mp.mark_price,
-                          current_stop=self._stop_price, now=now)
+        d = trailing_step(
+            self._trailing,
+            settings=self._s.trailing,
+            side=self.position_side,
+            instrument=self.instrument,
+            entry_price=self._entry_price,
+            opened_at=self._opened_at,
+            mark_price=mp.mark_price,
+            current_stop=self._stop_price,
+            now=now,
+        )
         if self._on_decision is not None:
             self._on_decision(self, mp, d)
         phase_changed = d.state.phase is not self._trailing.phase
         self._trailing = d.state
         for e in d.events:
             if e == "activated":
-                self._ev(EventType.TRAILING_ACTIVATED, mark_price=mp.mark_price,
-                         water_mark=d.state.water_mark)
+                self._ev(
+                    EventType.TRAILING_ACTIVATED,
+                    mark_price=mp.mark_price,
+                    water_mark=d.state.water_mark,
+                )
             elif e == "breakeven":
                 self._ev(EventType.TRAILING_BREAKEVEN, mark_price=mp.mark_price)
         if d.new_stop is not None:
             old = self._stop_price
             if await self._move_stop(d.new_stop, f"trailing:{d.reason}"):
                 self._trailing = self._trailing.with_update(now)
-                self._ev(EventType.TRAILING_UPDATE, mark_price=mp.mark_price,
-                         water_mark=self._trailing.water_mark, old_stop_price=old,
-                         stop_price=self._stop_price, update_count=self._trailing.update_count,
-                         reason=d.reason)
+                self._ev(
+                    EventType.TRAILING_UPDATE,
+                    mark_price=mp.mark_price,
+                    water_mark=self._trailing.water_mark,
+                    old_stop_price=old,
+                    stop_price=self._stop_price,
+                    update_count=self._trailing.update_count,
+                    reason=d.reason,
+                )
                 self._skip_journaled = False
                 await self._snapshot()
                 return
         elif d.reason in ("rate_limited", "below_min_improvement") and not self._skip_journaled:
             # why a better stop was not sent: journaled once per update cycle (not per tick)
             self._skip_journaled = True
-            self._ev(EventType.TRAILING_SKIPPED, Severity.DEBUG, mark_price=mp.mark_price,
-                     water_mark=self._trailing.water_mark, stop_price=self._stop_price,
-                     reason=d.reason)
+            self._ev(
+                EventType.TRAILING_SKIPPED,
+                Severity.DEBUG,
+                mark_price=mp.mark_price,
+                water_mark=self._trailing.water_mark,
+                stop_price=self._stop_price,
+                reason=d.reason,
+            )
         if phase_changed:
             await self._snapshot()
-        elif (self._trailing.phase is not TrailingPhase.INACTIVE
-              and self._trailing.water_mark != self._snapshot_wm and trio.current_time()
-              - self._last_snapshot_s >= self._s.execution.snapshot_interval_s):
+        elif (
+            self._trailing.phase is not TrailingPhase.INACTIVE
+            and self._trailing.water_mark != self._snapshot_wm
+            and trio.current_time() - self._last_snapshot_s >= self._s.execution.snapshot_interval_s
+        ):
             # once trailing is engaged every new high/low-water mark is persisted, so a
             # restarted actor resumes exactly; before that the mark is flushed with the
             # periodic protection check (VerifyProtection)
@@ -1089,21 +1358,37 @@ class PositionActor(Actor[PositionMessage]):
 
     async def _take_profits(self, mark: Decimal) -> None:
         assert self._entry_price is not None
-        due = due_take_profits(settings=self._s.take_profit, side=self.position_side,
-                               instrument=self.instrument, entry_price=self._entry_price,
-                               mark_price=mark, filled_qty=self._filled_qty,
-                               remaining_qty=self._qty,
-                               done=self._tp_done | set(self._tp_orders.values()))
+        due = due_take_profits(
+            settings=self._s.take_profit,
+            side=self.position_side,
+            instrument=self.instrument,
+            entry_price=self._entry_price,
+            mark_price=mark,
+            filled_qty=self._filled_qty,
+            remaining_qty=self._qty,
+            done=self._tp_done | set(self._tp_orders.values()),
+        )
         for order in due:
             if order.qty <= 0:
                 self._tp_done.add(order.level_index)
                 self._ev(EventType.TP_PLACED, level=order.level_index, skipped=order.reason)
                 continue
             cid = self._next_cid(OrderRole.TAKE_PROFIT)
-            await self._ev_durable(EventType.ORDER_INTENT, cid=cid, role="TAKE_PROFIT",
-                                   level=order.level_index, qty=order.qty, mark_price=mark)
-            req = ReduceRequest(symbol=self.symbol, position_side=self.position_side,
-                                qty=order.qty, client_order_id=cid, role=OrderRole.TAKE_PROFIT)
+            await self._ev_durable(
+                EventType.ORDER_INTENT,
+                cid=cid,
+                role="TAKE_PROFIT",
+                level=order.level_index,
+                qty=order.qty,
+                mark_price=mark,
+            )
+            req = ReduceRequest(
+                symbol=self.symbol,
+                position_side=self.position_side,
+                qty=order.qty,
+                client_order_id=cid,
+                role=OrderRole.TAKE_PROFIT,
+            )
             st: OrderState | None
             try:
                 st = await self._retry("place_reduce", lambda r=req: self._port.place_reduce(r), 3)  # type: ignore[misc]
@@ -1112,8 +1397,14 @@ class PositionActor(Actor[PositionMessage]):
                 if st is None:
                     continue
             except VenueError as exc:
-                self._ev(EventType.ORDER_REJECTED, Severity.WARNING, cid, error=exc, code=exc.code,
-                         level=order.level_index)
+                self._ev(
+                    EventType.ORDER_REJECTED,
+                    Severity.WARNING,
+                    cid,
+                    error=exc,
+                    code=exc.code,
+                    level=order.level_index,
+                )
                 continue
             self._tp_orders[cid] = order.level_index
             self._ev(EventType.TP_PLACED, cid=cid, level=order.level_index, qty=order.qty)
@@ -1130,21 +1421,34 @@ class PositionActor(Actor[PositionMessage]):
         first = not self._tp_done
         self._tp_done.add(level)
         self._qty = max(Decimal(0), self._qty - qty)
-        await self._ev_durable(EventType.TP_FILLED, cid=cid, level=level, qty=qty, price=price,
-                               remaining_qty=self._qty)
+        await self._ev_durable(
+            EventType.TP_FILLED, cid=cid, level=level, qty=qty, price=price, remaining_qty=self._qty
+        )
         if self._qty <= 0:
             await self._cleanup_orders()
             await self._finish_closed("take_profit_complete")
             return
-        if first and self._s.take_profit.breakeven_after_first and self._entry_price is not None \
-                and self._stop_price is not None:
-            be = breakeven_stop_price(self._entry_price, self.position_side, self.instrument,
-                                      self._s.take_profit.breakeven_offset_pct)
+        if (
+            first
+            and self._s.take_profit.breakeven_after_first
+            and self._entry_price is not None
+            and self._stop_price is not None
+        ):
+            be = breakeven_stop_price(
+                self._entry_price,
+                self.position_side,
+                self.instrument,
+                self._s.take_profit.breakeven_offset_pct,
+            )
             mark = self._mark
-            protective = mark is None or (be < mark if self.position_side is PositionSide.LONG
-                                          else be > mark)
-            if (is_tighter(be, self._stop_price, self.position_side) and protective
-                    and await self._move_stop(be, "take_profit_breakeven")):
+            protective = mark is None or (
+                be < mark if self.position_side is PositionSide.LONG else be > mark
+            )
+            if (
+                is_tighter(be, self._stop_price, self.position_side)
+                and protective
+                and await self._move_stop(be, "take_profit_breakeven")
+            ):
                 self._ev(EventType.TRAILING_BREAKEVEN, reason="take_profit", stop_price=be)
         await self._snapshot()
 
@@ -1163,8 +1467,9 @@ class PositionActor(Actor[PositionMessage]):
                 await self._tp_filled(ev.client_order_id, ev.qty, ev.price)
                 return
             if ev.client_order_id and ev.client_order_id == self._aged_cid:
-                self._ev(EventType.AGED_EXIT_FILLED, cid=ev.client_order_id, qty=ev.qty,
-                         price=ev.price)
+                self._ev(
+                    EventType.AGED_EXIT_FILLED, cid=ev.client_order_id, qty=ev.qty, price=ev.price
+                )
             if ev.position_side is self.position_side and ev.side is self.position_side.exit_side:
                 await self._check_external_close(self._fill_reason(ev))
             return
@@ -1180,27 +1485,40 @@ class PositionActor(Actor[PositionMessage]):
                 return
             # the newest update wins (events queued while opening may be stale partials)
             self._qty = p.qty
-            if (self._stop is not None and not self._stop.venue_order_id
-                    and not self._stop.client_order_id and p.stop_price != self._stop_price):
+            if (
+                self._stop is not None
+                and not self._stop.venue_order_id
+                and not self._stop.client_order_id
+                and p.stop_price != self._stop_price
+            ):
                 # a position-level stop (Bybit trading-stop) changed behind our back
                 await self._verify("position_stop_changed")
             return
         if isinstance(ev, OrderUpdate):
             o = ev.order
-            self._ev(EventType.ORDER_UPDATE, cid=o.client_order_id, status=o.status,
-                     filled_qty=o.filled_qty)
+            self._ev(
+                EventType.ORDER_UPDATE,
+                cid=o.client_order_id,
+                status=o.status,
+                filled_qty=o.filled_qty,
+            )
             if o.client_order_id in self._tp_orders and o.status is OrderStatus.FILLED:
                 await self._tp_filled(o.client_order_id, o.filled_qty, o.avg_fill_price)
-            elif (self._stop is not None and o.client_order_id == self._stop.client_order_id
-                  and o.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED,
-                                   OrderStatus.REJECTED)):
+            elif (
+                self._stop is not None
+                and o.client_order_id == self._stop.client_order_id
+                and o.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+            ):
                 await self._verify("stop_order_gone")
 
     def _fill_reason(self, ev: Fill) -> str:
         if ev.reason in ("liquidation", "adl"):
             return ev.reason
-        if ev.reason == "stop" or (self._stop is not None and ev.client_order_id
-                                   and ev.client_order_id == self._stop.client_order_id):
+        if ev.reason == "stop" or (
+            self._stop is not None
+            and ev.client_order_id
+            and ev.client_order_id == self._stop.client_order_id
+        ):
             return "stop_triggered"
         if ev.client_order_id and ev.client_order_id == self._aged_cid:
             return "aged_exit"
@@ -1244,31 +1562,56 @@ class PositionActor(Actor[PositionMessage]):
         self._qty = pos.qty
         mark = self._mark or pos.mark_price or self._entry_price
         intended = None if (self._adopted and self._stop_price is None) else self._stop_price
-        d = decide_repair(side=self.position_side, instrument=self.instrument,
-                          entry_price=self._entry_price, mark_price=mark,
-                          intended_stop=intended,
-                          live_stop_prices=[s.trigger_price for s in stops],
-                          settings=self._s.protection)
+        d = decide_repair(
+            side=self.position_side,
+            instrument=self.instrument,
+            entry_price=self._entry_price,
+            mark_price=mark,
+            intended_stop=intended,
+            live_stop_prices=[s.trigger_price for s in stops],
+            settings=self._s.protection,
+        )
         if d.action is RepairAction.OK:
             self._stop = stops[0]
             self._stop_price = stops[0].trigger_price
-            self._ev(EventType.PROTECTION_VERIFIED, Severity.DEBUG, stop_price=self._stop_price,
-                     reason=reason)
+            self._ev(
+                EventType.PROTECTION_VERIFIED,
+                Severity.DEBUG,
+                stop_price=self._stop_price,
+                reason=reason,
+            )
             if self._trailing.water_mark != self._snapshot_wm:
                 await self._snapshot(durable=False)
             return
         if d.action is RepairAction.CLOSE:
-            self._ev(EventType.PROTECTION_BREACH, Severity.ERROR, mark_price=mark,
-                     stop_price=self._stop_price, action="close", reason=d.reason)
+            self._ev(
+                EventType.PROTECTION_BREACH,
+                Severity.ERROR,
+                mark_price=mark,
+                stop_price=self._stop_price,
+                action="close",
+                reason=d.reason,
+            )
             await self._close(f"protection_breach: {d.reason}")
             return
         assert d.stop_price is not None
         if d.reason.startswith("breach"):
-            self._ev(EventType.PROTECTION_BREACH, Severity.ERROR, mark_price=mark,
-                     stop_price=self._stop_price, action="tighten", new_stop_price=d.stop_price)
+            self._ev(
+                EventType.PROTECTION_BREACH,
+                Severity.ERROR,
+                mark_price=mark,
+                stop_price=self._stop_price,
+                action="tighten",
+                new_stop_price=d.stop_price,
+            )
         else:
-            self._ev(EventType.PROTECTION_MISSING, Severity.WARNING, live=len(stops),
-                     reason=d.reason, trigger=reason)
+            self._ev(
+                EventType.PROTECTION_MISSING,
+                Severity.WARNING,
+                live=len(stops),
+                reason=d.reason,
+                trigger=reason,
+            )
         keep = [s for s in stops if s.trigger_price == d.stop_price]
         if d.action is RepairAction.DEDUPE or (keep and d.action is RepairAction.PLACE):
             kept = keep[0]
@@ -1292,12 +1635,20 @@ class PositionActor(Actor[PositionMessage]):
                 await self._close("protection_repair_would_trigger")
                 return
             except _StopFailed as exc:
-                self._ev(EventType.ALERT_RAISED, Severity.CRITICAL, reason="repair_failed",
-                         error=str(exc))
+                self._ev(
+                    EventType.ALERT_RAISED,
+                    Severity.CRITICAL,
+                    reason="repair_failed",
+                    error=str(exc),
+                )
                 await self._flatten_or_emergency(f"repair_failed: {exc}")
                 return
-        self._ev(EventType.PROTECTION_REPAIRED, stop_price=self._stop_price, reason=d.reason,
-                 trigger=reason)
+        self._ev(
+            EventType.PROTECTION_REPAIRED,
+            stop_price=self._stop_price,
+            reason=d.reason,
+            trigger=reason,
+        )
         await self._snapshot()
         # the repaired stop may be behind what trailing wants at this mark: catch up now, so
         # a repair and a trailing move at the same instant end at the better price
@@ -1305,24 +1656,35 @@ class PositionActor(Actor[PositionMessage]):
             await self._on_mark()
 
     async def _handle_repair_failure(self, target: Decimal) -> None:
-        self._ev(EventType.ALERT_RAISED, Severity.ERROR, reason="repair_move_failed",
-                 stop_price=target)
+        self._ev(
+            EventType.ALERT_RAISED, Severity.ERROR, reason="repair_move_failed", stop_price=target
+        )
 
     # --- aged exit ---------------------------------------------------------------------
 
     async def _on_age_tick(self) -> None:
-        if self.lifecycle is not Lifecycle.ACTIVE or self._entry_price is None \
-                or self._opened_at is None:
+        if (
+            self.lifecycle is not Lifecycle.ACTIVE
+            or self._entry_price is None
+            or self._opened_at is None
+        ):
             return
-        t = aged_target(opened_at=self._opened_at, now=self._clock.now(),
-                        entry_price=self._entry_price, side=self.position_side,
-                        instrument=self.instrument, settings=self._s.aged)
+        t = aged_target(
+            opened_at=self._opened_at,
+            now=self._clock.now(),
+            entry_price=self._entry_price,
+            side=self.position_side,
+            instrument=self.instrument,
+            settings=self._s.aged,
+        )
         if t.phase is AgedPhase.NOT_AGED:
             return
         if not self._aged_started:
             self._aged_started = True
-            self._ev(EventType.AGED_STARTED, age_h=(self._clock.now() - self._opened_at)
-                     .total_seconds() / 3600)
+            self._ev(
+                EventType.AGED_STARTED,
+                age_h=(self._clock.now() - self._opened_at).total_seconds() / 3600,
+            )
         if t.phase is AgedPhase.MARKET_CLOSE:
             self._ev(EventType.AGED_MARKET_CLOSE, loss_pct=t.loss_pct)
             await self._close("aged_max_loss")
@@ -1332,23 +1694,41 @@ class PositionActor(Actor[PositionMessage]):
         old_cid = self._aged_cid
         if old_cid:
             try:
-                await self._retry("cancel_order",
-                                  lambda: self._port.cancel_order(self.symbol, old_cid), 3)
+                await self._retry(
+                    "cancel_order", lambda: self._port.cancel_order(self.symbol, old_cid), 3
+                )
             except UnknownOrder:
                 # gone: filled or cancelled by the venue; check the position
                 await self._check_external_close("aged_exit")
                 if self.lifecycle is not Lifecycle.ACTIVE:
                     return
             except VenueError as exc:
-                self._ev(EventType.EXCHANGE_ERROR, Severity.WARNING, old_cid, what="cancel_order",
-                         error=exc)
+                self._ev(
+                    EventType.EXCHANGE_ERROR,
+                    Severity.WARNING,
+                    old_cid,
+                    what="cancel_order",
+                    error=exc,
+                )
                 return
         cid = self._next_cid(OrderRole.AGED_EXIT)
         assert t.price is not None
-        await self._ev_durable(EventType.ORDER_INTENT, cid=cid, role="AGED_EXIT", price=t.price,
-                               qty=self._qty, phase=t.phase.value)
-        req = ReduceRequest(symbol=self.symbol, position_side=self.position_side, qty=self._qty,
-                            client_order_id=cid, price=t.price, role=OrderRole.AGED_EXIT)
+        await self._ev_durable(
+            EventType.ORDER_INTENT,
+            cid=cid,
+            role="AGED_EXIT",
+            price=t.price,
+            qty=self._qty,
+            phase=t.phase.value,
+        )
+        req = ReduceRequest(
+            symbol=self.symbol,
+            position_side=self.position_side,
+            qty=self._qty,
+            client_order_id=cid,
+            price=t.price,
+            role=OrderRole.AGED_EXIT,
+        )
         try:
             st = await self._retry("place_reduce", lambda: self._port.place_reduce(req), 3)
         except VenueError as exc:
@@ -1357,8 +1737,14 @@ class PositionActor(Actor[PositionMessage]):
             return
         self._aged_cid, self._aged_price = cid, t.price
         etype = EventType.AGED_EXIT_MOVED if old_cid else EventType.AGED_EXIT_PLACED
-        self._ev(etype, cid=cid, price=t.price, phase=t.phase.value, loss_pct=t.loss_pct,
-                 hours_past_grace=t.hours_past_grace)
+        self._ev(
+            etype,
+            cid=cid,
+            price=t.price,
+            phase=t.phase.value,
+            loss_pct=t.loss_pct,
+            hours_past_grace=t.hours_past_grace,
+        )
         await self._snapshot()
         if st.status is OrderStatus.FILLED:
             await self._check_external_close("aged_exit")
@@ -1378,8 +1764,12 @@ class PositionActor(Actor[PositionMessage]):
             except VenueError as exc:
                 await self._fail_unknown_entry(exc)
                 return
-            self._ev(EventType.ENTRY_RESOLVED, cid=self._entry_cid, found=order is not None,
-                     after="restart")
+            self._ev(
+                EventType.ENTRY_RESOLVED,
+                cid=self._entry_cid,
+                found=order is not None,
+                after="restart",
+            )
             if order is None:
                 await self._rollback("entry_not_placed")
                 return
@@ -1398,9 +1788,12 @@ class PositionActor(Actor[PositionMessage]):
             intended = None
             if self._caps.attached_stop and self._ticket is not None:
                 try:
-                    intended = initial_stop_price(self._ticket.request.reference_price,
-                                                  self.position_side, self.instrument,
-                                                  self._s.stop_loss)
+                    intended = initial_stop_price(
+                        self._ticket.request.reference_price,
+                        self.position_side,
+                        self.instrument,
+                        self._s.stop_loss,
+                    )
                 except (NoValidStop, ValueError):
                     intended = None
             await self._confirm_entry(order, intended)
@@ -1416,15 +1809,18 @@ class PositionActor(Actor[PositionMessage]):
             return
         self._qty = pos.qty
         stops = await self._venue_stops()
-        mine = [s for s in stops if self._stop_price is not None
-                and s.trigger_price == self._stop_price]
+        mine = [
+            s for s in stops if self._stop_price is not None and s.trigger_price == self._stop_price
+        ]
         if mine:
             self._stop = mine[0]
         elif stops:
             self._stop = stops[0]
         await self._verify("recovered")
-        self._resolve(self.lifecycle is Lifecycle.ACTIVE,
-                      "" if self.lifecycle is Lifecycle.ACTIVE else self._close_reason)
+        self._resolve(
+            self.lifecycle is Lifecycle.ACTIVE,
+            "" if self.lifecycle is Lifecycle.ACTIVE else self._close_reason,
+        )
 
     async def _adopt(self) -> None:
         """A position found on the exchange without our intent: protect it (emergency stop

@@ -69,11 +69,20 @@ class PositionSupervisor:
         on_decision: optional observer of trailing decisions (metrics/benchmarks).
     """
 
-    def __init__(self, *, supervisor: DynamicSupervisor, port: ExchangePort,
-                 journal: PositionJournal, clock: Clock, market: MarketRouter,
-                 account: AccountRouter, instruments: Mapping[str, Instrument],
-                 settings: PositionSettings | None = None, restart: Restart = Restart.TRANSIENT,
-                 on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        supervisor: DynamicSupervisor,
+        port: ExchangePort,
+        journal: PositionJournal,
+        clock: Clock,
+        market: MarketRouter,
+        account: AccountRouter,
+        instruments: Mapping[str, Instrument],
+        settings: PositionSettings | None = None,
+        restart: Restart = Restart.TRANSIENT,
+        on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None,
+    ) -> None:
         self._sup = supervisor
         self._port = port
         self._journal = journal
@@ -115,10 +124,16 @@ class PositionSupervisor:
         key = (request.symbol, request.position_side)
         reason = self._precheck(request)
         if reason:
-            self._journal.emit(Event(EventType.ENTRY_REJECTED, self._clock.now(),
-                                     {"reason": reason, "qty": request.qty},
-                                     severity=Severity.WARNING, position_id=request.position_id,
-                                     symbol=request.symbol))
+            self._journal.emit(
+                Event(
+                    EventType.ENTRY_REJECTED,
+                    self._clock.now(),
+                    {"reason": reason, "qty": request.qty},
+                    severity=Severity.WARNING,
+                    position_id=request.position_id,
+                    symbol=request.symbol,
+                )
+            )
             return OpenOutcome(request.position_id, False, reason)
         ticket = OpenTicket(request)
         self._pending[key] = request
@@ -152,8 +167,9 @@ class PositionSupervisor:
         actor puts an emergency stop on it when it has none."""
         return await self._start_unticketed(position_id, symbol, position_side, adopted=True)
 
-    async def _start_unticketed(self, position_id: str, symbol: str, side: PositionSide,
-                                adopted: bool = False) -> bool:
+    async def _start_unticketed(
+        self, position_id: str, symbol: str, side: PositionSide, adopted: bool = False
+    ) -> bool:
         if symbol not in self._instruments or self.has_position(symbol, side):
             return False
         await self._start((symbol, side), position_id, None, adopted=adopted)
@@ -172,8 +188,9 @@ class PositionSupervisor:
     def address(self, symbol: str, position_side: PositionSide) -> Address[object] | None:
         return self._sup.get((symbol, position_side))
 
-    async def close(self, symbol: str, position_side: PositionSide, reason: str,
-                    timeout_s: float = 60.0) -> PositionStatus | None:
+    async def close(
+        self, symbol: str, position_side: PositionSide, reason: str, timeout_s: float = 60.0
+    ) -> PositionStatus | None:
         """Ask the position's actor to close at market. None when there is no such actor."""
         addr = self._sup.get((symbol, position_side))
         if addr is None:
@@ -198,8 +215,9 @@ class PositionSupervisor:
 
     # --- internals ------------------------------------------------------------------------
 
-    async def _start(self, key: Key, position_id: str, ticket: OpenTicket | None,
-                     adopted: bool = False) -> None:
+    async def _start(
+        self, key: Key, position_id: str, ticket: OpenTicket | None, adopted: bool = False
+    ) -> None:
         symbol, side = key
 
         def attach(actor: PositionActor) -> None:
@@ -213,11 +231,21 @@ class PositionSupervisor:
 
         def factory() -> PositionActor:
             return PositionActor(
-                position_id=position_id, symbol=symbol, position_side=side,
-                instrument=self._instruments[symbol], port=self._port, journal=self._journal,
-                clock=self._clock, marks=self._market.cell(symbol), settings=self._settings,
-                ticket=ticket, adopted=adopted, on_decision=self._on_decision,
-                on_closed=closed, on_attach=attach)
+                position_id=position_id,
+                symbol=symbol,
+                position_side=side,
+                instrument=self._instruments[symbol],
+                port=self._port,
+                journal=self._journal,
+                clock=self._clock,
+                marks=self._market.cell(symbol),
+                settings=self._settings,
+                ticket=ticket,
+                adopted=adopted,
+                on_decision=self._on_decision,
+                on_closed=closed,
+                on_attach=attach,
+            )
 
         await self._sup.start_child(key, factory, self._restart, name=f"position-{position_id}")
         await trio.lowlevel.checkpoint()

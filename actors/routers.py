@@ -92,8 +92,13 @@ class AccountRouter:
         self._clock = clock
         self.unrouted = 0
 
-    def register(self, position_id: str, symbol: str, position_side: PositionSide,
-                 address: Address[PositionMessage]) -> None:
+    def register(
+        self,
+        position_id: str,
+        symbol: str,
+        position_side: PositionSide,
+        address: Address[PositionMessage],
+    ) -> None:
         self._by_position[position_id] = address
         self._by_key[(symbol, position_side)] = position_id
 
@@ -135,9 +140,14 @@ class AccountRouter:
         if target is None:
             self.unrouted += 1
             if self._journal is not None and self._clock is not None:
-                self._journal.emit(Event(EventType.ORDER_UPDATE, self._clock.now(),
-                                         {"unrouted": type(event).__name__},
-                                         severity=Severity.DEBUG))
+                self._journal.emit(
+                    Event(
+                        EventType.ORDER_UPDATE,
+                        self._clock.now(),
+                        {"unrouted": type(event).__name__},
+                        severity=Severity.DEBUG,
+                    )
+                )
             return
         await self._deliver(target, AccountEventMsg(event))
 
@@ -152,17 +162,31 @@ class AccountRouter:
         if self._journal is None or self._clock is None:
             return
         parsed = parse_client_order_id(fill.client_order_id) if fill.client_order_id else None
-        position_id = parsed[0] if parsed is not None else self._by_key.get(
-            (fill.symbol, fill.position_side))
-        self._journal.emit(Event(
-            EventType.FILL, self._clock.now(),
-            {"qty": fill.qty, "price": fill.price, "fee_usdt": fill.fee_usdt,
-             "side": fill.side, "position_side": fill.position_side, "trade_id": fill.trade_id,
-             "venue_order_id": fill.venue_order_id, "is_maker": fill.is_maker,
-             "reason": fill.reason, "realized_pnl_usdt": fill.realized_pnl_usdt,
-             "fill_ts": fill.ts},
-            position_id=position_id, client_order_id=fill.client_order_id or None,
-            symbol=fill.symbol))
+        position_id = (
+            parsed[0] if parsed is not None else self._by_key.get((fill.symbol, fill.position_side))
+        )
+        self._journal.emit(
+            Event(
+                EventType.FILL,
+                self._clock.now(),
+                {
+                    "qty": fill.qty,
+                    "price": fill.price,
+                    "fee_usdt": fill.fee_usdt,
+                    "side": fill.side,
+                    "position_side": fill.position_side,
+                    "trade_id": fill.trade_id,
+                    "venue_order_id": fill.venue_order_id,
+                    "is_maker": fill.is_maker,
+                    "reason": fill.reason,
+                    "realized_pnl_usdt": fill.realized_pnl_usdt,
+                    "fill_ts": fill.ts,
+                },
+                position_id=position_id,
+                client_order_id=fill.client_order_id or None,
+                symbol=fill.symbol,
+            )
+        )
 
     async def _deliver(self, addr: Address[PositionMessage], msg: PositionMessage) -> None:
         try:

@@ -25,8 +25,9 @@ Record = Callable[[str, float, str], None]
 
 def _git_sha() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except Exception:
         return "unknown"
 
@@ -34,8 +35,11 @@ def _git_sha() -> str:
 def available() -> list[str]:
     import benchmarks
 
-    return sorted(i.name[len("bench_"):] for i in pkgutil.iter_modules(benchmarks.__path__)
-                  if i.name.startswith("bench_"))
+    return sorted(
+        i.name[len("bench_") :]
+        for i in pkgutil.iter_modules(benchmarks.__path__)
+        if i.name.startswith("bench_")
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -56,9 +60,19 @@ def main(argv: list[str]) -> int:
             def record(metric: str, value: float, unit: str, _name: str = name) -> None:
                 rows.append((_name, metric, value, unit))
                 print(f"   {metric:<48} {value:>16,.3f} {unit}", flush=True)
-                out.write(json.dumps({"benchmark": _name, "metric": metric, "value": value,
-                                      "unit": unit, "git_sha": sha,
-                                      "utc": datetime.now(UTC).isoformat()}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "benchmark": _name,
+                            "metric": metric,
+                            "value": value,
+                            "unit": unit,
+                            "git_sha": sha,
+                            "utc": datetime.now(UTC).isoformat(),
+                        }
+                    )
+                    + "\n"
+                )
                 out.flush()
 
             module.run(record)

@@ -53,9 +53,16 @@ async def _main(record: Record) -> None:
     closes = _closes()
     base = closes[0]
     symbols = [f"B{i:03d}USDT" for i in range(N_SYMBOLS)]
-    instruments = {s: Instrument(s, tick_size=Decimal("0.01"), qty_step=Decimal("0.001"),
-                                 min_qty=Decimal("0.001"), min_notional=Decimal("5"))
-                   for s in symbols}
+    instruments = {
+        s: Instrument(
+            s,
+            tick_size=Decimal("0.01"),
+            qty_step=Decimal("0.001"),
+            min_qty=Decimal("0.001"),
+            min_notional=Decimal("5"),
+        )
+        for s in symbols
+    }
     t0 = datetime(2025, 5, 20, tzinfo=UTC)
     engine = PaperEngine(bybit_like(), instruments, wallet_usdt=Decimal(10**9), start_ts=t0)
     clock = WallClock()
@@ -77,9 +84,17 @@ async def _main(record: Record) -> None:
     settings = PositionSettings()
     async with trio.open_nursery() as nursery:
         async with open_dynamic_supervisor(policy, lambda e: None, name="bench") as dyn:
-            sup = PositionSupervisor(supervisor=dyn, port=venue, journal=journal, clock=clock,
-                                     market=market, account=account, instruments=instruments,
-                                     settings=settings, on_decision=observer)
+            sup = PositionSupervisor(
+                supervisor=dyn,
+                port=venue,
+                journal=journal,
+                clock=clock,
+                market=market,
+                account=account,
+                instruments=instruments,
+                settings=settings,
+                on_decision=observer,
+            )
             nursery.start_soon(venue.run_account_stream, account.emit)
             prices = {}
             for i, s in enumerate(symbols):
@@ -90,9 +105,15 @@ async def _main(record: Record) -> None:
             setup0 = time.perf_counter()
             for i, s in enumerate(symbols):
                 for side in (PositionSide.LONG, PositionSide.SHORT):
-                    req = OpenRequest(position_id=position_id_for("bench", s, side, t0),
-                                      symbol=s, position_side=side, qty=Decimal("1.000"),
-                                      reference_price=prices[s], signal_id=f"b{i}", wave_ts=t0)
+                    req = OpenRequest(
+                        position_id=position_id_for("bench", s, side, t0),
+                        symbol=s,
+                        position_side=side,
+                        qty=Decimal("1.000"),
+                        reference_price=prices[s],
+                        signal_id=f"b{i}",
+                        wave_ts=t0,
+                    )
                     out = await sup.open_position(req)
                     assert out.opened, out
             record("positions_open", float(sup.open_count()), "positions")

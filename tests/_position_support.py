@@ -67,33 +67,64 @@ class World:
     def qty(self, symbol: str, side: PositionSide) -> Decimal:
         return self.engine.position(symbol, side).qty
 
-    def request(self, symbol: str, side: PositionSide, qty: Decimal | str,
-                ref: Decimal | str, attempt: int = 0) -> OpenRequest:
+    def request(
+        self,
+        symbol: str,
+        side: PositionSide,
+        qty: Decimal | str,
+        ref: Decimal | str,
+        attempt: int = 0,
+    ) -> OpenRequest:
         pid = position_id_for("test", symbol, side, T0, attempt)
-        return OpenRequest(position_id=pid, symbol=symbol, position_side=side, qty=Decimal(qty),
-                           reference_price=Decimal(ref), signal_id=f"sig-{symbol}", wave_ts=T0)
+        return OpenRequest(
+            position_id=pid,
+            symbol=symbol,
+            position_side=side,
+            qty=Decimal(qty),
+            reference_price=Decimal(ref),
+            signal_id=f"sig-{symbol}",
+            wave_ts=T0,
+        )
 
-    def actor(self, req: OpenRequest, settings: PositionSettings | None = None,
-              ticket: OpenTicket | None = None, **kw: object) -> PositionActor:
-        return PositionActor(position_id=req.position_id, symbol=req.symbol,
-                             position_side=req.position_side,
-                             instrument=self.instruments[req.symbol], port=self.venue,
-                             journal=self.journal, clock=self.clock,
-                             marks=self.market.cell(req.symbol), settings=settings,
-                             ticket=ticket if ticket is not None else OpenTicket(req), **kw)  # type: ignore[arg-type]
+    def actor(
+        self,
+        req: OpenRequest,
+        settings: PositionSettings | None = None,
+        ticket: OpenTicket | None = None,
+        **kw: object,
+    ) -> PositionActor:
+        return PositionActor(
+            position_id=req.position_id,
+            symbol=req.symbol,
+            position_side=req.position_side,
+            instrument=self.instruments[req.symbol],
+            port=self.venue,
+            journal=self.journal,
+            clock=self.clock,
+            marks=self.market.cell(req.symbol),
+            settings=settings,
+            ticket=ticket if ticket is not None else OpenTicket(req),
+            **kw,
+        )  # type: ignore[arg-type]
 
     async def start(self, actor: PositionActor) -> Address[object]:
         """Run the actor unsupervised; returns once its ``on_start`` (the open) finished."""
         addr: Address[object] = await self.nursery.start(
-            functools.partial(run_actor, actor, name=actor.position_id))  # type: ignore[arg-type]
+            functools.partial(run_actor, actor, name=actor.position_id)
+        )  # type: ignore[arg-type]
         self.account.register(actor.position_id, actor.symbol, actor.position_side, addr)  # type: ignore[arg-type]
         return addr
 
 
 @asynccontextmanager
-async def paper_world(profile: str, *, latency_s: float = 0.05, faults: FaultPlan | None = None,
-                      marks: dict[str, str] | None = None,
-                      instruments: dict[str, Instrument] | None = None) -> AsyncIterator[World]:
+async def paper_world(
+    profile: str,
+    *,
+    latency_s: float = 0.05,
+    faults: FaultPlan | None = None,
+    marks: dict[str, str] | None = None,
+    instruments: dict[str, Instrument] | None = None,
+) -> AsyncIterator[World]:
     inst = instruments or load_instruments()
     engine = PaperEngine(PROFILES[profile](), inst, wallet_usdt=Decimal(10_000_000), start_ts=T0)
     clock = TrioClock(T0)
@@ -113,14 +144,23 @@ async def paper_world(profile: str, *, latency_s: float = 0.05, faults: FaultPla
 
 
 @asynccontextmanager
-async def supervised(w: World, settings: PositionSettings | None = None,
-                     **kw: object) -> AsyncIterator[tuple[PositionSupervisor, list[SupervisionEvent]]]:
+async def supervised(
+    w: World, settings: PositionSettings | None = None, **kw: object
+) -> AsyncIterator[tuple[PositionSupervisor, list[SupervisionEvent]]]:
     """A PositionSupervisor over ``w`` (restart backoff 0.5 s, no jitter)."""
     events: list[SupervisionEvent] = []
     policy = RestartPolicy(max_restarts=5, window_s=60, backoff_initial_s=0.5, jitter=0.0)
     async with open_dynamic_supervisor(policy, events.append, name="positions") as dyn:
-        sup = PositionSupervisor(supervisor=dyn, port=w.venue, journal=w.journal, clock=w.clock,
-                                 market=w.market, account=w.account, instruments=w.instruments,
-                                 settings=settings, **kw)  # type: ignore[arg-type]
+        sup = PositionSupervisor(
+            supervisor=dyn,
+            port=w.venue,
+            journal=w.journal,
+            clock=w.clock,
+            market=w.market,
+            account=w.account,
+            instruments=w.instruments,
+            settings=settings,
+            **kw,
+        )  # type: ignore[arg-type]
         yield sup, events
         await dyn.stop(5.0)

@@ -16,8 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STOP_METHODS = {"place_stop", "amend_stop", "cancel_stop"}
 ALLOWED_CALLERS = {Path("actors/position.py")}
-IMPLEMENTERS = tuple(Path("adapters") / v for v in (
-    "paper", "bybit", "binance", "bybit_sandbox", "binance_sandbox"))
+IMPLEMENTERS = tuple(
+    Path("adapters") / v for v in ("paper", "bybit", "binance", "bybit_sandbox", "binance_sandbox")
+)
 
 
 def stop_calls(path: Path) -> list[tuple[int, str, str]]:
@@ -32,8 +33,11 @@ def stop_calls(path: Path) -> list[tuple[int, str, str]]:
                 continue
             if isinstance(child, ast.Call):
                 f = child.func
-                name = f.attr if isinstance(f, ast.Attribute) else (
-                    f.id if isinstance(f, ast.Name) else "")
+                name = (
+                    f.attr
+                    if isinstance(f, ast.Attribute)
+                    else (f.id if isinstance(f, ast.Name) else "")
+                )
                 if name in STOP_METHODS:
                     found.append((child.lineno, name, cls))
             visit(child, cls)
@@ -69,6 +73,7 @@ def test_the_position_actor_does_call_them() -> None:
 
 def test_scan_catches_an_offender(tmp_path: Path) -> None:
     bad = tmp_path / "rogue.py"
-    bad.write_text("class Trailer:\n    async def go(self, port, s):\n"
-                   "        await port.amend_stop(s, 1)\n")
+    bad.write_text(
+        "class Trailer:\n    async def go(self, port, s):\n        await port.amend_stop(s, 1)\n"
+    )
     assert stop_calls(bad) == [(3, "amend_stop", "Trailer")]

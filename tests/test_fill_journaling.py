@@ -20,10 +20,13 @@ LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_every_venue_trade_has_exactly_one_journaled_fill(
-        profile: str, autojump_clock: MockClock) -> None:
+    profile: str, autojump_clock: MockClock
+) -> None:
     with trio.fail_after(6 * 3600):  # virtual seconds
-        async with paper_world(profile, marks={"ETHUSDT": "2500", "SOLUSDT": "150"}) as w, \
-                supervised(w) as (sup, _):
+        async with (
+            paper_world(profile, marks={"ETHUSDT": "2500", "SOLUSDT": "150"}) as w,
+            supervised(w) as (sup, _),
+        ):
             eth = w.request("ETHUSDT", LONG, "0.100", "2500")
             sol = w.request("SOLUSDT", SHORT, "1.00", "150")
             assert (await sup.open_position(eth)).opened

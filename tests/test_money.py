@@ -11,13 +11,22 @@ from hypothesis import strategies as st
 from tradebot.domain import Instrument, PositionSide
 from tradebot.money import Rounding, quantize_to_step, to_decimal
 
-steps = st.sampled_from([Decimal(s) for s in ["0.1", "0.01", "0.001", "0.0001", "0.5", "1", "10", "0.00001"]])
-prices = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1000000"), allow_nan=False,
-                     allow_infinity=False, places=8)
+steps = st.sampled_from(
+    [Decimal(s) for s in ["0.1", "0.01", "0.001", "0.0001", "0.5", "1", "10", "0.00001"]]
+)
+prices = st.decimals(
+    min_value=Decimal("0.000001"),
+    max_value=Decimal("1000000"),
+    allow_nan=False,
+    allow_infinity=False,
+    places=8,
+)
 
 
 @given(prices, steps, st.sampled_from(list(Rounding)))
-def test_quantize_is_multiple_directional_idempotent(value: Decimal, step: Decimal, rounding: Rounding) -> None:
+def test_quantize_is_multiple_directional_idempotent(
+    value: Decimal, step: Decimal, rounding: Rounding
+) -> None:
     q = quantize_to_step(value, step, rounding)
     assert q % step == 0
     if rounding is Rounding.DOWN:
@@ -28,9 +37,17 @@ def test_quantize_is_multiple_directional_idempotent(value: Decimal, step: Decim
 
 
 @given(prices, steps, st.sampled_from(list(Rounding)))
-def test_instrument_round_price_never_zero_or_below_min(price: Decimal, tick: Decimal, rounding: Rounding) -> None:
-    inst = Instrument("XUSDT", tick_size=tick, qty_step=Decimal("1"), min_qty=Decimal("1"),
-                      min_notional=Decimal("5"), min_price=tick * 2)
+def test_instrument_round_price_never_zero_or_below_min(
+    price: Decimal, tick: Decimal, rounding: Rounding
+) -> None:
+    inst = Instrument(
+        "XUSDT",
+        tick_size=tick,
+        qty_step=Decimal("1"),
+        min_qty=Decimal("1"),
+        min_notional=Decimal("5"),
+        min_price=tick * 2,
+    )
     p = inst.round_price(price, rounding)
     assert p > 0
     assert p >= inst.price_floor
@@ -39,8 +56,13 @@ def test_instrument_round_price_never_zero_or_below_min(price: Decimal, tick: De
 
 
 def test_coarse_tick_never_rounds_to_zero() -> None:
-    inst = Instrument("PEPEUSDT", tick_size=Decimal("0.0001"), qty_step=Decimal("1"),
-                      min_qty=Decimal("1"), min_notional=Decimal("5"))
+    inst = Instrument(
+        "PEPEUSDT",
+        tick_size=Decimal("0.0001"),
+        qty_step=Decimal("1"),
+        min_qty=Decimal("1"),
+        min_notional=Decimal("5"),
+    )
     assert inst.round_price(Decimal("0.00003"), Rounding.DOWN) == Decimal("0.0001")
 
 

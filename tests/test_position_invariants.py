@@ -34,7 +34,7 @@ import trio
 import trio.testing
 
 from actors.position import Close, Lifecycle
-from adapters.paper import EngineStep, Fault, FaultPlan
+from adapters.paper import EngineStep, Fault, FaultPlan, InjectedFault
 from tests._position_support import paper_world, supervised
 from tradebot.domain import OrderRole, PositionSide
 from tradebot.events import EventType
@@ -49,8 +49,22 @@ from tradebot.policies import (
     size_position,
 )
 
-SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "ADAUSDT", "LINKUSDT",
-           "LTCUSDT", "AVAXUSDT", "SUIUSDT", "ENAUSDT", "XLMUSDT", "BCHUSDT", "ETCUSDT"]
+SYMBOLS = [
+    "BTCUSDT",
+    "ETHUSDT",
+    "SOLUSDT",
+    "XRPUSDT",
+    "BNBUSDT",
+    "ADAUSDT",
+    "LINKUSDT",
+    "LTCUSDT",
+    "AVAXUSDT",
+    "SUIUSDT",
+    "ENAUSDT",
+    "XLMUSDT",
+    "BCHUSDT",
+    "ETCUSDT",
+]
 LATENCY_S = 0.05
 POSITIONS_PER_PROFILE = 110
 ENTRY_TIMEOUT_S = 3.0
@@ -90,7 +104,9 @@ class Monitor:
         self.steps = 0
 
     def _violation(self, life: Life, kind: str, detail: str) -> None:
-        self.violations.append(f"{self.w.engine.now} {life.symbol} {life.side.value} {kind}: {detail}")
+        self.violations.append(
+            f"{self.w.engine.now} {life.symbol} {life.side.value} {kind}: {detail}"
+        )
 
     def _close_window(self, life: Life, now: datetime) -> None:
         if life.unprotected_since is None:
@@ -101,10 +117,14 @@ class Monitor:
         # until the client-id lookup resolves it), excuses the window; it is reported and
         # bounded separately
         log = self.w.faults.log
-        stop_faulted = any(f.symbol == life.symbol and f.method == "place_stop"
-                           for f in log[life.fault_index:])
-        entries = [f for f in log[:life.fault_index]
-                   if f.symbol == life.symbol and f.method == "place_entry"]
+
+        # faults are attributed by symbol AND side: a hedge-mode symbol can have a long and a
+        # short opening at the same instant, each with its own faults
+        def mine(f: InjectedFault) -> bool:
+            return f.symbol == life.symbol and f.position_side in (None, life.side)
+
+        stop_faulted = any(mine(f) and f.method == "place_stop" for f in log[life.fault_index :])
+        entries = [f for f in log[: life.fault_index] if mine(f) and f.method == "place_entry"]
         entry_lost = bool(entries) and entries[-1].kind == "timeout_after_accept"
         faulted = stop_faulted or entry_lost
         if entry_lost and not stop_faulted:
@@ -112,9 +132,19 @@ class Monitor:
             life.unprotected_since = None
             return
         if ms > self.round_trip_ms and not faulted:
-            self.unexplained.append((life.symbol, life.side.value, ms, str(now),
-                                     [(f.method, f.kind) for f in log[life.fault_index - 5:]
-                                      if f.symbol == life.symbol]))
+            self.unexplained.append(
+                (
+                    life.symbol,
+                    life.side.value,
+                    ms,
+                    str(now),
+                    [
+                        (f.method, f.kind)
+                        for f in log[life.fault_index - 5 :]
+                        if f.symbol == life.symbol
+                    ],
+                )
+            )
         if faulted:
             life.excused_ms = max(life.excused_ms, ms)
         else:
@@ -148,7 +178,10 @@ class Monitor:
             for s in stops:
                 if s.trigger_price <= 0:
                     self._violation(life, "stop_zero", str(s))
-                if quantize_to_step(s.trigger_price, inst.tick_size, Rounding.DOWN) != s.trigger_price:
+                if (
+                    quantize_to_step(s.trigger_price, inst.tick_size, Rounding.DOWN)
+                    != s.trigger_price
+                ):
                     self._violation(life, "not_on_tick", str(s.trigger_price))
                 if mark is not None and not is_protective(s.trigger_price, mark, pos.position_side):
                     self._violation(life, "wrong_side", f"stop {s.trigger_price} mark {mark}")
@@ -158,8 +191,10 @@ class Monitor:
                 prices = [s.trigger_price for s in stops]
                 eff = max(prices) if pos.position_side is PositionSide.LONG else min(prices)
                 prev = life.effective_stop
-                if prev is not None and ((pos.position_side is PositionSide.LONG and eff < prev)
-                                         or (pos.position_side is PositionSide.SHORT and eff > prev)):
+                if prev is not None and (
+                    (pos.position_side is PositionSide.LONG and eff < prev)
+                    or (pos.position_side is PositionSide.SHORT and eff > prev)
+                ):
                     self._violation(life, "loosened", f"{prev} -> {eff}")
                 life.effective_stop = eff
         for key in list(self.lives):
@@ -190,8 +225,12 @@ def fault_plan(seed: int) -> FaultPlan:
 
 SETTINGS = PositionSettings(
     # tighter than the defaults so real 1-minute paths exercise trailing/TP often
-    trailing=TrailingSettings(activation_pct=D("0.3"), callback_pct=D("0.25"),
-                              immediate_improvement_pct=D("0.5"), breakeven_trigger_pct=D("0.2")),
+    trailing=TrailingSettings(
+        activation_pct=D("0.3"),
+        callback_pct=D("0.25"),
+        immediate_improvement_pct=D("0.5"),
+        breakeven_trigger_pct=D("0.2"),
+    ),
     take_profit=TakeProfitSettings(levels=[("0.6", "0.3")]),
     protection=ProtectionSettings(verify_interval_s=30),
     execution=ExecutionSettings(fill_timeout_s=10),
@@ -199,8 +238,9 @@ SETTINGS = PositionSettings(
 
 
 @pytest.mark.parametrize(("profile", "seed"), [("bybit", 11), ("binance", 12)])
-async def test_randomized_suite_zero_violations(profile: str, seed: int,
-                                                autojump_clock: trio.testing.MockClock) -> None:
+async def test_randomized_suite_zero_violations(
+    profile: str, seed: int, autojump_clock: trio.testing.MockClock
+) -> None:
     rng = random.Random(seed)
     symbols = SYMBOLS
     bars = {s: load_bars(s) for s in symbols}
@@ -208,9 +248,15 @@ async def test_randomized_suite_zero_violations(profile: str, seed: int,
     plan = fault_plan(seed)
     first = {s: bars[s][start[s]][0] for s in symbols}
     with trio.fail_after(48 * 3600):  # virtual seconds
-        async with paper_world(profile, latency_s=LATENCY_S, faults=plan,
-                               marks={s: str(p) for s, p in first.items()}) as w, \
-                supervised(w, SETTINGS) as (sup, _):
+        async with (
+            paper_world(
+                profile,
+                latency_s=LATENCY_S,
+                faults=plan,
+                marks={s: str(p) for s, p in first.items()},
+            ) as w,
+            supervised(w, SETTINGS) as (sup, _),
+        ):
             monitor = Monitor(w, sup, LATENCY_S)
             w.engine.add_listener(monitor)
             opened: list[str] = []
@@ -250,8 +296,11 @@ async def test_randomized_suite_zero_violations(profile: str, seed: int,
                     if len(opened) + sup.open_count() < POSITIONS_PER_PROFILE + 40:
                         for s in symbols:
                             for side in (PositionSide.LONG, PositionSide.SHORT):
-                                if (len(opened) < POSITIONS_PER_PROFILE
-                                        and not sup.has_position(s, side) and rng.random() < 0.15):
+                                if (
+                                    len(opened) < POSITIONS_PER_PROFILE
+                                    and not sup.has_position(s, side)
+                                    and rng.random() < 0.15
+                                ):
                                     drivers.start_soon(open_one, s, side, rng.uniform(600, 3600))
                     assert minute < 790, "suite did not finish within the data window"
             await trio.sleep(60)
@@ -274,18 +323,26 @@ async def test_randomized_suite_zero_violations(profile: str, seed: int,
     lost = [life.entry_lost_ms for life in lives if life.entry_lost_ms]
     assert max(lost, default=0) <= probe_ms < 1000 * ENTRY_TIMEOUT_S
     # windows excused by an injected stop-placement fault stay within the retry budget
-    budget_ms = 1000 * (ENTRY_TIMEOUT_S + ex.stop_attempts * (LATENCY_S + 1.0)
-                        + ex.retry_backoff_s * 2 ** ex.stop_attempts)
+    budget_ms = 1000 * (
+        ENTRY_TIMEOUT_S
+        + ex.stop_attempts * (LATENCY_S + 1.0)
+        + ex.retry_backoff_s * 2**ex.stop_attempts
+    )
     assert max((life.excused_ms for life in lives), default=0) <= budget_ms
     assert monitor.steps > 5_000
     assert plan.log, "faults were injected"
     trail = len(w.journal.of_type(EventType.TRAILING_UPDATE))
     tps = len(w.journal.of_type(EventType.TP_FILLED))
-    stopped = sum(1 for e in w.journal.of_type(EventType.POSITION_CLOSED)
-                  if e.data["reason"] in ("stop_triggered", "position_flat"))
+    stopped = sum(
+        1
+        for e in w.journal.of_type(EventType.POSITION_CLOSED)
+        if e.data["reason"] in ("stop_triggered", "position_flat")
+    )
     assert trail > 30 and tps > 3 and stopped > 10, (trail, tps, stopped)
-    print(f"{profile}: positions={len(opened)} lives={len(lives)} steps={monitor.steps} "
-          f"faults={len(plan.log)} trailing_updates={trail} tp_fills={tps} stopped_out={stopped} "
-          f"worst_unprotected_ms={worst} "
-          f"entry_lost_ms={[round(x) for x in lost]} "
-          f"stop_fault_ms={[round(x.excused_ms) for x in lives if x.excused_ms]}")
+    print(
+        f"{profile}: positions={len(opened)} lives={len(lives)} steps={monitor.steps} "
+        f"faults={len(plan.log)} trailing_updates={trail} tp_fills={tps} stopped_out={stopped} "
+        f"worst_unprotected_ms={worst} "
+        f"entry_lost_ms={[round(x) for x in lost]} "
+        f"stop_fault_ms={[round(x.excused_ms) for x in lives if x.excused_ms]}"
+    )

@@ -25,31 +25,36 @@ MockClock = trio.testing.MockClock
 
 # (seconds to wait before the mark, mark, expected venue stop after it)
 TRAIL_LONG = [
-    (1, "2520", "2450.00"),      # +0.8 %: inactive, initial stop 2 % below 2500
-    (5, "2537.5", "2524.82"),    # +1.5 %: activated, 2537.5 * 0.995 = 2524.8125 -> up
-    (10, "2545", "2524.82"),     # 2532.28 is +0.30 % but only 10 s since the last update
-    (55, "2545", "2532.28"),     # 65 s later: >= 60 s and >= 0.1 % -> trail
-    (5, "2546", "2532.28"),      # 2533.27 is only +0.04 %
-    (5, "2600", "2587.00"),      # 2587.00 is +2.16 % >= 1 %: at once
-    (5, "2590", "2587.00"),      # lower mark: high-water stays 2600
+    (1, "2520", "2450.00"),  # +0.8 %: inactive, initial stop 2 % below 2500
+    (5, "2537.5", "2524.82"),  # +1.5 %: activated, 2537.5 * 0.995 = 2524.8125 -> up
+    (10, "2545", "2524.82"),  # 2532.28 is +0.30 % but only 10 s since the last update
+    (55, "2545", "2532.28"),  # 65 s later: >= 60 s and >= 0.1 % -> trail
+    (5, "2546", "2532.28"),  # 2533.27 is only +0.04 %
+    (5, "2600", "2587.00"),  # 2587.00 is +2.16 % >= 1 %: at once
+    (5, "2590", "2587.00"),  # lower mark: high-water stays 2600
 ]
 TRAIL_SHORT = [
     (1, "2480", "2550.00"),
-    (5, "2462.5", "2474.81"),    # 2462.5 * 1.005 = 2474.8125 -> down
-    (10, "2455", "2474.81"),     # 2467.27 rate-limited
+    (5, "2462.5", "2474.81"),  # 2462.5 * 1.005 = 2474.8125 -> down
+    (10, "2455", "2474.81"),  # 2467.27 rate-limited
     (55, "2455", "2467.27"),
-    (5, "2454", "2467.27"),      # 2466.27 only 0.04 % better
-    (5, "2400", "2412.00"),      # 2.24 % better: at once
+    (5, "2454", "2467.27"),  # 2466.27 only 0.04 % better
+    (5, "2400", "2412.00"),  # 2.24 % better: at once
     (5, "2410", "2412.00"),
 ]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize(("side", "table", "trigger"), [(LONG, TRAIL_LONG, "2586"),
-                                                         (SHORT, TRAIL_SHORT, "2413")])
-async def test_trailing_defaults_table(profile: str, side: PositionSide,
-                                       table: list[tuple[int, str, str]], trigger: str,
-                                       autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize(
+    ("side", "table", "trigger"), [(LONG, TRAIL_LONG, "2586"), (SHORT, TRAIL_SHORT, "2413")]
+)
+async def test_trailing_defaults_table(
+    profile: str,
+    side: PositionSide,
+    table: list[tuple[int, str, str]],
+    trigger: str,
+    autojump_clock: MockClock,
+) -> None:
     with trio.fail_after(600):
         async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w, supervised(w) as (sup, _):
             out = await sup.open_position(w.request("ETHUSDT", side, "0.100", "2500"))
@@ -77,7 +82,8 @@ async def test_trailing_defaults_table(profile: str, side: PositionSide,
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("first", ["verify", "mark"])
 async def test_trailing_update_and_protection_repair_at_one_instant(
-        profile: str, first: str, autojump_clock: MockClock) -> None:
+    profile: str, first: str, autojump_clock: MockClock
+) -> None:
     """The old bot's race: two modules fixing one stop. Here both are messages to the one
     owner: in either order, exactly one stop remains, at the better (trailing) price."""
     with trio.fail_after(120):
@@ -108,20 +114,29 @@ async def test_trailing_update_and_protection_repair_at_one_instant(
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_take_profit_levels_once_each_breakeven_and_stop_covers_rest(
-        profile: str, autojump_clock: MockClock) -> None:
+    profile: str, autojump_clock: MockClock
+) -> None:
     settings = PositionSettings(
         trailing=TrailingSettings(activation_pct=D("5")),
-        take_profit=TakeProfitSettings(levels=[("1", "0.3"), ("2", "0.3")],
-                                       breakeven_after_first=True, breakeven_offset_pct=D("0.1")))
+        take_profit=TakeProfitSettings(
+            levels=[("1", "0.3"), ("2", "0.3")],
+            breakeven_after_first=True,
+            breakeven_offset_pct=D("0.1"),
+        ),
+    )
     with trio.fail_after(120):
-        async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w, \
-                supervised(w, settings) as (sup, _):
+        async with (
+            paper_world(profile, marks={"ETHUSDT": "2500"}) as w,
+            supervised(w, settings) as (sup, _),
+        ):
             assert (await sup.open_position(w.request("ETHUSDT", LONG, "1.000", "2500"))).opened
-            for mark, qty, stop in [("2525", "0.700", "2502.50"),   # TP1 (+1 %): 0.3 off, BE
-                                    ("2530", "0.700", "2502.50"),   # nothing new
-                                    ("2550", "0.400", "2502.50"),   # TP2 (+2 %)
-                                    ("2560", "0.400", "2502.50"),   # each level once only
-                                    ("2525", "0.400", "2502.50")]:
+            for mark, qty, stop in [
+                ("2525", "0.700", "2502.50"),  # TP1 (+1 %): 0.3 off, BE
+                ("2530", "0.700", "2502.50"),  # nothing new
+                ("2550", "0.400", "2502.50"),  # TP2 (+2 %)
+                ("2560", "0.400", "2502.50"),  # each level once only
+                ("2525", "0.400", "2502.50"),
+            ]:
                 w.push("ETHUSDT", mark)
                 await trio.sleep(1)
                 assert w.qty("ETHUSDT", LONG) == D(qty), mark
@@ -135,15 +150,20 @@ async def test_take_profit_levels_once_each_breakeven_and_stop_covers_rest(
             assert sells == [D("0.300"), D("0.300"), D("0.400")]
 
 
-COARSE = Instrument("TINYUSDT", tick_size=D("0.0001"), qty_step=D("1"), min_qty=D("1"),
-                    min_notional=D("5"))
+COARSE = Instrument(
+    "TINYUSDT", tick_size=D("0.0001"), qty_step=D("1"), min_qty=D("1"), min_notional=D("5")
+)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_aged_exit_on_coarse_tick_never_zero(profile: str, autojump_clock: MockClock) -> None:
     with trio.fail_after(40 * 3600):  # virtual seconds
-        async with paper_world(profile, instruments={"TINYUSDT": COARSE},
-                               marks={"TINYUSDT": "0.0003"}) as w, supervised(w) as (sup, _):
+        async with (
+            paper_world(
+                profile, instruments={"TINYUSDT": COARSE}, marks={"TINYUSDT": "0.0003"}
+            ) as w,
+            supervised(w) as (sup, _),
+        ):
             w.engine.set_leverage("TINYUSDT", 1)  # keep liquidation far away on this tick
             assert (await sup.open_position(w.request("TINYUSDT", LONG, "100000", "0.0003"))).opened
             assert [s.trigger_price for s in w.stops("TINYUSDT", LONG)] == [D("0.0002")]
@@ -151,8 +171,9 @@ async def test_aged_exit_on_coarse_tick_never_zero(profile: str, autojump_clock:
             await trio.sleep(3 * 3600 + 90)
             (placed,) = w.journal.of_type(EventType.AGED_EXIT_PLACED)
             assert placed.data["price"] == D("0.0004")  # breakeven incl. fees, rounded up
-            orders = [o for o in w.engine.open_orders("TINYUSDT") if o.reduce_only
-                      and o.price is not None]
+            orders = [
+                o for o in w.engine.open_orders("TINYUSDT") if o.reduce_only and o.price is not None
+            ]
             assert [(o.price, o.qty) for o in orders] == [(D("0.0004"), D("100000"))]
             await trio.sleep(9 * 3600)  # 12 h 1.5 min: one hour past grace -> 0.0003
             moved = w.journal.of_type(EventType.AGED_EXIT_MOVED)
@@ -165,15 +186,18 @@ async def test_aged_exit_on_coarse_tick_never_zero(profile: str, autojump_clock:
             assert w.qty("TINYUSDT", LONG) == 0
             (closed,) = w.journal.of_type(EventType.POSITION_CLOSED)
             assert closed.data["reason"] == "aged_max_loss"
-            prices = [e.data["price"] for e in w.journal.of_type(
-                EventType.AGED_EXIT_PLACED, EventType.AGED_EXIT_MOVED)]
+            prices = [
+                e.data["price"]
+                for e in w.journal.of_type(EventType.AGED_EXIT_PLACED, EventType.AGED_EXIT_MOVED)
+            ]
             assert all(p > 0 and p % COARSE.tick_size == 0 for p in prices)
             assert w.engine.open_orders("TINYUSDT") == []  # nothing left behind
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_operator_close_and_external_close_leave_no_orders(
-        profile: str, autojump_clock: MockClock) -> None:
+    profile: str, autojump_clock: MockClock
+) -> None:
     with trio.fail_after(120):
         async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w, supervised(w) as (sup, _):
             assert (await sup.open_position(w.request("ETHUSDT", LONG, "0.100", "2500"))).opened
@@ -198,7 +222,8 @@ async def test_operator_close_and_external_close_leave_no_orders(
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_crash_mid_trail_restarts_with_same_high_water_mark(
-        profile: str, autojump_clock: MockClock) -> None:
+    profile: str, autojump_clock: MockClock
+) -> None:
     crash = {"armed": False}
 
     def observer(actor: object, mark: object, decision: object) -> None:
@@ -207,19 +232,21 @@ async def test_crash_mid_trail_restarts_with_same_high_water_mark(
             raise RuntimeError("injected crash while trailing")
 
     with trio.fail_after(120):
-        async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w, \
-                supervised(w, on_decision=observer) as (sup, events):
+        async with (
+            paper_world(profile, marks={"ETHUSDT": "2500"}) as w,
+            supervised(w, on_decision=observer) as (sup, events),
+        ):
             assert (await sup.open_position(w.request("ETHUSDT", LONG, "0.100", "2500"))).opened
-            w.push("ETHUSDT", "2537.5")   # activated: stop 2524.82
+            w.push("ETHUSDT", "2537.5")  # activated: stop 2524.82
             await trio.sleep(5)
-            w.push("ETHUSDT", "2560")     # new high-water mark; 2547.20 is rate-limited
+            w.push("ETHUSDT", "2560")  # new high-water mark; 2547.20 is rate-limited
             await trio.sleep(5)
             before = sup.actor("ETHUSDT", LONG)
             assert before is not None
             assert before.status().trailing.water_mark == D("2560")
             crash["armed"] = True
             w.push("ETHUSDT", "2555")
-            await trio.sleep(0.1)         # crashed; restart backoff is 0.5 s
+            await trio.sleep(0.1)  # crashed; restart backoff is 0.5 s
             assert any(e.kind is SupervisionEventKind.CRASHED for e in events)
             assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2524.82")]
             assert w.qty("ETHUSDT", LONG) == D("0.100")
@@ -233,6 +260,6 @@ async def test_crash_mid_trail_restarts_with_same_high_water_mark(
             assert st.trailing.update_count == 1
             assert st.stop_price == D("2524.82")
             assert w.journal.of_type(EventType.ACTOR_RESTARTED)
-            w.push("ETHUSDT", "2600")     # resumes trailing from the restored state
+            w.push("ETHUSDT", "2600")  # resumes trailing from the restored state
             await trio.sleep(1)
             assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2587.00")]

@@ -20,9 +20,10 @@ LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 PROFILES = ["bybit", "binance"]
 
 
-
 @pytest.mark.parametrize("profile", PROFILES)
-async def test_open_long_and_short_active_with_one_stop(profile: str, autojump_clock: trio.testing.MockClock) -> None:
+async def test_open_long_and_short_active_with_one_stop(
+    profile: str, autojump_clock: trio.testing.MockClock
+) -> None:
     with trio.fail_after(60):
         async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w:
             for side, expected in ((LONG, D("2450.00")), (SHORT, D("2550.00"))):
@@ -41,7 +42,9 @@ async def test_open_long_and_short_active_with_one_stop(profile: str, autojump_c
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-async def test_entry_timeout_after_accept_resolved_by_client_id_no_second_entry(profile: str, autojump_clock: trio.testing.MockClock) -> None:
+async def test_entry_timeout_after_accept_resolved_by_client_id_no_second_entry(
+    profile: str, autojump_clock: trio.testing.MockClock
+) -> None:
     plan = FaultPlan(seed=3).fail_next("place_entry", Fault.timeout_after_accept(5.0))
     with trio.fail_after(60):
         async with paper_world(profile, faults=plan, marks={"SOLUSDT": "170"}) as w:
@@ -64,7 +67,9 @@ async def test_entry_timeout_after_accept_resolved_by_client_id_no_second_entry(
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-async def test_lost_entry_request_rolls_back_without_resubmitting(profile: str, autojump_clock: trio.testing.MockClock) -> None:
+async def test_lost_entry_request_rolls_back_without_resubmitting(
+    profile: str, autojump_clock: trio.testing.MockClock
+) -> None:
     plan = FaultPlan(seed=3).fail_next("place_entry", Fault.lost_request(5.0))
     with trio.fail_after(60):
         async with paper_world(profile, faults=plan, marks={"SOLUSDT": "170"}) as w:
@@ -78,9 +83,12 @@ async def test_lost_entry_request_rolls_back_without_resubmitting(profile: str, 
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-async def test_partial_fill_stop_covers_exactly_the_filled_qty(profile: str, autojump_clock: trio.testing.MockClock) -> None:
+async def test_partial_fill_stop_covers_exactly_the_filled_qty(
+    profile: str, autojump_clock: trio.testing.MockClock
+) -> None:
     plan = FaultPlan(seed=3).fail_next(
-        "place_entry", Fault.partial_fill(D("0.4"), remainder="expire"))
+        "place_entry", Fault.partial_fill(D("0.4"), remainder="expire")
+    )
     with trio.fail_after(60):
         async with paper_world(profile, faults=plan, marks={"ETHUSDT": "2500"}) as w:
             req = w.request("ETHUSDT", LONG, "1.000", "2500")
@@ -103,10 +111,14 @@ async def test_partial_fill_stop_covers_exactly_the_filled_qty(profile: str, aut
             assert actor.status().close_reason in ("stop_triggered", "position_flat")
 
 
-async def test_stop_would_trigger_immediately_closes_at_market_with_reason(autojump_clock: trio.testing.MockClock) -> None:
+async def test_stop_would_trigger_immediately_closes_at_market_with_reason(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     # binance-like: the stop goes in after the fill; the fault makes the venue answer -2021
     plan = FaultPlan(seed=3).fail_next(
-        "place_stop", Fault.reject("-2021", WouldTriggerImmediately, "Order would immediately trigger."))
+        "place_stop",
+        Fault.reject("-2021", WouldTriggerImmediately, "Order would immediately trigger."),
+    )
     with trio.fail_after(60):
         async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w:
             req = w.request("ETHUSDT", LONG, "0.100", "2500")
@@ -122,7 +134,9 @@ async def test_stop_would_trigger_immediately_closes_at_market_with_reason(autoj
             assert closed.data["reason"] == "stop_would_trigger_immediately"
 
 
-async def test_stop_failing_every_retry_flattens_filled_qty_verified_flat(autojump_clock: trio.testing.MockClock) -> None:
+async def test_stop_failing_every_retry_flattens_filled_qty_verified_flat(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     plan = FaultPlan(seed=3).fail_next("place_stop", Fault.server_error(503), count=100)
     with trio.fail_after(60):
         async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w:
@@ -138,10 +152,14 @@ async def test_stop_failing_every_retry_flattens_filled_qty_verified_flat(autoju
             assert actor.lifecycle is Lifecycle.ROLLED_BACK
 
 
-async def test_flatten_failing_places_emergency_stop_and_critical_alert(autojump_clock: trio.testing.MockClock) -> None:
-    plan = (FaultPlan(seed=3)
-            .fail_next("place_stop", Fault.server_error(503), count=4, role=OrderRole.STOP)
-            .fail_next("place_reduce", Fault.server_error(503), count=100))
+async def test_flatten_failing_places_emergency_stop_and_critical_alert(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = (
+        FaultPlan(seed=3)
+        .fail_next("place_stop", Fault.server_error(503), count=4, role=OrderRole.STOP)
+        .fail_next("place_reduce", Fault.server_error(503), count=100)
+    )
     with trio.fail_after(60):
         async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w:
             req = w.request("ETHUSDT", LONG, "0.100", "2500")
@@ -153,8 +171,11 @@ async def test_flatten_failing_places_emergency_stop_and_critical_alert(autojump
             (stop,) = w.stops("ETHUSDT", LONG)
             assert stop.trigger_price == D("2425.00")  # 3 % emergency
             assert stop.client_order_id.endswith("-X1")
-            alerts = [e for e in w.journal.of_type(EventType.ALERT_RAISED)
-                      if e.severity is Severity.CRITICAL]
+            alerts = [
+                e
+                for e in w.journal.of_type(EventType.ALERT_RAISED)
+                if e.severity is Severity.CRITICAL
+            ]
             assert alerts and alerts[0].data["reason"] == "flatten_failed"
             assert w.journal.of_type(EventType.EMERGENCY_STOP_PLACED)
             status = await addr.ask(Query(), timeout_s=5)
@@ -162,14 +183,18 @@ async def test_flatten_failing_places_emergency_stop_and_critical_alert(autojump
 
 
 async def test_partial_fill_still_working_is_protected_at_once(
-        autojump_clock: trio.testing.MockClock) -> None:
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """binance-like: half the entry fills, the rest later. The filled half gets its stop
     after one round trip, not after the entry completes."""
     plan = FaultPlan(seed=3).fail_next(
-        "place_entry", Fault.partial_fill(D("0.5"), remainder="next_mark"))
+        "place_entry", Fault.partial_fill(D("0.5"), remainder="next_mark")
+    )
     with trio.fail_after(60):
-        async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w, \
-                supervised(w) as (sup, _):
+        async with (
+            paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w,
+            supervised(w) as (sup, _),
+        ):
             result: list[OpenOutcome] = []
 
             async def opener() -> None:

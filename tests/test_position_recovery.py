@@ -38,16 +38,19 @@ class CrashOnceJournal(MemoryJournal):
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_crash_inside_open_protocol_resolves_by_client_id_one_entry(
-        profile: str, autojump_clock: MockClock) -> None:
+    profile: str, autojump_clock: MockClock
+) -> None:
     with trio.fail_after(120):
         async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w:
             w.journal = CrashOnceJournal(EventType.ENTRY_FILLED)
             async with supervised(w) as (sup, events):
                 out = await sup.open_position(w.request("ETHUSDT", LONG, "0.200", "2500"))
                 assert out.opened, out
-                assert [e.kind for e in events if e.kind in (
-                    SupervisionEventKind.CRASHED, SupervisionEventKind.RESTARTED)] == [
-                    SupervisionEventKind.CRASHED, SupervisionEventKind.RESTARTED]
+                assert [
+                    e.kind
+                    for e in events
+                    if e.kind in (SupervisionEventKind.CRASHED, SupervisionEventKind.RESTARTED)
+                ] == [SupervisionEventKind.CRASHED, SupervisionEventKind.RESTARTED]
                 entries = [f for f in w.engine.trade_log if f.client_order_id.endswith("-E0")]
                 assert sum(f.qty for f in entries) == D("0.200")  # never a second entry
                 assert w.qty("ETHUSDT", LONG) == D("0.200")
@@ -58,15 +61,16 @@ async def test_crash_inside_open_protocol_resolves_by_client_id_one_entry(
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_process_restart_resumes_trailing_state_from_journal_and_exchange(
-        profile: str, autojump_clock: MockClock) -> None:
+    profile: str, autojump_clock: MockClock
+) -> None:
     with trio.fail_after(300):
         async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w:
             req = w.request("ETHUSDT", SHORT, "0.100", "2500")
             async with supervised(w) as (sup, _):
                 assert (await sup.open_position(req)).opened
-                w.push("ETHUSDT", "2462.5")   # activated: 2474.81
+                w.push("ETHUSDT", "2462.5")  # activated: 2474.81
                 await trio.sleep(5)
-                w.push("ETHUSDT", "2440")     # low-water 2440; 2452.20 rate-limited
+                w.push("ETHUSDT", "2440")  # low-water 2440; 2452.20 rate-limited
                 await trio.sleep(1)
                 before = sup.actor("ETHUSDT", SHORT)
                 assert before is not None
@@ -83,13 +87,15 @@ async def test_process_restart_resumes_trailing_state_from_journal_and_exchange(
                 assert st.trailing.water_mark == D("2440")
                 assert st.trailing.phase is TrailingPhase.ACTIVE
                 await trio.sleep(61)
-                w.push("ETHUSDT", "2441")     # 61 s later: 2452.20 is 0.91 % better -> trail
+                w.push("ETHUSDT", "2441")  # 61 s later: 2452.20 is 0.91 % better -> trail
                 await trio.sleep(1)
                 assert [s.trigger_price for s in w.stops("ETHUSDT", SHORT)] == [D("2452.20")]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-async def test_adopted_position_gets_emergency_stop(profile: str, autojump_clock: MockClock) -> None:
+async def test_adopted_position_gets_emergency_stop(
+    profile: str, autojump_clock: MockClock
+) -> None:
     with trio.fail_after(120):
         async with paper_world(profile, marks={"SOLUSDT": "170"}) as w, supervised(w) as (sup, _):
             w.engine.place_entry(EntryRequest("SOLUSDT", LONG, D("2.00"), "manual-entry"))
@@ -100,34 +106,39 @@ async def test_adopted_position_gets_emergency_stop(profile: str, autojump_clock
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-async def test_stream_gap_triggers_verification_and_repair(profile: str,
-                                                           autojump_clock: MockClock) -> None:
+async def test_stream_gap_triggers_verification_and_repair(
+    profile: str, autojump_clock: MockClock
+) -> None:
     with trio.fail_after(120):
         async with paper_world(profile, marks={"ETHUSDT": "2500"}) as w, supervised(w) as (sup, _):
             assert (await sup.open_position(w.request("ETHUSDT", LONG, "0.100", "2500"))).opened
             (stop,) = w.stops("ETHUSDT", LONG)
-            w.faults.drop_events(count=5)         # the stream is down: the update is lost
+            w.faults.drop_events(count=5)  # the stream is down: the update is lost
             w.engine.cancel_stop(stop)
             w.venue.inject_stream_gap("private", "reconnect")
-            await trio.sleep(1)                    # long before the 30 s periodic check
+            await trio.sleep(1)  # long before the 30 s periodic check
             assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2450.00")]
             (rep,) = w.journal.of_type(EventType.PROTECTION_REPAIRED)
             assert rep.data["trigger"] == "stream_gap"
 
 
-@pytest.mark.parametrize(("action", "expected_qty", "expected_stop"),
-                         [("tighten", "0.100", "2427.80"), ("close", "0", None)])
+@pytest.mark.parametrize(
+    ("action", "expected_qty", "expected_stop"),
+    [("tighten", "0.100", "2427.80"), ("close", "0", None)],
+)
 async def test_breached_stop_level_is_tightened_to_mark_or_closed(
-        action: str, expected_qty: str, expected_stop: str | None,
-        autojump_clock: MockClock) -> None:
+    action: str, expected_qty: str, expected_stop: str | None, autojump_clock: MockClock
+) -> None:
     settings = PositionSettings(protection=ProtectionSettings(breach_action=action))
     with trio.fail_after(120):
-        async with paper_world("binance", marks={"ETHUSDT": "2500"}) as w, \
-                supervised(w, settings) as (sup, _):
+        async with (
+            paper_world("binance", marks={"ETHUSDT": "2500"}) as w,
+            supervised(w, settings) as (sup, _),
+        ):
             assert (await sup.open_position(w.request("ETHUSDT", LONG, "0.100", "2500"))).opened
             (stop,) = w.stops("ETHUSDT", LONG)
             w.engine.cancel_stop(stop)
-            w.push("ETHUSDT", "2440")             # through the intended 2450, no stop to fire
+            w.push("ETHUSDT", "2440")  # through the intended 2450, no stop to fire
             addr = sup.address("ETHUSDT", LONG)
             assert addr is not None
             await addr.send(VerifyProtection("reconciler"))
@@ -139,7 +150,8 @@ async def test_breached_stop_level_is_tightened_to_mark_or_closed(
 
 
 async def test_crash_after_early_stop_adopts_it_instead_of_a_second_stop(
-        autojump_clock: MockClock) -> None:
+    autojump_clock: MockClock,
+) -> None:
     """binance-like: a partial fill got its stop at once; the actor crashes when the entry
     completes; the restarted actor finds that stop and keeps exactly one."""
     from adapters.paper import Fault, FaultPlan
@@ -152,14 +164,15 @@ async def test_crash_after_early_stop_adopts_it_instead_of_a_second_stop(
                 result: list[object] = []
 
                 async def opener() -> None:
-                    result.append(await sup.open_position(
-                        w.request("ETHUSDT", LONG, "1.000", "2500")))
+                    result.append(
+                        await sup.open_position(w.request("ETHUSDT", LONG, "1.000", "2500"))
+                    )
 
                 async with trio.open_nursery() as n:
                     n.start_soon(opener)
                     await trio.sleep(0.5)
                     assert len(w.stops("ETHUSDT", LONG)) == 1  # the filled half is protected
-                    w.push("ETHUSDT", "2500.5")                # the rest fills
+                    w.push("ETHUSDT", "2500.5")  # the rest fills
                 (out,) = result
                 assert out.opened  # type: ignore[attr-defined]
                 assert any(e.kind is SupervisionEventKind.CRASHED for e in events)
@@ -169,7 +182,8 @@ async def test_crash_after_early_stop_adopts_it_instead_of_a_second_stop(
 
 @pytest.mark.parametrize("flatten_fails", [False, True])
 async def test_bybit_repair_failing_every_retry_flattens_or_emergency_stop(
-        flatten_fails: bool, autojump_clock: MockClock) -> None:
+    flatten_fails: bool, autojump_clock: MockClock
+) -> None:
     """bybit-like: the attached stop vanishes and setting it fails on every retry → flatten
     the filled quantity and verify flat; if flattening fails too → emergency stop + CRITICAL."""
     from adapters.paper import Fault
@@ -195,8 +209,11 @@ async def test_bybit_repair_failing_every_retry_flattens_or_emergency_stop(
             else:
                 assert w.qty("ETHUSDT", LONG) == D("0.300")
                 assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2425.00")]
-                crit = [e for e in w.journal.of_type(EventType.ALERT_RAISED)
-                        if e.severity.value == "critical" and e.data["reason"] == "flatten_failed"]
+                crit = [
+                    e
+                    for e in w.journal.of_type(EventType.ALERT_RAISED)
+                    if e.severity.value == "critical" and e.data["reason"] == "flatten_failed"
+                ]
                 assert crit
                 actor = sup.actor("ETHUSDT", LONG)
                 assert actor is not None and actor.lifecycle is Lifecycle.FAILED

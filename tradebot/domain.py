@@ -193,8 +193,12 @@ class OrderStatus(enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED,
-                        OrderStatus.EXPIRED)
+        return self in (
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        )
 
     @property
     def is_live(self) -> bool:

@@ -96,8 +96,14 @@ class TransientError(VenueError):
 class RateLimited(TransientError):
     """Rate limit hit. ``retry_after_s`` says how long to back off (>= 0)."""
 
-    def __init__(self, message: str = "", *, code: str = "", venue_message: str = "",
-                 retry_after_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str = "",
+        venue_message: str = "",
+        retry_after_s: float = 1.0,
+    ) -> None:
         super().__init__(message, code=code, venue_message=venue_message)
         self.retry_after_s = retry_after_s
 
@@ -179,11 +185,12 @@ class SupervisorEscalation(ActorError):
         window_s: the policy's intensity window in seconds.
     """
 
-    def __init__(self, supervisor: str, child: str, *, max_restarts: int,
-                 window_s: float) -> None:
+    def __init__(self, supervisor: str, child: str, *, max_restarts: int, window_s: float) -> None:
         self.supervisor = supervisor
         self.child = child
         self.max_restarts = max_restarts
         self.window_s = window_s
-        super().__init__(f"supervisor {supervisor!r}: child {child!r} crashed more than "
-                         f"{max_restarts} restart(s) within {window_s:g} s; escalating")
+        super().__init__(
+            f"supervisor {supervisor!r}: child {child!r} crashed more than "
+            f"{max_restarts} restart(s) within {window_s:g} s; escalating"
+        )

@@ -206,7 +206,11 @@ def jsonable(value: Any) -> Any:
         if value is None or isinstance(value, (bool, int, str)):
             return value
         if isinstance(value, float):
-            return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+            return (
+                value
+                if value == value and value not in (float("inf"), float("-inf"))
+                else str(value)
+            )
         if isinstance(value, Decimal):
             return str(value)
         if isinstance(value, datetime):

@@ -20,8 +20,9 @@ __all__ = ["position_id_for", "client_order_id", "parse_client_order_id", "CLIEN
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 
 
-def position_id_for(account: str, symbol: str, position_side: PositionSide, opened_for: datetime,
-                    attempt: int = 0) -> str:
+def position_id_for(
+    account: str, symbol: str, position_side: PositionSide, opened_for: datetime, attempt: int = 0
+) -> str:
     """A 16-hex-char position id, deterministic in (account, symbol, side, wave time, attempt)."""
     key = f"{account}|{symbol}|{position_side.value}|{opened_for.isoformat()}|{attempt}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]

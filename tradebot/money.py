@@ -35,9 +35,15 @@ HUNDRED = Decimal(100)
 
 # A private context with enough precision for any price * qty product we meet
 # (28 significant digits is the default; crypto prices have <= 12 and qty <= 12).
-_CTX = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, traps=[
-    decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow,
-])
+_CTX = decimal.Context(
+    prec=34,
+    rounding=decimal.ROUND_HALF_EVEN,
+    traps=[
+        decimal.InvalidOperation,
+        decimal.DivisionByZero,
+        decimal.Overflow,
+    ],
+)
 
 
 class Rounding(enum.Enum):
@@ -67,7 +73,7 @@ def to_decimal(value: object, *, field: str = "value") -> Decimal:
         ValueError: for strings that are not a finite decimal (``"NaN"``, ``"1e400"`` is
             accepted only if finite; ``"inf"`` and garbage are rejected).
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise TypeError(f"{field}: expected a decimal string, got {type(value).__name__} {value!r}")
     if isinstance(value, Decimal):
         d = value

@@ -31,7 +31,7 @@ from decimal import Decimal
 
 import attrs
 
-from tradebot.domain import OrderRole
+from tradebot.domain import OrderRole, PositionSide
 from tradebot.errors import RejectedError
 
 __all__ = [
@@ -162,6 +162,7 @@ class InjectedFault:
     kind: str
     role: OrderRole | None = None
     symbol: str | None = None
+    position_side: PositionSide | None = None  # of the request, when it names one
 
 
 class FaultPlan:
@@ -250,13 +251,22 @@ class FaultPlan:
         self._event_rules.clear()
 
     def pick(
-        self, method: str, role: OrderRole | None = None, symbol: str | None = None
+        self,
+        method: str,
+        role: OrderRole | None = None,
+        symbol: str | None = None,
+        position_side: PositionSide | None = None,
     ) -> Fault | None:
-        """The fault for this call, or None. Consumes scripted rules; draws for random ones."""
+        """The fault for this call, or None. Consumes scripted rules; draws for random ones.
+
+        ``position_side`` is only recorded in the log (rules do not match on it), so a test
+        can attribute a fault to one side of a hedge-mode symbol."""
         for rule in self._rules:
             if rule.remaining > 0 and rule.matches(method, role, symbol):
                 rule.remaining -= 1
-                self.log.append(InjectedFault(method, rule.fault.kind.value, role, symbol))
+                self.log.append(
+                    InjectedFault(method, rule.fault.kind.value, role, symbol, position_side)
+                )
                 return rule.fault
         for rule in self._rules:
             if (
@@ -264,7 +274,9 @@ class FaultPlan:
                 and rule.matches(method, role, symbol)
                 and self._rng.random() < rule.p
             ):
-                self.log.append(InjectedFault(method, rule.fault.kind.value, role, symbol))
+                self.log.append(
+                    InjectedFault(method, rule.fault.kind.value, role, symbol, position_side)
+                )
                 return rule.fault
         return None
 

@@ -187,11 +187,12 @@ class PaperVenue:
         *,
         role: OrderRole | None = None,
         symbol: str | None = None,
+        position_side: PositionSide | None = None,
         on_partial: Callable[[Fault], T] | None = None,
     ) -> T:
         half = self.latency_by_method.get(method, self.latency_s) / 2
         self._check_rate(method)
-        fault = self.faults.pick(method, role, symbol)
+        fault = self.faults.pick(method, role, symbol, position_side)
         await trio.sleep(half)
         if fault is not None:
             kind = fault.kind
@@ -293,6 +294,7 @@ class PaperVenue:
             lambda: self.engine.place_entry(request),
             role=OrderRole.ENTRY,
             symbol=request.symbol,
+            position_side=request.position_side,
             on_partial=partial,
         )
 
@@ -302,6 +304,7 @@ class PaperVenue:
             lambda: self.engine.place_stop(request),
             role=OrderRole.STOP,
             symbol=request.symbol,
+            position_side=request.position_side,
         )
 
     async def amend_stop(self, current: StopState, new_trigger_price: Decimal) -> StopState:
@@ -310,6 +313,7 @@ class PaperVenue:
             lambda: self.engine.amend_stop(current, new_trigger_price),
             role=OrderRole.STOP,
             symbol=current.symbol,
+            position_side=current.position_side,
         )
 
     async def cancel_stop(self, stop: StopState) -> None:
@@ -318,6 +322,7 @@ class PaperVenue:
             lambda: self.engine.cancel_stop(stop),
             role=OrderRole.STOP,
             symbol=stop.symbol,
+            position_side=stop.position_side,
         )
 
     async def place_reduce(self, request: ReduceRequest) -> OrderState:
@@ -326,6 +331,7 @@ class PaperVenue:
             lambda: self.engine.place_reduce(request),
             role=request.role,
             symbol=request.symbol,
+            position_side=request.position_side,
         )
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> None:
