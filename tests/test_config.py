@@ -198,3 +198,32 @@ def test_db_commands_do_not_need_exchange_secrets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_config(live, environ={})
     assert load_config(live, environ={}, require_secrets=False).bot.mode == "live"
+
+
+def test_config_sections_mirror_the_policy_settings_exactly() -> None:
+    """The TOML sections are separate classes (they carry the config's own validation and
+    key documentation), so this pins them to the policy records they feed: same keys, same
+    defaults. A key added to a policy without a config key (or vice versa) fails here."""
+    import attrs
+
+    from tradebot import config as c
+    from tradebot.policies.aged import AgedSettings
+    from tradebot.policies.protection import ProtectionSettings
+    from tradebot.policies.settings import ExecutionSettings
+    from tradebot.policies.sizing import SizingSettings
+    from tradebot.policies.stops import StopLossSettings
+    from tradebot.policies.trailing import TrailingSettings
+
+    pairs = [
+        (c.StopLossConfig, StopLossSettings),
+        (c.TrailingConfig, TrailingSettings),
+        (c.ProtectionConfig, ProtectionSettings),
+        (c.AgedConfig, AgedSettings),
+        (c.ExecutionConfig, ExecutionSettings),
+        (c.RiskConfig, SizingSettings),
+    ]
+    for section, policy in pairs:
+        mine = {f.name: f.default for f in attrs.fields(section)}
+        theirs = {f.name: f.default for f in attrs.fields(policy)}
+        assert mine == theirs, section.__name__
+    assert default_config().position_settings() == c.Config().position_settings()

@@ -263,6 +263,10 @@ class ExecutionConfig:
         flatten_attempts: reduce-only market attempts before the emergency stop (>= 1); 3.
         age_tick_s: aged-exit clock interval; 60.
         snapshot_interval_s: min seconds between water-mark-only snapshots (0 = every mark).
+        entry_probe_after_s: an entry still unanswered after this long is looked up by its
+            client order id in parallel (a lost answer must not leave a fill unprotected for
+            the whole request timeout); 1.
+        entry_probe_interval_s: interval of that lookup; 0.5.
     """
 
     stop_attempts: int = 4
@@ -272,6 +276,8 @@ class ExecutionConfig:
     flatten_attempts: int = 3
     age_tick_s: float = 60.0
     snapshot_interval_s: float = 0.0
+    entry_probe_after_s: float = 1.0
+    entry_probe_interval_s: float = 0.5
 
 
 @attrs.frozen
@@ -808,7 +814,7 @@ def _range_problems(cfg: Config) -> list[tuple[str, str]]:
     e = cfg.execution
     for key in ("stop_attempts", "query_attempts", "flatten_attempts"):
         check(getattr(e, key) >= 1, f"execution.{key}", "must be >= 1")
-    for key in ("fill_timeout_s", "age_tick_s"):
+    for key in ("fill_timeout_s", "age_tick_s", "entry_probe_after_s", "entry_probe_interval_s"):
         check(getattr(e, key) > 0, f"execution.{key}", "must be > 0")
     check(
         e.retry_backoff_s >= 0 and e.snapshot_interval_s >= 0,
