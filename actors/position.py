@@ -1,8 +1,8 @@
 """PositionActor: the one owner of one position and its stop (DESIGN.md sections 1, 3, 4).
 
 Consumes:
-    * :class:`MarkChanged` — posted by its own watcher task when the symbol's
-      ``LatestValue[MarkPrice]`` cell changes (conflated: at most one pending);
+    * :class:`MarkChanged` — posted by a listener on the symbol's ``LatestValue[MarkPrice]``
+      cell whenever it changes (conflated: at most one pending; the handler reads the newest);
     * :class:`AccountEventMsg` — order/fill/position updates routed by the AccountRouter;
     * :class:`VerifyProtection` — periodic timer, stream gaps, reconciler findings;
     * :class:`AgeTick` — the aged-exit clock (timer);
@@ -1269,15 +1269,15 @@ class PositionActor(Actor[PositionMessage]):
                 self._mark_pending = False
 
     async def _watch_marks(self) -> None:
-        seen = self._marks.version
-        while True:
-            try:
-                seen, _ = await self._marks.wait_changed(seen)
-            except trio.EndOfChannel:
-                return
-            if not self._mark_pending:
-                self._mark_pending = True
-                await self.post(MarkChanged())
+        # The cell calls ``_post_mark`` synchronously on every set: at most one MarkChanged
+        # is pending in the mailbox at a time (conflated), and no task switch is spent per
+        # tick on a watcher. Living in this actor's nursery ties the registration to this
+        # incarnation: a crash or stop cancels the nursery and the ``finally`` unregisters.
+        remove = self._marks.add_listener(self._post_mark)
+        try:
+            await trio.sleep_forever()
+        finally:
+            remove()
 
     async def _on_mark(self) -> None:
         mp = self._marks.get()

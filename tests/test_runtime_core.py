@@ -460,3 +460,23 @@ async def test_stop_from_a_nursery_task_wakes_an_idle_actor_and_post_is_safe(
         await run_actor(Background(), "bg")
     assert [abs(t) - t0 for t in stopped_at] == [2.0, 3.0]
     assert stopped_at[1] < 0
+
+
+async def test_latest_value_listeners_run_in_order_and_can_be_removed() -> None:
+    from actors.runtime import LatestValue
+
+    cell: LatestValue[int] = LatestValue()
+    seen: list[tuple[str, int | None]] = []
+
+    def broken() -> None:
+        raise RuntimeError("a consumer bug")
+
+    remove_a = cell.add_listener(lambda: seen.append(("a", cell.get())))
+    cell.add_listener(broken)  # logged and swallowed: the producer never breaks
+    cell.add_listener(lambda: seen.append(("b", cell.get())))
+    cell.set(1)
+    remove_a()
+    remove_a()  # idempotent
+    cell.set(2)
+    assert seen == [("a", 1), ("b", 1), ("b", 2)]
+    assert cell.version == 2

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
 import trio
@@ -10,6 +11,8 @@ import trio
 __all__ = ["LatestValue"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
 
 
 class LatestValue(Generic[T]):
@@ -27,11 +30,16 @@ class LatestValue(Generic[T]):
           The newest value is never lost: a waiting consumer always ends up reading it.
         * Ordering: versions a consumer sees strictly increase.
         * Cancellation: ``wait_changed`` can be cancelled at any time without side effects.
+        * Listeners (:meth:`add_listener`) are called synchronously inside ``set``, in
+          registration order, with no argument: the zero-task-switch way for an actor to
+          learn "there is a newer value" (it posts one conflated message to its own
+          mailbox and reads :meth:`get` when handling it). A listener must not block;
+          an exception it raises is logged and swallowed (the producer never breaks).
         * Closing: after ``close()`` waiters that have seen the newest value get
           ``trio.EndOfChannel``; subscriptions end after yielding the newest value.
     """
 
-    __slots__ = ("_closed", "_lot", "_value", "_version")
+    __slots__ = ("_closed", "_listeners", "_lot", "_value", "_version")
 
     def __init__(self, initial: T | None = None) -> None:
         """Args: initial: optional first value (then ``version`` starts at 1)."""
@@ -39,6 +47,7 @@ class LatestValue(Generic[T]):
         self._version = 0 if initial is None else 1
         self._lot = trio.lowlevel.ParkingLot()
         self._closed = False
+        self._listeners: dict[int, Callable[[], None]] = {}
 
     @property
     def version(self) -> int:
@@ -61,6 +70,27 @@ class LatestValue(Generic[T]):
         self._version += 1
         if self._lot:
             self._lot.unpark_all()
+        if self._listeners:
+            for listener in tuple(self._listeners.values()):
+                try:
+                    listener()
+                except Exception:  # a consumer's bug must not break the price producer
+                    _log.exception("LatestValue listener failed")
+
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after every ``set``; returns a function that removes it.
+
+        Removing twice is harmless. Listeners run in registration order.
+        """
+        key = id(listener) ^ len(self._listeners) << 1
+        while key in self._listeners:
+            key += 1
+        self._listeners[key] = listener
+
+        def remove() -> None:
+            self._listeners.pop(key, None)
+
+        return remove
 
     def close(self) -> None:
         """No more values: wake waiters so they can finish (idempotent)."""
