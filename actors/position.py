@@ -313,6 +313,9 @@ class PositionActor(Actor[PositionMessage]):
         self._last_position_ts: datetime | None = None
         self._last_snapshot_s = -1e18
         self._snapshot_wm: Decimal | None = None
+        self._verified_journaled_at: datetime | None = None
+        self._verified_journaled_price: Decimal | None = None
+        self._quiet_verifications = 0
         self.replacing_stop = False  # make-before-break in progress (two stops on the venue)
         self._finished = False
 
@@ -1545,6 +1548,36 @@ class PositionActor(Actor[PositionMessage]):
 
     # --- protection --------------------------------------------------------------------
 
+    def _journal_verified(self, reason: str) -> None:
+        """Journal a verification that found the stop in place.
+
+        Every non-periodic verification, and every one that finds a different stop than the
+        last journaled one, is journaled at once. Quiet periodic checks (same stop) are
+        counted and journaled at most every ``protection.verified_journal_interval_s``, so
+        the journal keeps the evidence (``quiet_checks``) without one row per 30 s per
+        position.
+        """
+        now = self._clock.now()
+        last = self._verified_journaled_at
+        if (
+            reason == "periodic"
+            and last is not None
+            and self._stop_price == self._verified_journaled_price
+            and (now - last).total_seconds() < self._s.protection.verified_journal_interval_s
+        ):
+            self._quiet_verifications += 1
+            return
+        self._ev(
+            EventType.PROTECTION_VERIFIED,
+            Severity.DEBUG,
+            stop_price=self._stop_price,
+            reason=reason,
+            quiet_checks=self._quiet_verifications,
+        )
+        self._verified_journaled_at = now
+        self._verified_journaled_price = self._stop_price
+        self._quiet_verifications = 0
+
     async def _verify(self, reason: str) -> None:
         if self.lifecycle not in (Lifecycle.ACTIVE, Lifecycle.FAILED) or self._entry_price is None:
             return
@@ -1574,12 +1607,7 @@ class PositionActor(Actor[PositionMessage]):
         if d.action is RepairAction.OK:
             self._stop = stops[0]
             self._stop_price = stops[0].trigger_price
-            self._ev(
-                EventType.PROTECTION_VERIFIED,
-                Severity.DEBUG,
-                stop_price=self._stop_price,
-                reason=reason,
-            )
+            self._journal_verified(reason)
             if self._trailing.water_mark != self._snapshot_wm:
                 await self._snapshot(durable=False)
             return

@@ -195,12 +195,15 @@ class ProtectionConfig:
         breach_action: mark already through the stop level: ``"tighten"`` (stop at mark ∓
             ``breach_tighten_pct``) or ``"close"`` (reduce-only market).
         breach_tighten_pct: distance from the mark of a breach stop, percent; 0.5.
+        verified_journal_interval_s: an unchanged periodic verification is journaled at most
+            this often (with the count of quiet checks in between); 600.
     """
 
     verify_interval_s: float = 30.0
     emergency_pct: Decimal = Decimal("3")
     breach_action: Literal["tighten", "close"] = "tighten"
     breach_tighten_pct: Decimal = Decimal("0.5")
+    verified_journal_interval_s: float = 600.0
 
 
 @attrs.frozen
@@ -786,6 +789,11 @@ def _range_problems(cfg: Config) -> list[tuple[str, str]]:
     )
     pr = cfg.protection
     check(pr.verify_interval_s > 0, "protection.verify_interval_s", "must be > 0")
+    check(
+        pr.verified_journal_interval_s >= 0,
+        "protection.verified_journal_interval_s",
+        "must be >= 0",
+    )
     check(zero < pr.emergency_pct < hundred, "protection.emergency_pct", "must be in (0, 100)")
     check(
         zero < pr.breach_tighten_pct < hundred,

@@ -47,12 +47,17 @@ class ProtectionSettings:
         breach_action: ``"tighten"`` (stop at mark ∓ ``breach_tighten_pct``) or ``"close"``
             (reduce-only market close) when the mark is already through the stop level.
         breach_tighten_pct: distance from the mark of a breach stop, percent; default 0.5.
+        verified_journal_interval_s: a periodic verification that finds the same stop as
+            the last journaled one is journaled at most this often (the journaled event
+            counts the quiet checks in between); any other verification — a changed stop,
+            a repair, a stream gap, a recovery — is journaled at once; default 600.
     """
 
     verify_interval_s: float = 30.0
     emergency_pct: Decimal = Decimal("3")
     breach_action: str = attrs.field(default="tighten")
     breach_tighten_pct: Decimal = Decimal("0.5")
+    verified_journal_interval_s: float = 600.0
 
     @breach_action.validator
     def _check_breach(self, _a: object, value: str) -> None:
@@ -64,6 +69,8 @@ class ProtectionSettings:
     def __attrs_post_init__(self) -> None:
         if self.verify_interval_s <= 0:
             raise ValueError("protection.verify_interval_s must be > 0")
+        if self.verified_journal_interval_s < 0:
+            raise ValueError("protection.verified_journal_interval_s must be >= 0")
         if not Decimal(0) < self.emergency_pct < Decimal(100):
             raise ValueError("protection.emergency_pct must be in (0, 100)")
         if not Decimal(0) < self.breach_tighten_pct < Decimal(100):
