@@ -627,19 +627,8 @@ class PositionActor(Actor[PositionMessage]):
                 self._ev(
                     EventType.ENTRY_OUTCOME_UNKNOWN, Severity.WARNING, self._entry_cid, error=exc
                 )
-            try:
-                order = await self._query_order(self._entry_cid)
-            except VenueError as qexc:
-                await self._fail_unknown_entry(qexc)
-                return
-            self._ev(
-                EventType.ENTRY_RESOLVED,
-                cid=self._entry_cid,
-                found=order is not None,
-                status=None if order is None else order.status,
-            )
+            order = await self._resolve_entry()
             if order is None:
-                await self._rollback("entry_not_placed")
                 return
         except (RejectedError, TransientError) as exc:
             self._ev(
@@ -1777,6 +1766,30 @@ class PositionActor(Actor[PositionMessage]):
         if st.status is OrderStatus.FILLED:
             await self._check_external_close("aged_exit")
 
+    async def _resolve_entry(self, **context: Any) -> OrderState | None:
+        """Resolve an entry of unknown outcome by looking its client order id up.
+
+        Journals ENTRY_RESOLVED. Returns the venue's order, or None after having ended the
+        position: rolled back when the venue has no such order (nothing was placed), failed
+        (with its alert) when every lookup failed. Never submits a second entry
+        (DESIGN.md invariant 4).
+        """
+        try:
+            order = await self._query_order(self._entry_cid)
+        except VenueError as exc:
+            await self._fail_unknown_entry(exc)
+            return None
+        self._ev(
+            EventType.ENTRY_RESOLVED,
+            cid=self._entry_cid,
+            found=order is not None,
+            status=None if order is None else order.status,
+            **context,
+        )
+        if order is None:
+            await self._rollback("entry_not_placed")
+        return order
+
     # --- recovery ----------------------------------------------------------------------
 
     async def _recover(self) -> None:
@@ -1787,19 +1800,8 @@ class PositionActor(Actor[PositionMessage]):
         if self.lifecycle is Lifecycle.OPENING:
             # crashed inside the open protocol: the intent was journaled, the entry may or
             # may not exist; resolve by client id, never submit a second entry
-            try:
-                order = await self._query_order(self._entry_cid)
-            except VenueError as exc:
-                await self._fail_unknown_entry(exc)
-                return
-            self._ev(
-                EventType.ENTRY_RESOLVED,
-                cid=self._entry_cid,
-                found=order is not None,
-                after="restart",
-            )
+            order = await self._resolve_entry(after="restart")
             if order is None:
-                await self._rollback("entry_not_placed")
                 return
             # a stop placed before the crash (early protection of a partial fill, or the
             # attached one) is adopted instead of placing a second one
