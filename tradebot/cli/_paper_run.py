@@ -434,6 +434,21 @@ async def _drive(
     state.equity.append((end_ts, engine.wallet().equity_usdt))
 
 
+def _stop_autojump_spin() -> None:
+    """Let the trio loop sleep while the journal drains on its writer thread.
+
+    With ``MockClock(autojump_threshold=0)`` an idle loop never blocks: while the only work
+    left is the journal's writer thread, trio polls with a zero timeout in a busy loop
+    (holding the GIL against that very thread; ~0.9 s of a 5 s 24 h replay). Every actor
+    has stopped by now, so virtual time no longer decides anything: a threshold of 50 ms
+    of real idleness keeps autojump working (a trio deadline still fires) without the spin.
+    The thread's completion wakes the loop at once, so no latency is added.
+    """
+    trio_clock = trio.lowlevel.current_clock()
+    if isinstance(trio_clock, trio.testing.MockClock) and trio_clock.autojump_threshold == 0:
+        trio_clock.autojump_threshold = 0.05
+
+
 async def _run_tree(
     opts: PaperRunOptions,
     replay: KlineReplay,
@@ -615,6 +630,7 @@ async def _run_tree(
             nursery.cancel_scope.cancel()
         journal.emit(Event(EventType.BOT_STOPPED, clock.now(), {"reason": "replay finished"}))
         state.sim_s = replay.duration_s
+        _stop_autojump_spin()
     # the journal has drained (its context exited): what it handed to the database
     if stats is not None:
         state.journal_emitted = int(getattr(stats, "emitted", -1))
