@@ -185,6 +185,10 @@ class InvariantMonitor:
                 self._open_by_symbol[key[0]] = self._open_by_symbol.get(key[0], 0) + 1
                 self._positions_seen += 1
             self._check(ts, now, key, life, stops_of(*key), mark_of(pos.symbol))
+        if symbol is not None and self._open_by_symbol.get(symbol, 0) == sum(
+            1 for k in seen if k[0] == symbol
+        ):
+            return  # every tracked side of ``symbol`` is still open: nothing closed
         for key in [k for k in self._lives if k not in seen and (symbol is None or k[0] == symbol)]:
             self._close(ts, now, key)
 

@@ -1345,8 +1345,18 @@ class PaperEngine:
         self._pending.append(PositionUpdate(position=self._position_state(pos), ts=self._now))
 
     def _match(self, symbol: str, mark: Decimal) -> None:
-        inst = self._instruments[symbol]
         live = self._live.get(symbol, [])
+        if not live:
+            # Fast path (most marks): no order of this symbol and no open side means no
+            # step below can act (each needs a live order or a non-flat position).
+            positions = self._positions
+            long_pos = positions.get((symbol, PositionSide.LONG))
+            short_pos = positions.get((symbol, PositionSide.SHORT))
+            if (long_pos is None or long_pos.qty == 0) and (
+                short_pos is None or short_pos.qty == 0
+            ):
+                return
+        inst = self._instruments[symbol]
         # 1. remainders of partially filled market orders.
         for o in [o for o in live if o.remainder_pending]:
             if o.status.is_live:
