@@ -30,6 +30,7 @@ the position is never without a live stop.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -152,6 +153,16 @@ class VerifyProtection:
 @attrs.frozen
 class AgeTick:
     """Re-evaluate the aged-exit schedule."""
+
+
+@attrs.frozen
+class _ManageTick:
+    """Timer (internal): the periodic stop verification with the aged-exit clock folded in.
+
+    Used when ``execution.age_tick_s`` is a whole multiple of
+    ``protection.verify_interval_s`` (the defaults: 60 s and 30 s): one timer task and one
+    message per verification instead of two timers that fire together anyway.
+    """
 
 
 @attrs.frozen
@@ -304,6 +315,9 @@ class PositionActor(Actor[PositionMessage]):
         self._aged_cid = ""
         self._aged_price: Decimal | None = None
         self._aged_started = False
+        # folded aged-exit clock (see _ManageTick): trio time of its start, next tick number
+        self._age_start = 0.0
+        self._age_n = 1
         self._close_reason = ""
         # volatile
         self._mark: Decimal | None = None
@@ -355,6 +369,14 @@ class PositionActor(Actor[PositionMessage]):
             return None
         if isinstance(message, AgeTick):
             await self._on_age_tick()
+            return None
+        if isinstance(message, _ManageTick):
+            await self._verify("periodic")
+            age_s = self._s.execution.age_tick_s
+            now = trio.current_time()
+            if now >= self._age_start + self._age_n * age_s:
+                self._age_n = math.floor((now - self._age_start) / age_s) + 1
+                await self._on_age_tick()
             return None
         if isinstance(message, Close):
             await self._close(message.reason)
@@ -1247,8 +1269,18 @@ class PositionActor(Actor[PositionMessage]):
 
     def _start_management(self) -> None:
         self.nursery.start_soon(self._watch_marks)
-        self.timers.every("verify", self._s.protection.verify_interval_s, VerifyProtection())
-        self.timers.every("age", self._s.execution.age_tick_s, AgeTick())
+        verify_s = self._s.protection.verify_interval_s
+        age_s = self._s.execution.age_tick_s
+        ratio = age_s / verify_s
+        if ratio >= 1 and ratio == int(ratio):
+            # one timer: every verification also runs the aged-exit tick once it is due
+            # (due times start + n * age_tick_s, the same as an own "age" timer's)
+            self._age_start = trio.current_time()
+            self._age_n = 1
+            self.timers.every("verify", verify_s, _ManageTick())
+        else:
+            self.timers.every("verify", verify_s, VerifyProtection())
+            self.timers.every("age", age_s, AgeTick())
         if self._marks.get() is not None:
             self._post_mark()
 

@@ -16,7 +16,13 @@ from actors.runtime import SupervisionEventKind
 from tests._position_support import paper_world, supervised
 from tradebot.domain import Instrument, PositionSide
 from tradebot.events import EventType
-from tradebot.policies import PositionSettings, TakeProfitSettings, TrailingPhase, TrailingSettings
+from tradebot.policies import (
+    ExecutionSettings,
+    PositionSettings,
+    TakeProfitSettings,
+    TrailingPhase,
+    TrailingSettings,
+)
 from tradebot.ports import ReduceRequest
 
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
@@ -155,14 +161,18 @@ COARSE = Instrument(
 )
 
 
+@pytest.mark.parametrize("age_tick_s", [60.0, 45.0])  # folded into the verify timer / own timer
 @pytest.mark.parametrize("profile", PROFILES)
-async def test_aged_exit_on_coarse_tick_never_zero(profile: str, autojump_clock: MockClock) -> None:
+async def test_aged_exit_on_coarse_tick_never_zero(
+    profile: str, age_tick_s: float, autojump_clock: MockClock
+) -> None:
+    settings = PositionSettings(execution=ExecutionSettings(age_tick_s=age_tick_s))
     with trio.fail_after(40 * 3600):  # virtual seconds
         async with (
             paper_world(
                 profile, instruments={"TINYUSDT": COARSE}, marks={"TINYUSDT": "0.0003"}
             ) as w,
-            supervised(w) as (sup, _),
+            supervised(w, settings) as (sup, _),
         ):
             w.engine.set_leverage("TINYUSDT", 1)  # keep liquidation far away on this tick
             assert (await sup.open_position(w.request("TINYUSDT", LONG, "100000", "0.0003"))).opened
