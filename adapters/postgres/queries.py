@@ -79,7 +79,7 @@ class StoredEvent:
         )
 
 
-def _rows(dsn: str, query: str, params: Sequence[Any]) -> list[StoredEvent]:
+def _rows(dsn: str, query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[StoredEvent]:
     with connect(dsn, application_name="tradebot-cli") as conn:
         return [
             StoredEvent(r[0], r[1], int(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
@@ -89,13 +89,16 @@ def _rows(dsn: str, query: str, params: Sequence[Any]) -> list[StoredEvent]:
 
 def events_for_position(dsn: str, position_id: str) -> list[StoredEvent]:
     """Every event of one position in order (``ts``, then insertion order): its whole life,
-    including events about its orders (matched by ``client_order_id`` prefix ``tb-<id>-``)."""
+    including events about its orders (matched by ``client_order_id`` prefix ``tb-<id>-``)
+    and signal/wave events whose data names it (``data.position_id``, e.g. the
+    ``signal.taken`` that opened it)."""
     return _rows(
         dsn,
         f"""SELECT {_COLUMNS} FROM events
-            WHERE position_id = %s OR client_order_id LIKE %s
+            WHERE position_id = %(p)s OR client_order_id LIKE %(like)s
+               OR data->>'position_id' = %(p)s
             ORDER BY ts, seq""",
-        (position_id, f"tb-{position_id}-%"),
+        {"p": position_id, "like": f"tb-{position_id}-%"},
     )
 
 

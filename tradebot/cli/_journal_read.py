@@ -97,9 +97,9 @@ def _connect(dsn: str) -> Any:
 
 def event_counts(dsn: str) -> dict[str, int]:
     """``events.type`` → count over the whole journal."""
-    with _connect(dsn) as conn:
-        rows = conn.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall()
-    return {str(t): int(n) for t, n in rows}
+    from adapters.postgres.queries import event_counts as counts
+
+    return counts(dsn)
 
 
 def close_reasons(dsn: str) -> dict[str, int]:
@@ -137,32 +137,24 @@ def position_row(dsn: str, position_id: str) -> dict[str, Any] | None:
 
 
 def position_timeline(dsn: str, position_id: str) -> list[dict[str, Any]]:
-    """Every journal event of one position in order (ts, then insertion order).
+    """Every journal event of one position in order, as dicts (see
+    :func:`adapters.postgres.queries.events_for_position` for what belongs to a position)."""
+    from adapters.postgres.queries import events_for_position
 
-    Includes events tagged with the position id, events about its orders (client order ids
-    ``tb-<position_id>-…``) and signal/wave events whose data names the position
-    (``data.position_id``), e.g. the ``signal.taken`` that opened it.
-    """
-    cols = (
-        "ts",
-        "seq",
-        "type",
-        "severity",
-        "position_id",
-        "client_order_id",
-        "symbol",
-        "correlation_id",
-        "data",
-    )
-    with _connect(dsn) as conn:
-        rows = conn.execute(
-            f"SELECT {', '.join(cols)} FROM events "
-            "WHERE position_id = %(p)s OR client_order_id LIKE %(like)s "
-            "   OR data->>'position_id' = %(p)s "
-            "ORDER BY ts, seq",
-            {"p": position_id, "like": f"tb-{position_id}-%"},
-        ).fetchall()
-    return [_row_dict(cols, r) for r in rows]
+    return [
+        {
+            "ts": e.ts,
+            "seq": e.seq,
+            "type": e.type,
+            "severity": e.severity,
+            "position_id": e.position_id,
+            "client_order_id": e.client_order_id,
+            "symbol": e.symbol,
+            "correlation_id": e.correlation_id,
+            "data": e.data,
+        }
+        for e in events_for_position(dsn, position_id)
+    ]
 
 
 def positions_by_exit(dsn: str, limit: int = 5) -> dict[str, list[str]]:
