@@ -1010,23 +1010,9 @@ class PositionActor(Actor[PositionMessage]):
                     self._s.execution.stop_attempts,
                 )
             except WouldTriggerImmediately as exc:
-                self._ev(
-                    EventType.STOP_REJECTED,
-                    Severity.WARNING,
-                    reason="would_trigger_immediately",
-                    error=exc,
-                    stop_price=new_price,
-                )
-                return False
+                return self._stop_rejected("would_trigger_immediately", exc, new_price)
             except VenueError as exc:
-                self._ev(
-                    EventType.STOP_REJECTED,
-                    Severity.ERROR,
-                    reason="amend_failed",
-                    error=exc,
-                    stop_price=new_price,
-                )
-                return False
+                return self._stop_rejected("amend_failed", exc, new_price, Severity.ERROR)
             self._stop = st
             self._stop_price = st.trigger_price
             await self._ev_durable(
@@ -1043,24 +1029,10 @@ class PositionActor(Actor[PositionMessage]):
             try:
                 st = await self._place_new_stop(new_price, reason)
             except WouldTriggerImmediately as exc:
-                self._ev(
-                    EventType.STOP_REJECTED,
-                    Severity.WARNING,
-                    reason="would_trigger_immediately",
-                    error=exc,
-                    stop_price=new_price,
-                )
-                return False
+                return self._stop_rejected("would_trigger_immediately", exc, new_price)
             except _StopFailed as exc:
-                self._ev(
-                    EventType.STOP_REJECTED,
-                    Severity.ERROR,
-                    reason="replace_failed",
-                    error=str(exc),
-                    stop_price=new_price,
-                )
                 self._stop, self._stop_price = old, old_price
-                return False
+                return self._stop_rejected("replace_failed", exc, new_price, Severity.ERROR)
             if old is not None and (
                 old.client_order_id != st.client_order_id or old.venue_order_id != st.venue_order_id
             ):
@@ -1568,6 +1540,24 @@ class PositionActor(Actor[PositionMessage]):
         await self._finish_closed(reason)
 
     # --- protection --------------------------------------------------------------------
+
+    def _stop_rejected(
+        self,
+        reason: str,
+        exc: Exception,
+        stop_price: Decimal,
+        severity: Severity = Severity.WARNING,
+    ) -> bool:
+        """Journal a stop move the venue refused (the old stop stays in force); False."""
+        self._ev(
+            EventType.STOP_REJECTED,
+            severity,
+            reason=reason,
+            error=exc,
+            code=getattr(exc, "code", ""),
+            stop_price=stop_price,
+        )
+        return False
 
     def _journal_verified(self, reason: str) -> None:
         """Journal a verification that found the stop in place.
