@@ -118,8 +118,9 @@ async def test_position_actor_events_project_cleanly(
     assert journal.stats.projection_skipped == 0, journal.stats.projection_skip_reasons
     pid = next(e.position_id for e in events if e.position_id)
     with psycopg.connect(fresh_db_dsn) as conn:
-        status, qty, entry, stop, exit_price, side = conn.execute(
-            """SELECT status::text, qty, entry_price, stop_price, exit_price, position_side::text
+        status, qty, entry, stop, exit_price, side, pnl = conn.execute(
+            """SELECT status::text, qty, entry_price, stop_price, exit_price, position_side::text,
+                      realized_pnl_usdt
                FROM positions WHERE position_id = %s""",
             (pid,),
         ).fetchone()  # type: ignore[misc]
@@ -136,11 +137,14 @@ async def test_position_actor_events_project_cleanly(
         bought = sum(q for s, q, _ in fills if s != exit_side)
         sold = sum(q for s, q, _ in fills if s == exit_side)
         assert bought == qty
-        if not name.startswith("aged"):
-            # every execution recorded: in == out. (The aged market close's fill is not
-            # journaled as a FILL by the PositionActor today — reported, not asserted.)
-            assert sold == qty
-            assert exit_price == sum(q * p for s, q, p in fills if s == exit_side) / sold
+        # every execution recorded (the AccountRouter journals each fill): in == out
+        assert sold == qty
+        exit_notional = sum(q * p for s, q, p in fills if s == exit_side)
+        assert exit_price == exit_notional / sold
+        assert exit_price.as_tuple().exponent >= -12  # trimmed, not numeric's 20-digit scale
+        # realized PnL against the entry, before fees (fees are in fees_usdt)
+        expected = exit_notional - entry * sold if side == "LONG" else entry * sold - exit_notional
+        assert pnl == expected
         assert "ENTRY" in roles
         if name.startswith("trail"):
             assert "STOP" in roles

@@ -48,7 +48,8 @@ STOP_CANCELLED → CANCELED; ORDER_REJECTED / ENTRY_REJECTED / STOP_REJECTED →
     required: (none) — without E:client_order_id the event concerns no order row (no-op)
     optional: E:client_order_id, status, venue_order_id, venue_algo_id
 FILL → ``fills`` row (+ order filled_qty / avg_fill_price / status; position fees_usdt and
-    exit_price = average price of the exit-side fills)
+    exit_price = average price of the exit-side fills; realized_pnl_usdt = their PnL against
+    the entry price, before fees — fees accumulate in fees_usdt)
     required: qty, price
     optional: E:client_order_id, trade_id (default: the event id — one FILL event = one
               execution), side, fee_usdt, is_maker, E:position_id, reason, position_side.
@@ -810,7 +811,8 @@ def _fill(cur: Cursor, ev: ProjectableEvent) -> None:
     if cur.rowcount == 0:
         return  # the same trade id was already recorded
     cur.execute(
-        """WITH agg AS (SELECT sum(qty) AS q, sum(qty * price) / sum(qty) AS p, sum(fee_usdt) AS f
+        """WITH agg AS (SELECT sum(qty) AS q, trim_scale(sum(qty * price) / sum(qty)) AS p,
+                               sum(fee_usdt) AS f
                         FROM fills WHERE client_order_id = %s)
            UPDATE orders o SET filled_qty = agg.q, avg_fill_price = agg.p,
                   status = CASE WHEN o.qty IS NULL OR agg.q >= o.qty THEN 'FILLED'
@@ -819,8 +821,12 @@ def _fill(cur: Cursor, ev: ProjectableEvent) -> None:
         (cid, cid),
     )
     cur.execute(
-        """UPDATE positions p SET exit_price = x.avg_price
-           FROM (SELECT f.position_id, sum(f.qty * f.price) / sum(f.qty) AS avg_price
+        """UPDATE positions p SET exit_price = x.avg_price,
+                  realized_pnl_usdt = CASE WHEN p.entry_price IS NULL THEN p.realized_pnl_usdt
+                      WHEN p.position_side = 'LONG' THEN x.notional - p.entry_price * x.qty
+                      ELSE p.entry_price * x.qty - x.notional END
+           FROM (SELECT f.position_id, trim_scale(sum(f.qty * f.price) / sum(f.qty)) AS avg_price,
+                        sum(f.qty * f.price) AS notional, sum(f.qty) AS qty
                  FROM fills f JOIN positions q ON q.position_id = f.position_id
                  WHERE f.position_id = (SELECT position_id FROM orders WHERE client_order_id = %s)
                    AND f.side = CASE q.position_side WHEN 'LONG' THEN 'SELL' ELSE 'BUY' END::order_side
