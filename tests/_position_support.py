@@ -4,7 +4,7 @@ the routers, and helpers to feed marks and inspect the venue."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +13,7 @@ import attrs
 import trio
 import trio.lowlevel
 
+from actors.account import open_account
 from actors.position import OpenTicket, PositionActor
 from actors.position_supervisor import PositionSupervisor
 from actors.routers import AccountRouter, MarketRouter
@@ -20,7 +21,6 @@ from actors.runtime import (
     Address,
     RestartPolicy,
     SupervisionEvent,
-    open_dynamic_supervisor,
     run_actor,
 )
 from adapters.paper import (
@@ -35,7 +35,7 @@ from tradebot.clock import TrioClock
 from tradebot.domain import Instrument, PositionSide
 from tradebot.events import MemoryJournal
 from tradebot.ids import position_id_for
-from tradebot.policies import PositionSettings
+from tradebot.policies import PositionSettings, TrailingDecision
 from tradebot.ports import MarkPrice, OpenRequest, StopState
 
 T0 = datetime(2025, 5, 20, 0, 0, tzinfo=UTC)
@@ -145,22 +145,25 @@ async def paper_world(
 
 @asynccontextmanager
 async def supervised(
-    w: World, settings: PositionSettings | None = None, **kw: object
+    w: World,
+    settings: PositionSettings | None = None,
+    *,
+    on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None,
 ) -> AsyncIterator[tuple[PositionSupervisor, list[SupervisionEvent]]]:
-    """A PositionSupervisor over ``w`` (restart backoff 0.5 s, no jitter)."""
+    """The account tree (``open_account``, no waves) over ``w``'s venue and routers: its
+    PositionSupervisor and the supervision events (restart backoff 0.5 s, no jitter)."""
     events: list[SupervisionEvent] = []
     policy = RestartPolicy(max_restarts=5, window_s=60, backoff_initial_s=0.5, jitter=0.0)
-    async with open_dynamic_supervisor(policy, events.append, name="positions") as dyn:
-        sup = PositionSupervisor(
-            supervisor=dyn,
-            port=w.venue,
-            journal=w.journal,
-            clock=w.clock,
-            market=w.market,
-            account=w.account,
-            instruments=w.instruments,
-            settings=settings,
-            **kw,
-        )  # type: ignore[arg-type]
-        yield sup, events
-        await dyn.stop(5.0)
+    async with open_account(
+        port=w.venue,
+        journal=w.journal,
+        clock=w.clock,
+        instruments=w.instruments,
+        settings=settings,
+        policy=policy,
+        sink=events.append,
+        on_decision=on_decision,
+        market=w.market,
+        account_router=w.account,
+    ) as account:
+        yield account.positions, events

@@ -11,10 +11,9 @@ from decimal import Decimal
 import trio
 from _bybit_support import D, bybit_env
 
+from actors.account import open_account
 from actors.position import Close
-from actors.position_supervisor import PositionSupervisor
-from actors.routers import AccountRouter, MarketRouter
-from actors.runtime import RestartPolicy, SupervisionEvent, open_dynamic_supervisor
+from actors.runtime import RestartPolicy, SupervisionEvent
 from adapters.paper import EngineStep
 from tradebot.clock import WallClock
 from tradebot.domain import PositionSide
@@ -51,75 +50,66 @@ async def test_position_actor_opens_trails_and_closes_through_the_bybit_adapter(
 
             sb.engine.add_listener(monitor)
             await venue.sync_time()
-            await venue.setup_account({"BTCUSDT": 5})
             instruments = await venue.instruments()
-            account = AccountRouter(journal, clock)
-            market = MarketRouter(on_gap=account)
             events: list[SupervisionEvent] = []
-            async with trio.open_nursery() as streams:
-                streams.start_soon(venue.run_market_stream, ["BTCUSDT"], market.emit)
-                streams.start_soon(venue.run_account_stream, account.emit)
+            policy = RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.1, jitter=0.0)
+            async with open_account(
+                port=venue,
+                journal=journal,
+                clock=clock,
+                instruments=instruments,
+                leverage={"BTCUSDT": 5},
+                market_symbols=["BTCUSDT"],
+                policy=policy,
+                sink=events.append,
+            ) as acct:
+                market, sup = acct.market, acct.positions
                 await _until(lambda: market.latest("BTCUSDT") == D("100000"))
                 await _until(
                     lambda: sb.subscriptions("private") == [{"order", "execution", "position"}]
                 )
-                policy = RestartPolicy(
-                    max_restarts=3, window_s=60, backoff_initial_s=0.1, jitter=0.0
+                req = OpenRequest(
+                    position_id=position_id_for("bybit-sandbox", "BTCUSDT", LONG, T0),
+                    symbol="BTCUSDT",
+                    position_side=LONG,
+                    qty=D("0.010"),
+                    reference_price=D("100000"),
+                    signal_id="sig-1",
+                    wave_ts=T0,
                 )
-                async with open_dynamic_supervisor(policy, events.append, name="positions") as dyn:
-                    sup = PositionSupervisor(
-                        supervisor=dyn,
-                        port=venue,
-                        journal=journal,
-                        clock=clock,
-                        market=market,
-                        account=account,
-                        instruments=instruments,
-                    )
-                    req = OpenRequest(
-                        position_id=position_id_for("bybit-sandbox", "BTCUSDT", LONG, T0),
-                        symbol="BTCUSDT",
-                        position_side=LONG,
-                        qty=D("0.010"),
-                        reference_price=D("100000"),
-                        signal_id="sig-1",
-                        wave_ts=T0,
-                    )
-                    outcome = await sup.open_position(req)
-                    assert outcome.opened, outcome
-                    pos = sb.engine.position("BTCUSDT", LONG)
-                    assert (pos.qty, pos.stop_price) == (D("0.010"), D("98000.0"))
-                    stops = [pos.stop_price]
-                    # trail: each new high moves the stop by >= 1% (sent at once)
-                    for mark in ("101600", "103000", "105000"):
-                        sb.set_mark("BTCUSDT", D(mark))
-                        await _until(
-                            lambda m=D(mark): (
-                                sb.engine.position(  # type: ignore[misc]
-                                    "BTCUSDT", LONG
-                                ).stop_price
-                                == m * D("0.995")
-                            )
+                outcome = await sup.open_position(req)
+                assert outcome.opened, outcome
+                pos = sb.engine.position("BTCUSDT", LONG)
+                assert (pos.qty, pos.stop_price) == (D("0.010"), D("98000.0"))
+                stops = [pos.stop_price]
+                # trail: each new high moves the stop by >= 1% (sent at once)
+                for mark in ("101600", "103000", "105000"):
+                    sb.set_mark("BTCUSDT", D(mark))
+                    await _until(
+                        lambda m=D(mark): (
+                            sb.engine.position(  # type: ignore[misc]
+                                "BTCUSDT", LONG
+                            ).stop_price
+                            == m * D("0.995")
                         )
-                        stops.append(sb.engine.position("BTCUSDT", LONG).stop_price)
-                    assert stops == sorted(stops) and len(set(stops)) == 4
-                    # a dropped stream → reconnect → StreamGap → the actor re-verifies its stop
-                    for which in ("private", "public"):
-                        seen = len(journal.of_type(EventType.PROTECTION_VERIFIED))
-                        assert await sb.drop_stream_connections(which) == 1
-                        await _until(
-                            lambda n=seen: len(journal.of_type(EventType.PROTECTION_VERIFIED)) > n
-                        )
-                        last = journal.of_type(EventType.PROTECTION_VERIFIED)[-1]
-                        assert last.data["reason"] == "stream_gap"
-                        assert last.data["stop_price"] == stops[-1]
-                    addr = sup.address("BTCUSDT", LONG)
-                    assert addr is not None
-                    await addr.ask(Close("test_done"), 10)
-                    await _until(lambda: sb.engine.position("BTCUSDT", LONG).qty == 0)
-                    await _until(lambda: sup.open_count() == 0)
-                    await dyn.stop(5.0)
-                streams.cancel_scope.cancel()
+                    )
+                    stops.append(sb.engine.position("BTCUSDT", LONG).stop_price)
+                assert stops == sorted(stops) and len(set(stops)) == 4
+                # a dropped stream → reconnect → StreamGap → the actor re-verifies its stop
+                for which in ("private", "public"):
+                    seen = len(journal.of_type(EventType.PROTECTION_VERIFIED))
+                    assert await sb.drop_stream_connections(which) == 1
+                    await _until(
+                        lambda n=seen: len(journal.of_type(EventType.PROTECTION_VERIFIED)) > n
+                    )
+                    last = journal.of_type(EventType.PROTECTION_VERIFIED)[-1]
+                    assert last.data["reason"] == "stream_gap"
+                    assert last.data["stop_price"] == stops[-1]
+                addr = sup.address("BTCUSDT", LONG)
+                assert addr is not None
+                await addr.ask(Close("test_done"), 10)
+                await _until(lambda: sb.engine.position("BTCUSDT", LONG).qty == 0)
+                await _until(lambda: sup.open_count() == 0)
 
     assert steps["n"] > 5 and unprotected == []  # zero unprotected time
     trading_stop = sb.requests_to("/v5/position/trading-stop")
@@ -152,43 +142,32 @@ async def test_entry_reply_lost_after_acceptance_is_resolved_by_order_link_id() 
     with trio.fail_after(40):
         async with bybit_env(journal=journal, marks={"ETHUSDT": D("2500")}) as (sb, venue):
             instruments = await venue.instruments()
-            account = AccountRouter(journal, clock)
-            market = MarketRouter(on_gap=account)
-            async with trio.open_nursery() as streams:
-                streams.start_soon(venue.run_market_stream, ["ETHUSDT"], market.emit)
-                streams.start_soon(venue.run_account_stream, account.emit)
+            policy = RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.1, jitter=0.0)
+            async with open_account(
+                port=venue,
+                journal=journal,
+                clock=clock,
+                instruments=instruments,
+                market_symbols=["ETHUSDT"],
+                policy=policy,
+                sink=lambda _: None,
+            ) as acct:
+                market, sup = acct.market, acct.positions
                 await _until(lambda: market.latest("ETHUSDT") == D("2500"))
-                policy = RestartPolicy(
-                    max_restarts=3, window_s=60, backoff_initial_s=0.1, jitter=0.0
+                sb.inject("/v5/order/create", drop="after")
+                req = OpenRequest(
+                    position_id=position_id_for("bybit-sandbox", "ETHUSDT", PositionSide.SHORT, T0),
+                    symbol="ETHUSDT",
+                    position_side=PositionSide.SHORT,
+                    qty=D("0.100"),
+                    reference_price=D("2500"),
+                    signal_id="sig-2",
+                    wave_ts=T0,
                 )
-                async with open_dynamic_supervisor(policy, lambda _: None, name="positions") as dyn:
-                    sup = PositionSupervisor(
-                        supervisor=dyn,
-                        port=venue,
-                        journal=journal,
-                        clock=clock,
-                        market=market,
-                        account=account,
-                        instruments=instruments,
-                    )
-                    sb.inject("/v5/order/create", drop="after")
-                    req = OpenRequest(
-                        position_id=position_id_for(
-                            "bybit-sandbox", "ETHUSDT", PositionSide.SHORT, T0
-                        ),
-                        symbol="ETHUSDT",
-                        position_side=PositionSide.SHORT,
-                        qty=D("0.100"),
-                        reference_price=D("2500"),
-                        signal_id="sig-2",
-                        wave_ts=T0,
-                    )
-                    outcome = await sup.open_position(req)
-                    assert outcome.opened, outcome
-                    pos = sb.engine.position("ETHUSDT", PositionSide.SHORT)
-                    assert (pos.qty, pos.stop_price) == (D("0.100"), D("2550.00"))
-                    await dyn.stop(5.0)
-                streams.cancel_scope.cancel()
+                outcome = await sup.open_position(req)
+                assert outcome.opened, outcome
+                pos = sb.engine.position("ETHUSDT", PositionSide.SHORT)
+                assert (pos.qty, pos.stop_price) == (D("0.100"), D("2550.00"))
     entries = [
         r for r in sb.requests_to("/v5/order/create") if r.params["orderLinkId"].endswith("-E0")
     ]

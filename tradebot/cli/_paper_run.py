@@ -459,11 +459,8 @@ async def _run_tree(
     engine_box: list[PaperEngine],
     stream: TextIO,
 ) -> None:
-    from actors.position_supervisor import PositionSupervisor
-    from actors.routers import AccountRouter, MarketRouter
-    from actors.runtime import ChildSpec, RestartPolicy, open_dynamic_supervisor, supervise
-    from actors.signal_feed import SignalFeed
-    from actors.wave import WaveProcessor
+    from actors.account import open_account
+    from actors.runtime import RestartPolicy
     from adapters.postgres.journal import open_postgres_journal
 
     clock = TrioClock(replay.start)
@@ -508,24 +505,6 @@ async def _run_tree(
             )
 
         engine.add_listener(on_step)
-
-        def sink(ev: Any) -> None:
-            journal.emit(
-                Event(
-                    ev.event_type,
-                    clock.now(),
-                    {
-                        "supervisor": ev.supervisor,
-                        "child": ev.child,
-                        "kind": ev.kind.value,
-                        "attempt": ev.attempt,
-                        "error": ev.error,
-                        "reason": ev.reason,
-                    },
-                    severity=ev.severity,
-                )
-            )
-
         journal.emit(
             Event(
                 EventType.BOT_STARTED,
@@ -542,8 +521,6 @@ async def _run_tree(
                 },
             )
         )
-        account_router = AccountRouter(journal, clock)
-        market_router = MarketRouter(on_gap=account_router)
         stats = getattr(journal, "stats", None)
         prog = _Progress(stream, replay.start_ms, replay.end_ms, opts.progress)
 
@@ -557,77 +534,41 @@ async def _run_tree(
                 int(getattr(stats, "emitted", 0)) if stats is not None else 0,
             )
 
-        policy = RestartPolicy()
-        async with trio.open_nursery() as nursery:
-            await venue.setup_account(_leverage(opts.config, replay.symbols))
-            nursery.start_soon(venue.run_account_stream, account_router.emit)
-            async with open_dynamic_supervisor(policy, sink, name="positions") as dyn:
-                positions = PositionSupervisor(
-                    supervisor=dyn,
-                    port=venue,
-                    journal=journal,
-                    clock=clock,
-                    market=market_router,
-                    account=account_router,
-                    instruments=replay.instruments,
-                    settings=pos_settings,
+        _desc, make_source = signals
+        async with open_account(
+            port=venue,
+            journal=journal,
+            clock=clock,
+            instruments=replay.instruments,
+            settings=pos_settings,
+            waves=wave_settings,
+            signal_source=make_source,
+            leverage=_leverage(opts.config, replay.symbols),
+            policy=RestartPolicy(),
+        ) as account:
+            wall0 = time.perf_counter()
+            await _drive(replay, venue, engine, account.market.set_mark, state, progress)
+            state.wall_s = time.perf_counter() - wall0
+            prog.update(
+                replay.end,
+                replay.end_ms,
+                state.ticks,
+                monitor.open_positions(),
+                monitor.positions_seen,
+                int(getattr(stats, "emitted", 0)) if stats is not None else 0,
+                force=True,
+            )
+            prog.done()
+            journal.emit(
+                Event(
+                    EventType.BOT_STOPPING,
+                    clock.now(),
+                    {
+                        "reason": "replay finished",
+                        "open_positions": account.positions.open_count(),
+                    },
                 )
-                account_sup = await nursery.start(
-                    supervise,
-                    [
-                        ChildSpec(
-                            "wave_processor",
-                            lambda: WaveProcessor(
-                                settings=wave_settings,
-                                journal=journal,
-                                reader=journal,
-                                clock=clock,
-                                opener=positions,
-                                instruments=replay.instruments,
-                                price_of=market_router.latest,
-                            ),
-                        )
-                    ],
-                    policy,
-                    sink,
-                )
-                wave_addr = account_sup.address("wave_processor")
-                _desc, make_source = signals
-                signals_sup = await nursery.start(
-                    supervise,
-                    [
-                        ChildSpec(
-                            "signal_feed",
-                            lambda: SignalFeed(make_source(journal, clock), wave_addr),
-                        )
-                    ],
-                    policy,
-                    sink,
-                )
-                wall0 = time.perf_counter()
-                await _drive(replay, venue, engine, market_router.set_mark, state, progress)
-                state.wall_s = time.perf_counter() - wall0
-                prog.update(
-                    replay.end,
-                    replay.end_ms,
-                    state.ticks,
-                    monitor.open_positions(),
-                    monitor.positions_seen,
-                    int(getattr(stats, "emitted", 0)) if stats is not None else 0,
-                    force=True,
-                )
-                prog.done()
-                journal.emit(
-                    Event(
-                        EventType.BOT_STOPPING,
-                        clock.now(),
-                        {"reason": "replay finished", "open_positions": positions.open_count()},
-                    )
-                )
-                await signals_sup.stop(5.0)
-                await account_sup.stop(5.0)
-                await dyn.stop(5.0)
-            nursery.cancel_scope.cancel()
+            )
         journal.emit(Event(EventType.BOT_STOPPED, clock.now(), {"reason": "replay finished"}))
         state.sim_s = replay.duration_s
         _stop_autojump_spin()
