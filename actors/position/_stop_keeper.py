@@ -79,7 +79,7 @@ class StopKeeper:
             stop_price=intended_stop if h._caps.attached_stop else None,
         )
 
-    async def place_entry(self, request: EntryRequest) -> OrderState:
+    async def submit_entry(self, request: EntryRequest) -> OrderState:
         """Submit the market entry; ``request.stop_price`` attaches the stop (only where
         the venue has ``attached_stop``). One call, no retry (the caller retries)."""
         return await self._port.place_entry(request)
