@@ -6,15 +6,29 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import attrs
 import pytest
 import trio
 import trio.testing
 
-from actors.position import Close, Lifecycle, Query
+from actors.position import (
+    TRANSITIONS,
+    AccountEventMsg,
+    AgeTick,
+    Close,
+    Lifecycle,
+    MarkChanged,
+    Query,
+    VerifyProtection,
+    _lifecycle,
+)
+from actors.position._lifecycle import LifecycleMachine
+from actors.position._messages import MESSAGE_TYPES, _ManageTick
 from adapters.paper import Fault, FaultPlan
 from tests._position_support import paper_world
 from tradebot.domain import OrderRole, PositionSide
-from tradebot.events import EventType
+from tradebot.errors import IllegalTransition
+from tradebot.events import EventType, Severity
 
 LONG = PositionSide.LONG
 PROFILES = ["bybit", "binance"]
@@ -49,10 +63,11 @@ async def test_failed_close_of_a_failed_position_keeps_it_failed(
             assert snap is not None and snap["lifecycle"] == "FAILED"
             # the close was attempted, failed, and said so
             assert w.journal.of_type(EventType.POSITION_CLOSING)
-            assert any(
-                e.data.get("reason") == "close_failed"
-                for e in w.journal.of_type(EventType.ALERT_RAISED)
-            )
+            alerts = w.journal.of_type(EventType.ALERT_RAISED)
+            assert [a.data["reason"] for a in alerts] == ["flatten_failed", "close_failed"]
+            # every alert carries human text (the alerts projection requires `message`)
+            assert all(isinstance(a.data["message"], str) and a.data["message"] for a in alerts)
+            assert "FAILED" in alerts[-1].data["message"]
             # still on its emergency stop, still held
             assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2425.00")]
             assert w.qty("ETHUSDT", LONG) == D("0.100")
@@ -80,3 +95,99 @@ async def test_failed_close_of_an_active_position_keeps_it_active(
             assert snap is not None and snap["lifecycle"] == "ACTIVE"
             assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2450.00")]
             assert w.qty("ETHUSDT", LONG) == D("0.100")
+
+
+# --- the transition table ------------------------------------------------------------------
+
+ALL = list(Lifecycle)
+
+
+def test_failed_leaves_only_to_closed_and_final_states_have_no_exit() -> None:
+    assert {to for frm, to in TRANSITIONS if frm is Lifecycle.FAILED} == {Lifecycle.CLOSED}
+    assert not [t for t in TRANSITIONS if t[0] in (Lifecycle.CLOSED, Lifecycle.ROLLED_BACK)]
+    assert not [t for t in TRANSITIONS if t[0] is t[1]]  # staying is not a transition
+
+
+@pytest.mark.parametrize(("frm", "to"), [(a, b) for a in ALL for b in ALL])
+def test_every_pair_is_allowed_exactly_when_it_is_in_the_table(
+    frm: Lifecycle, to: Lifecycle
+) -> None:
+    seen: list[tuple[Lifecycle, Lifecycle, str]] = []
+    m = LifecycleMachine("position p", lambda a, b, r: seen.append((a, b, r)))
+    m.restore(frm)
+    if (frm, to) in TRANSITIONS:
+        m.transition(to, "why")
+        assert m.state is to and seen == []
+    else:
+        with pytest.raises(IllegalTransition) as info:
+            m.transition(to, "why")
+        assert m.state is frm  # unchanged
+        assert seen == [(frm, to, "why")]  # reported before raising
+        assert (info.value.from_state, info.value.to_state) == (frm.value, to.value)
+
+
+def test_restore_is_for_start_up_only() -> None:
+    m = LifecycleMachine("position p")
+    m.transition(Lifecycle.ACTIVE, "stop_confirmed")
+    with pytest.raises(RuntimeError):
+        m.restore(Lifecycle.OPENING)
+
+
+def test_the_table_in_the_docstring_is_the_table() -> None:
+    """The module docstring's table (copied into docs/ARCHITECTURE.md §4) lists exactly
+    the pairs of TRANSITIONS."""
+    doc = _lifecycle.__doc__ or ""
+    names = {s.value for s in Lifecycle}
+    rows = set()
+    for line in doc.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in names and parts[1] in names:
+            rows.add((Lifecycle(parts[0]), Lifecycle(parts[1])))
+    assert rows == set(TRANSITIONS)
+
+
+async def test_an_illegal_transition_in_the_actor_is_journaled_and_raised(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(60):
+        async with paper_world("bybit", marks={"ETHUSDT": "2500"}) as w:
+            req = w.request("ETHUSDT", LONG, "0.100", "2500")
+            actor = w.actor(req)
+            await w.start(actor)
+            assert (await actor._ticket.wait()).opened  # type: ignore[union-attr]
+            with pytest.raises(IllegalTransition):
+                actor._transition(Lifecycle.OPENING, "test")
+            assert actor.lifecycle is Lifecycle.ACTIVE
+            (ev,) = w.journal.of_type(EventType.POSITION_ILLEGAL_TRANSITION)
+            assert ev.severity is Severity.CRITICAL
+            assert (ev.data["from_state"], ev.data["to_state"]) == ("ACTIVE", "OPENING")
+            assert ev.data["message"]
+
+
+@attrs.frozen
+class _Bogus:
+    payload: int = 7
+
+
+async def test_an_unknown_message_is_journaled_as_what_it_is(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(60):
+        async with paper_world("binance", marks={"ETHUSDT": "2500"}) as w:
+            req = w.request("ETHUSDT", LONG, "0.100", "2500")
+            actor = w.actor(req)
+            addr = await w.start(actor)
+            assert (await actor._ticket.wait()).opened  # type: ignore[union-attr]
+            assert await addr.ask(_Bogus(), timeout_s=5) is None
+            (ev,) = w.journal.of_type(EventType.POSITION_UNKNOWN_MESSAGE)
+            assert ev.data["message_type"] == "_Bogus"
+            assert "payload=7" in ev.data["detail"] and ev.data["message"]
+            assert not w.journal.of_type(EventType.ORDER_REJECTED)
+            # the actor carries on
+            status = await addr.ask(Query(), timeout_s=5)
+            assert status.lifecycle is Lifecycle.ACTIVE
+
+
+def test_every_message_class_is_in_the_union() -> None:
+    public = {Close, Query, VerifyProtection, AgeTick, MarkChanged, AccountEventMsg}
+    assert set(MESSAGE_TYPES) == public | {_ManageTick}

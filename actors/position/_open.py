@@ -130,7 +130,9 @@ class PositionOpen(PositionExits):
             try:
                 found.append(
                     await self._retry(
-                        "place_entry", lambda: self._keeper.submit_entry(entry_req), ex.stop_attempts
+                        "place_entry",
+                        lambda: self._keeper.submit_entry(entry_req),
+                        ex.stop_attempts,
                     )
                 )
             except VenueError as exc:
