@@ -27,7 +27,7 @@ from actors.position._messages import MESSAGE_TYPES, _ManageTick
 from adapters.paper import Fault, FaultPlan
 from tests._position_support import paper_world
 from tradebot.domain import OrderRole, PositionSide
-from tradebot.errors import IllegalTransition
+from tradebot.errors import IllegalTransition, WouldTriggerImmediately
 from tradebot.events import EventType, Severity
 
 LONG = PositionSide.LONG
@@ -191,3 +191,32 @@ async def test_an_unknown_message_is_journaled_as_what_it_is(
 def test_every_message_class_is_in_the_union() -> None:
     public = {Close, Query, VerifyProtection, AgeTick, MarkChanged, AccountEventMsg}
     assert set(MESSAGE_TYPES) == public | {_ManageTick}
+
+
+async def test_a_failed_close_inside_the_open_protocol_returns_to_opening_then_fails(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """binance-like: the stop would trigger at once (-2021) so the open closes at market;
+    the close's reduce orders fail too: CLOSING → OPENING (not ACTIVE), then the flatten
+    fails and the position ends FAILED on its emergency stop. No illegal transition."""
+    plan = (
+        FaultPlan(seed=3)
+        .fail_next(
+            "place_stop",
+            Fault.reject("-2021", WouldTriggerImmediately, "Order would immediately trigger."),
+        )
+        .fail_next("place_reduce", Fault.server_error(503), count=100)
+    )
+    with trio.fail_after(120):
+        async with paper_world("binance", faults=plan, marks={"ETHUSDT": "2500"}) as w:
+            req = w.request("ETHUSDT", LONG, "0.100", "2500")
+            actor = w.actor(req)
+            await w.start(actor)
+            outcome = await actor._ticket.wait()  # type: ignore[union-attr]
+            assert not outcome.opened and "close failed" in outcome.reason
+            assert actor.lifecycle is Lifecycle.FAILED
+            snap = await w.journal.latest_snapshot(req.position_id)
+            assert snap is not None and snap["lifecycle"] == "FAILED"
+            assert not w.journal.of_type(EventType.POSITION_ILLEGAL_TRANSITION)
+            assert not w.journal.of_type(EventType.POSITION_ACTIVE)
+            assert [s.trigger_price for s in w.stops("ETHUSDT", LONG)] == [D("2425.00")]
