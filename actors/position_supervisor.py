@@ -1,4 +1,4 @@
-"""PositionSupervisor: one PositionActor per (symbol, position side) (DESIGN.md section 3).
+"""PositionSupervisor: one PositionActor per (symbol, position side) (docs/ARCHITECTURE.md §3).
 
 Implements :class:`tradebot.ports.PositionOpener` for the WaveProcessor. Children run under
 a keyed :class:`actors.runtime.DynamicSupervisor` (key ``(symbol, PositionSide)``), so a

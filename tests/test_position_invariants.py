@@ -1,4 +1,4 @@
-"""The invariant monitor over a randomized suite (issue 4 "Must show", DESIGN.md section 1).
+"""The invariant monitor over a randomized suite (issue 4 "Must show", docs/ARCHITECTURE.md §1).
 
 Hundreds of positions on the paper exchange, in virtual time, both capability profiles,
 price paths cut from the REAL bundled 1m klines (``tradebot/data/market``; open, high, low,

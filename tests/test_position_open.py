@@ -1,4 +1,4 @@
-"""Open protocol scenarios (DESIGN.md section 4) on the paper exchange, both profiles."""
+"""Open protocol scenarios (docs/ARCHITECTURE.md §4) on the paper exchange, both profiles."""
 
 from __future__ import annotations
 

@@ -25,7 +25,9 @@ Every exception we raise on purpose derives from :class:`TradebotError`. The tre
         ├── ActorStopped            the addressed actor is dead or stopped (fails at once)
         ├── AskTimeout              no reply within the ask timeout
         ├── MailboxFull             ``send_nowait`` on a full mailbox
-        └── SupervisorEscalation    restart intensity exceeded: the supervisor gave up
+        ├── SupervisorEscalation    restart intensity exceeded: the supervisor gave up
+        └── IllegalTransition       a lifecycle change the transition table forbids (a bug:
+                                    journaled, then the actor crashes and recovers)
 
 Venue adapters translate venue codes into this tree in exactly one place each
 (``adapters/<venue>/errors.py``).
@@ -56,6 +58,7 @@ __all__ = [
     "AskTimeout",
     "MailboxFull",
     "SupervisorEscalation",
+    "IllegalTransition",
 ]
 
 
@@ -193,4 +196,28 @@ class SupervisorEscalation(ActorError):
         super().__init__(
             f"supervisor {supervisor!r}: child {child!r} crashed more than "
             f"{max_restarts} restart(s) within {window_s:g} s; escalating"
+        )
+
+
+class IllegalTransition(ActorError):
+    """A state machine was asked for a transition its table does not allow.
+
+    Raised by the PositionActor's lifecycle (``actors.position``; the table is in
+    docs/ARCHITECTURE.md §4) after journaling it. It is a bug, never an expected outcome:
+    the actor crashes and its supervisor restarts it from the last snapshot.
+
+    Attributes:
+        machine: what changes state (e.g. ``"position 03c3e4dd36d0d4a9"``).
+        from_state: the current state's name.
+        to_state: the requested state's name.
+        reason: why the transition was requested.
+    """
+
+    def __init__(self, machine: str, from_state: str, to_state: str, reason: str) -> None:
+        self.machine = machine
+        self.from_state = from_state
+        self.to_state = to_state
+        self.reason = reason
+        super().__init__(
+            f"{machine}: illegal lifecycle transition {from_state} -> {to_state} ({reason})"
         )

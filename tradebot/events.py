@@ -104,6 +104,8 @@ class EventType(enum.Enum):
     POSITION_ROLLED_BACK = "position.rolled_back"
     POSITION_FAILED = "position.failed"
     POSITION_SNAPSHOT = "position.snapshot"  # persisted actor state (trailing, TP levels)
+    POSITION_ILLEGAL_TRANSITION = "position.illegal_transition"  # a bug: from, to, reason
+    POSITION_UNKNOWN_MESSAGE = "position.unknown_message"  # message_type, detail
     FLATTEN_INTENT = "position.flatten_intent"
     FLATTEN_VERIFIED = "position.flatten_verified"
     FLATTEN_FAILED = "position.flatten_failed"

@@ -43,6 +43,12 @@ __all__ = [
     "StreamGap",
     "AccountEvent",
     "MarketEvent",
+    "VenueReadPort",
+    "AccountSetupPort",
+    "OrderPort",
+    "StopPort",
+    "StreamPort",
+    "PositionVenuePort",
     "ExchangePort",
     "Clock",
     "OpenRequest",
@@ -240,14 +246,9 @@ AccountEvent = OrderUpdate | Fill | PositionUpdate | StreamGap
 MarketEvent = MarkPrice | StreamGap
 
 
-@runtime_checkable
-class ExchangePort(Protocol):
-    """One exchange account, hedge mode, USDT-margined linear perpetuals.
-
-    Stop-changing methods (``place_stop``, ``amend_stop``, ``cancel_stop``) are called
-    only by the PositionActor that owns the position (DESIGN.md invariant 1; an
-    architecture test enforces it).
-    """
+class VenueReadPort(Protocol):
+    """The read side of one exchange account: what the venue does natively, instruments,
+    balance, and look-ups of orders, positions and stops. Every query that fails raises."""
 
     @property
     def capabilities(self) -> Capabilities: ...
@@ -258,9 +259,61 @@ class ExchangePort(Protocol):
 
     async def balance(self) -> Balance: ...
 
+    async def get_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """Look up an order (regular or conditional) by client id.
+
+        Returns None only when the venue definitively says it has no such order.
+        A failed lookup raises.
+        """
+        ...
+
+    async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
+        """Open regular *and* conditional/algo orders."""
+        ...
+
+    async def positions(self, symbol: str | None = None) -> Sequence[PositionState]:
+        """Non-flat position sides (qty > 0)."""
+        ...
+
+    async def stops(self, symbol: str, position_side: PositionSide) -> Sequence[StopState]:
+        """Live protective stops of one position side (position-level and orders)."""
+        ...
+
+
+class AccountSetupPort(Protocol):
+    """Account configuration done once at start-up."""
+
     async def setup_account(self, leverage_by_symbol: Mapping[str, int]) -> None:
         """Ensure hedge mode and set leverage; "not modified" answers count as success."""
         ...
+
+
+class OrderPort(Protocol):
+    """Reduce-only orders (take-profit, aged exit, close) and cancelling regular orders.
+
+    Nothing here can place, move or cancel a stop, nor open a position.
+    """
+
+    async def place_reduce(self, request: ReduceRequest) -> OrderState:
+        """Reduce-only market or limit order (hedge mode: side opposite to position)."""
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> None:
+        """Cancel a regular order by client id. Raises ``UnknownOrder`` if gone."""
+        ...
+
+
+class StopPort(Protocol):
+    """The calls that create, move or remove a position's protective stop.
+
+    Owned by ONE object: the PositionActor's stop keeper (``actors/position/_stop_keeper.py``,
+    docs/ARCHITECTURE.md §1 invariant 1). The entry is here because on venues with
+    ``attached_stop`` it carries the stop (Bybit ``stopLoss`` on create). Every other part
+    of the actor gets a :class:`PositionVenuePort`, which has none of these methods, so a
+    call from elsewhere fails ``mypy --strict``; ``tests/test_architecture.py`` also fails
+    when any other module obtains a StopPort or reaches these methods. The Reconciler will
+    cancel zombie orders through a narrow port of its own, never through this one.
+    """
 
     async def place_entry(self, request: EntryRequest) -> OrderState:
         """Submit a market entry (with attached stop when supported).
@@ -286,33 +339,9 @@ class ExchangePort(Protocol):
         """Cancel a stop. Raises ``UnknownOrder`` if it no longer exists."""
         ...
 
-    async def place_reduce(self, request: ReduceRequest) -> OrderState:
-        """Reduce-only market or limit order (hedge mode: side opposite to position)."""
-        ...
 
-    async def cancel_order(self, symbol: str, client_order_id: str) -> None:
-        """Cancel a regular order by client id. Raises ``UnknownOrder`` if gone."""
-        ...
-
-    async def get_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """Look up an order (regular or conditional) by client id.
-
-        Returns None only when the venue definitively says it has no such order.
-        A failed lookup raises.
-        """
-        ...
-
-    async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
-        """Open regular *and* conditional/algo orders."""
-        ...
-
-    async def positions(self, symbol: str | None = None) -> Sequence[PositionState]:
-        """Non-flat position sides (qty > 0)."""
-        ...
-
-    async def stops(self, symbol: str, position_side: PositionSide) -> Sequence[StopState]:
-        """Live protective stops of one position side (position-level and orders)."""
-        ...
+class StreamPort(Protocol):
+    """The venue's public and private streams."""
 
     async def run_market_stream(
         self, symbols: Sequence[str], emit: Callable[[MarketEvent], Awaitable[None]]
@@ -324,6 +353,23 @@ class ExchangePort(Protocol):
     async def run_account_stream(self, emit: Callable[[AccountEvent], Awaitable[None]]) -> None:
         """Stream order/fill/position events until cancelled; ``StreamGap`` on reconnect."""
         ...
+
+
+class PositionVenuePort(VenueReadPort, OrderPort, Protocol):
+    """What a PositionActor's parts other than its stop keeper may call: reads and
+    reduce-only orders, no stop method and no entry."""
+
+
+@runtime_checkable
+class ExchangePort(VenueReadPort, AccountSetupPort, OrderPort, StopPort, StreamPort, Protocol):
+    """One exchange account, hedge mode, USDT-margined linear perpetuals: every part.
+
+    Venue adapters implement all of it. Wiring code hands it on; consumers keep only the
+    narrow part they need (:class:`PositionVenuePort`, :class:`StopPort`, ...). The stop
+    methods (``place_stop``, ``amend_stop``, ``cancel_stop``) and the entry with an
+    attached stop are called only by the stop keeper of the PositionActor that owns the
+    position (docs/ARCHITECTURE.md §1 invariant 1; see :class:`StopPort`).
+    """
 
 
 class Clock(Protocol):

@@ -13,6 +13,8 @@ Front door; the implementation lives in private modules:
   :class:`SupervisionEvent` (+ :class:`SupervisionEventKind`), ``SupervisionSink``,
   :func:`journal_sink` (journals them as ``EventType.ACTOR_*``).
 * Shutdown: :class:`GracefulStop` of ordered :class:`StopGroup`\\s of :class:`Stoppable`\\s.
+* Retries: :func:`retry` with a :class:`Backoff` (jittered exponential, on the trio clock);
+  the hook sees each :class:`RetryAttempt`.
 
 Errors come from the one tree in :mod:`tradebot.errors` (``ActorStopped``, ``AskTimeout``,
 ``MailboxFull``, ``SupervisorEscalation``).
@@ -22,6 +24,9 @@ from ._actor import Actor as Actor
 from ._actor import run_actor as run_actor
 from ._cell import LatestValue as LatestValue
 from ._mailbox import Address as Address
+from ._retry import Backoff as Backoff
+from ._retry import RetryAttempt as RetryAttempt
+from ._retry import retry as retry
 from ._shutdown import GracefulStop as GracefulStop
 from ._shutdown import StopGroup as StopGroup
 from ._shutdown import Stoppable as Stoppable
@@ -42,12 +47,14 @@ from ._timers import Timers as Timers
 __all__ = [
     "Actor",
     "Address",
+    "Backoff",
     "ChildSpec",
     "DynamicSupervisor",
     "GracefulStop",
     "LatestValue",
     "Restart",
     "RestartPolicy",
+    "RetryAttempt",
     "StopGroup",
     "Stoppable",
     "SupervisionEvent",
@@ -56,6 +63,7 @@ __all__ = [
     "Supervisor",
     "Timers",
     "journal_sink",
+    "retry",
     "open_dynamic_supervisor",
     "run_actor",
     "run_dynamic_supervisor",
