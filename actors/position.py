@@ -899,7 +899,11 @@ class PositionActor(Actor[PositionMessage]):
             error=exc,
         )
         self._ev(
-            EventType.ALERT_RAISED, Severity.CRITICAL, reason="entry_outcome_unresolved", error=exc
+            EventType.ALERT_RAISED,
+            Severity.CRITICAL,
+            reason="entry_outcome_unresolved",
+            error=exc,
+            message=f"{self.symbol} {self.position_side.value}: entry outcome unresolved: {exc}",
         )
         await self._snapshot()
         self._resolve(False, "entry_outcome_unresolved")
@@ -1145,6 +1149,7 @@ class PositionActor(Actor[PositionMessage]):
             EventType.ALERT_RAISED,
             Severity.CRITICAL,
             reason="flatten_failed",
+            message=f"{self.symbol} {self.position_side.value}: flatten failed, emergency stop {placed}",
             detail=reason,
             emergency_stop=placed,
             qty=self._qty,
@@ -1179,7 +1184,13 @@ class PositionActor(Actor[PositionMessage]):
         if self._qty > 0:
             self.lifecycle = Lifecycle.ACTIVE
             self._ev(EventType.FLATTEN_FAILED, Severity.ERROR, reason=reason, qty=self._qty)
-            self._ev(EventType.ALERT_RAISED, Severity.ERROR, reason="close_failed", detail=reason)
+            self._ev(
+                EventType.ALERT_RAISED,
+                Severity.ERROR,
+                reason="close_failed",
+                detail=reason,
+                message=f"{self.symbol} {self.position_side.value}: close failed ({reason})",
+            )
             await self._snapshot()
             return
         await self._cleanup_orders()
@@ -1678,6 +1689,7 @@ class PositionActor(Actor[PositionMessage]):
                     EventType.ALERT_RAISED,
                     Severity.CRITICAL,
                     reason="repair_failed",
+                    message=f"{self.symbol} {self.position_side.value}: stop repair failed: {exc}",
                     error=str(exc),
                 )
                 await self._flatten_or_emergency(f"repair_failed: {exc}")
@@ -1696,7 +1708,11 @@ class PositionActor(Actor[PositionMessage]):
 
     async def _handle_repair_failure(self, target: Decimal) -> None:
         self._ev(
-            EventType.ALERT_RAISED, Severity.ERROR, reason="repair_move_failed", stop_price=target
+            EventType.ALERT_RAISED,
+            Severity.ERROR,
+            reason="repair_move_failed",
+            stop_price=target,
+            message=f"{self.symbol} {self.position_side.value}: stop repair to {target} failed",
         )
 
     # --- aged exit ---------------------------------------------------------------------
