@@ -16,32 +16,18 @@ constraints refuse (an order for an unknown position) skips that event's project
 counts a warning (``JournalStats.projection_skipped`` / ``projection_skip_reasons``) and
 never fails the batch — the event itself is stored regardless.
 
-What lands where:
-
-- SIGNAL_TAKEN / _FILTERED / _REJECTED → ``signals`` (decision taken/filtered/rejected).
-- WAVE_STARTED → ``waves.started_at``; WAVE_COMPLETED → ``waves`` counts, ``completed_at``.
-- ENTRY_INTENT → ``positions`` row (OPENING; ``wave_id`` from the payload's ``wave_ts``)
-  + the entry ``orders`` row (INTENT, MARKET) when the event has a client order id.
-- ENTRY_FILLED / ENTRY_PARTIAL_FILL → ``positions.entry_price`` and ``qty`` (filled).
-- POSITION_* → ``positions.status`` (ACTIVE also entry price, qty, stop; the terminal
-  CLOSED / ROLLED_BACK / FAILED set ``closed_at`` = the event's ts and ``close_reason``).
-- ORDER_INTENT → ``orders`` row (INTENT; LIMIT with a price, else MARKET; reduce-only
-  unless the role is ENTRY; side from the position).
-- STOP_INTENT with a client order id → the stop's ``orders`` row (STOP_MARKET, INTENT,
-  close-position); without one it is a position-level stop (Bybit trading-stop): no row.
-- STOP_PLACED / _CONFIRMED / _MOVED / EMERGENCY_STOP_PLACED → ``positions.stop_price``
-  and, with a client order id, the stop order (NEW, trigger price, venue ids; created when
-  no STOP_INTENT row exists). An emergency stop that was not placed records nothing.
-- ENTRY_SUBMITTED / ORDER_SUBMITTED → SUBMITTED; ENTRY_ACKED → the acked status;
-  ORDER_UPDATE → its status; ORDER_CANCELLED / STOP_CANCELLED → CANCELED; ORDER_REJECTED /
-  ENTRY_REJECTED / STOP_REJECTED → REJECTED (``reject_reason`` = reason, error or code);
-  STOP_TRIGGERED → TRIGGERED. An event without a client order id concerns no order row.
-- FILL → ``fills`` (+ the order's filled qty / average price / status; the position's
-  fees and, from its exit-side fills, exit price and realized PnL before fees). A fill
-  without a client order id (an order the venue generated: a triggered position-level
-  stop, a liquidation) is recorded under ``venue:<event_id>``, its role from ``reason``.
-- TP_PLACED → ``tp_levels`` (PLACED, or SKIPPED); TP_FILLED → FILLED.
-- ALERT_RAISED → ``alerts`` (message, key or else reason, the event's severity).
+What lands where (each function's docstring or SQL says the details):
+SIGNAL_TAKEN / _FILTERED / _REJECTED → ``signals``; WAVE_STARTED / _COMPLETED → ``waves``;
+ENTRY_INTENT → ``positions`` (OPENING; ``wave_id`` from the payload's ``wave_ts``) + the
+entry ``orders`` row; ENTRY_FILLED / _PARTIAL_FILL → entry price and filled qty;
+POSITION_* → ``positions.status`` (terminal ones set ``closed_at``, ``close_reason``);
+ORDER_INTENT / STOP_INTENT → ``orders`` rows (a stop without a client order id is
+position-level, Bybit trading-stop: no row); STOP_PLACED / _CONFIRMED / _MOVED /
+EMERGENCY_STOP_PLACED → ``positions.stop_price`` and the stop order; the order/stop status
+events → ``orders.status`` (no client order id: no row, no-op); FILL → ``fills`` + order
+fill state + the position's fees, exit price and realized PnL before fees (a fill without
+a client order id, e.g. a liquidation, is recorded under ``venue:<event_id>``); TP_PLACED /
+TP_FILLED → ``tp_levels``; ALERT_RAISED → ``alerts``.
 """
 
 from __future__ import annotations
@@ -224,13 +210,13 @@ def _entry_intent(cur: Cursor, ev: ProjectableEvent, p: EntryIntent) -> None:
 
 
 def _update_position(cur: Cursor, ev: ProjectableEvent, sql: str, params: tuple[Any, ...]) -> None:
-    cur.execute(f"UPDATE positions SET {sql} WHERE position_id = %s", (*params, ev.position_id))
+    pid = _field(ev, "position_id")
+    cur.execute(f"UPDATE positions SET {sql} WHERE position_id = %s", (*params, pid))
     if cur.rowcount == 0:
         raise ProjectionSkip("no positions row for this position_id")
 
 
 def _entry_filled(cur: Cursor, ev: ProjectableEvent, p: EntryFilled) -> None:
-    _field(ev, "position_id")
     _update_position(
         cur,
         ev,
@@ -243,14 +229,12 @@ def _status(status: str) -> Projection:
     """A non-terminal status change without position data (OPENING, CLOSING)."""
 
     def run(cur: Cursor, ev: ProjectableEvent, p: Payload) -> None:
-        _field(ev, "position_id")
         _update_position(cur, ev, "status = %s", (status,))
 
     return run
 
 
 def _position_active(cur: Cursor, ev: ProjectableEvent, p: PositionActivated) -> None:
-    _field(ev, "position_id")
     _update_position(
         cur,
         ev,
@@ -264,7 +248,6 @@ def _terminal(status: str) -> Projection:
     """CLOSED / ROLLED_BACK / FAILED: ``closed_at`` and ``close_reason`` are set."""
 
     def run(cur: Cursor, ev: ProjectableEvent, p: PositionClosed | PositionFailed) -> None:
-        _field(ev, "position_id")
         entry_price = p.entry_price if isinstance(p, PositionClosed) else None
         _update_position(
             cur,
@@ -337,7 +320,6 @@ def _stop_live(cur: Cursor, ev: ProjectableEvent, p: Any) -> None:
     stop_price: Decimal | None = p.stop_price
     if stop_price is None:
         return  # nothing is known about the stop's price: keep what the row says
-    _field(ev, "position_id")
     _update_position(cur, ev, "stop_price = %s", (stop_price,))
     if not ev.client_order_id:
         return
