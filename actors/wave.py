@@ -507,10 +507,7 @@ class WaveProcessor(Actor[WaveMessage]):
                             self._clock.now(),
                             "filtered",
                             reason,
-                            rank=cand.rank,
-                            qty=cand.qty,
-                            reference_price=cand.reference_price,
-                            notional_usdt=cand.notional_usdt,
+                            candidate=cand,
                         )
                     )
                     continue
@@ -537,10 +534,7 @@ class WaveProcessor(Actor[WaveMessage]):
                             "taken",
                             "opened",
                             position_id=position_id,
-                            rank=cand.rank,
-                            qty=cand.qty,
-                            reference_price=cand.reference_price,
-                            notional_usdt=cand.notional_usdt,
+                            candidate=cand,
                         )
                     )
                 else:
@@ -555,10 +549,7 @@ class WaveProcessor(Actor[WaveMessage]):
                             f"open_failed:{outcome.reason}"[:500],
                             position_id=position_id,
                             severity=Severity.WARNING,
-                            rank=cand.rank,
-                            qty=cand.qty,
-                            reference_price=cand.reference_price,
-                            notional_usdt=cand.notional_usdt,
+                            candidate=cand,
                         )
                     )
             summary = WaveSummary(

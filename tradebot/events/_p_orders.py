@@ -295,7 +295,7 @@ class OrderIntent(PositionScoped):
         reason: why (close reason).
         level: the take-profit level (0-based).
         mark_price: the mark price that made it due, USDT.
-        phase: the aged-exit phase (``breakeven``, ``stepping`` ...).
+        phase: the aged-exit phase (``BREAKEVEN``, ``STEPPING``).
     """
 
     role: OrderRole

@@ -131,7 +131,7 @@ class TrailingSnapshot(Payload):
         last_update_at / activated_at: aware UTC times.
     """
 
-    phase: str
+    phase: Literal["INACTIVE", "BREAKEVEN", "ACTIVE", "TRIGGERED"]
     water_mark: Decimal | None = None
     update_count: int = 0
     last_update_at: datetime | None = None
@@ -162,7 +162,7 @@ class PositionSnapshot(PositionScoped):
         close_reason: why it ended ("" while open).
     """
 
-    lifecycle: str
+    lifecycle: Literal["OPENING", "ACTIVE", "CLOSING", "CLOSED", "ROLLED_BACK", "FAILED"]
     symbol: str
     entry_client_order_id: str
     requested_qty: Decimal
@@ -368,13 +368,13 @@ class AgedExitPlaced(PositionScoped):
 
     Attributes:
         price: the limit price, USDT (on the tick, never below the venue's minimum).
-        phase: ``breakeven`` or ``stepping`` (``tradebot.policies.AgedPhase`` value).
+        phase: ``BREAKEVEN`` or ``STEPPING`` (``tradebot.policies.AgedPhase`` value).
         loss_pct: the target's loss from breakeven, percent.
         hours_past_grace: whole hours past the grace period.
     """
 
     price: Decimal
-    phase: str
+    phase: Literal["BREAKEVEN", "STEPPING"]
     loss_pct: Decimal
     hours_past_grace: int
 

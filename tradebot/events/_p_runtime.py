@@ -135,7 +135,7 @@ class Supervision(Payload):
         reason: human-readable detail.
     """
 
-    kind: str
+    kind: Literal["started", "crashed", "restarted", "gave_up", "stopped", "cancelled_on_stop"]
     supervisor: str
     child: str
     attempt: int = 0

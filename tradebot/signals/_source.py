@@ -33,6 +33,7 @@ from tradebot.events import (
     SignalTaken,
 )
 from tradebot.signals._protocol import Rejection, Signal, Wave, wave_id_for
+from tradebot.signals._selection import Candidate
 
 __all__ = [
     "Emit",
@@ -117,23 +118,20 @@ def signal_event(
     *,
     position_id: str | None = None,
     severity: Severity = Severity.INFO,
-    rank: int | None = None,
-    qty: Decimal | None = None,
-    reference_price: Decimal | None = None,
-    notional_usdt: Decimal | None = None,
+    candidate: Candidate | None = None,
 ) -> Event:
-    """An event about one signal (SIGNAL_RECEIVED / _LATE / _FILTERED / _TAKEN);
-    ``correlation_id`` is the wave id."""
+    """An event about one signal (SIGNAL_RECEIVED / _LATE / _FILTERED / _TAKEN), with the
+    ranked, sized ``candidate`` it became if any; ``correlation_id`` is the wave id."""
     return Event.of(
         signal_data(
             signal,
             decision,
             reason,
             event_type=event_type,
-            rank=rank,
-            qty=qty,
-            reference_price=reference_price,
-            notional_usdt=notional_usdt,
+            rank=candidate.rank if candidate else None,
+            qty=candidate.qty if candidate else None,
+            reference_price=candidate.reference_price if candidate else None,
+            notional_usdt=candidate.notional_usdt if candidate else None,
         ),
         ts,
         severity=severity,
