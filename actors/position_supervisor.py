@@ -44,7 +44,7 @@ from actors.routers import AccountRouter, MarketRouter
 from actors.runtime import Address, DynamicSupervisor, Restart
 from tradebot.domain import Instrument, PositionSide
 from tradebot.errors import ActorStopped, AskTimeout
-from tradebot.events import Event, EventType, Severity
+from tradebot.events import EntryRejected, Event, Severity
 from tradebot.policies import PositionSettings, TrailingDecision
 from tradebot.ports import Clock, ExchangePort, MarkPrice, OpenOutcome, OpenRequest
 
@@ -125,10 +125,11 @@ class PositionSupervisor:
         reason = self._precheck(request)
         if reason:
             self._journal.emit(
-                Event(
-                    EventType.ENTRY_REJECTED,
+                Event.of(
+                    EntryRejected(
+                        reason=reason, qty=request.qty, position_side=request.position_side
+                    ),
                     self._clock.now(),
-                    {"reason": reason, "qty": request.qty},
                     severity=Severity.WARNING,
                     position_id=request.position_id,
                     symbol=request.symbol,

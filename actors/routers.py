@@ -23,7 +23,7 @@ from actors.position import AccountEventMsg, PositionMessage, VerifyProtection
 from actors.runtime import Address, LatestValue
 from tradebot.domain import PositionSide
 from tradebot.errors import ActorStopped, MailboxFull
-from tradebot.events import Event, EventType, JournalPort, Severity
+from tradebot.events import Event, FillRecorded, JournalPort, OrderUpdated, Severity
 from tradebot.ids import parse_client_order_id
 from tradebot.ports import (
     AccountEvent,
@@ -141,10 +141,9 @@ class AccountRouter:
             self.unrouted += 1
             if self._journal is not None and self._clock is not None:
                 self._journal.emit(
-                    Event(
-                        EventType.ORDER_UPDATE,
+                    Event.of(
+                        OrderUpdated(unrouted=type(event).__name__),
                         self._clock.now(),
-                        {"unrouted": type(event).__name__},
                         severity=Severity.DEBUG,
                     )
                 )
@@ -166,22 +165,21 @@ class AccountRouter:
             parsed[0] if parsed is not None else self._by_key.get((fill.symbol, fill.position_side))
         )
         self._journal.emit(
-            Event(
-                EventType.FILL,
+            Event.of(
+                FillRecorded(
+                    qty=fill.qty,
+                    price=fill.price,
+                    fee_usdt=fill.fee_usdt,
+                    side=fill.side,
+                    position_side=fill.position_side,
+                    trade_id=fill.trade_id,
+                    venue_order_id=fill.venue_order_id,
+                    is_maker=fill.is_maker,
+                    reason=fill.reason,
+                    realized_pnl_usdt=fill.realized_pnl_usdt,
+                    fill_ts=fill.ts,
+                ),
                 self._clock.now(),
-                {
-                    "qty": fill.qty,
-                    "price": fill.price,
-                    "fee_usdt": fill.fee_usdt,
-                    "side": fill.side,
-                    "position_side": fill.position_side,
-                    "trade_id": fill.trade_id,
-                    "venue_order_id": fill.venue_order_id,
-                    "is_maker": fill.is_maker,
-                    "reason": fill.reason,
-                    "realized_pnl_usdt": fill.realized_pnl_usdt,
-                    "fill_ts": fill.ts,
-                },
                 position_id=position_id,
                 client_order_id=fill.client_order_id or None,
                 symbol=fill.symbol,

@@ -43,7 +43,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import attrs
 import trio
@@ -51,7 +50,16 @@ import trio
 from actors.runtime import Actor
 from tradebot.domain import Instrument
 from tradebot.errors import JournalError
-from tradebot.events import Event, EventType, JournalPort, JournalReader, Severity
+from tradebot.events import (
+    Event,
+    EventType,
+    JournalPort,
+    JournalReader,
+    Severity,
+    WaveCompleted,
+    WaveDuplicate,
+    WaveStarted,
+)
 from tradebot.ids import position_id_for
 from tradebot.ports import Clock, OpenOutcome, OpenRequest, PositionOpener
 from tradebot.signals import (
@@ -141,6 +149,21 @@ class WaveSummary:
     open_failed: int = 0
     duplicates: int = 0
     position_ids: tuple[str, ...] = ()
+
+    def payload(self) -> WaveCompleted:
+        """The ``WAVE_COMPLETED`` journal payload."""
+        return WaveCompleted(
+            wave_id=self.wave_id,
+            wave_ts=self.wave_ts,
+            received=self.received,
+            taken=self.taken,
+            filtered=self.filtered,
+            rejected=self.rejected,
+            opened=self.opened,
+            open_failed=self.open_failed,
+            duplicates=self.duplicates,
+            position_ids=self.position_ids,
+        )
 
 
 @attrs.frozen
@@ -308,16 +331,15 @@ class WaveProcessor(Actor[WaveMessage]):
         new = [s for s in signals if s.signal_id not in closed.seen]
         if len(new) < len(signals) or (closed.status == "already_processed" and signals):
             self._emit(
-                Event(
-                    type=EventType.WAVE_DUPLICATE,
-                    ts=now,
-                    data={
-                        "wave_id": wave_id,
-                        "wave_ts": wave_ts,
-                        "status": closed.status,
-                        "signals": len(signals),
-                        "new_signals": len(new),
-                    },
+                Event.of(
+                    WaveDuplicate(
+                        wave_id=wave_id,
+                        wave_ts=wave_ts,
+                        status=closed.status,
+                        signals=len(signals),
+                        new_signals=len(new),
+                    ),
+                    now,
                     severity=Severity.WARNING,
                     correlation_id=wave_id,
                 )
@@ -398,16 +420,15 @@ class WaveProcessor(Actor[WaveMessage]):
             closed = self._close(wave_ts, "already_processed")
             closed.seen.update(collecting.signals)
             self._emit(
-                Event(
-                    type=EventType.WAVE_DUPLICATE,
-                    ts=now,
-                    data={
-                        "wave_id": wave_id,
-                        "wave_ts": wave_ts,
-                        "status": "already_processed",
-                        "signals": len(signals),
-                        "new_signals": 0,
-                    },
+                Event.of(
+                    WaveDuplicate(
+                        wave_id=wave_id,
+                        wave_ts=wave_ts,
+                        status="already_processed",
+                        signals=len(signals),
+                        new_signals=0,
+                    ),
+                    now,
                     severity=Severity.WARNING,
                     correlation_id=wave_id,
                 )
@@ -416,16 +437,15 @@ class WaveProcessor(Actor[WaveMessage]):
         closed = self._close(wave_ts, "opening")
         closed.seen.update(collecting.signals)
         await self._journal.emit_durable(
-            Event(
-                type=EventType.WAVE_STARTED,
-                ts=now,
-                data={
-                    "wave_id": wave_id,
-                    "wave_ts": wave_ts,
-                    "received": len(signals),
-                    "rejected": collecting.rejected,
-                    "duplicates": collecting.duplicates,
-                },
+            Event.of(
+                WaveStarted(
+                    wave_id=wave_id,
+                    wave_ts=wave_ts,
+                    received=len(signals),
+                    rejected=collecting.rejected,
+                    duplicates=collecting.duplicates,
+                ),
+                now,
                 correlation_id=wave_id,
             )
         )
@@ -466,12 +486,6 @@ class WaveProcessor(Actor[WaveMessage]):
         async with self._open_lock:
             for cand in reserve:
                 s = cand.signal
-                extra: dict[str, Any] = {
-                    "rank": cand.rank,
-                    "qty": cand.qty,
-                    "reference_price": cand.reference_price,
-                    "notional_usdt": cand.notional_usdt,
-                }
                 reason: str | None = None
                 if len(opened) >= settings.max_trades_per_wave:
                     reason = "max_trades_per_wave"
@@ -493,7 +507,7 @@ class WaveProcessor(Actor[WaveMessage]):
                             self._clock.now(),
                             "filtered",
                             reason,
-                            **extra,
+                            candidate=cand,
                         )
                     )
                     continue
@@ -520,7 +534,7 @@ class WaveProcessor(Actor[WaveMessage]):
                             "taken",
                             "opened",
                             position_id=position_id,
-                            **extra,
+                            candidate=cand,
                         )
                     )
                 else:
@@ -535,7 +549,7 @@ class WaveProcessor(Actor[WaveMessage]):
                             f"open_failed:{outcome.reason}"[:500],
                             position_id=position_id,
                             severity=Severity.WARNING,
-                            **extra,
+                            candidate=cand,
                         )
                     )
             summary = WaveSummary(
@@ -551,18 +565,7 @@ class WaveProcessor(Actor[WaveMessage]):
                 position_ids=tuple(opened),
             )
             await self._journal.emit_durable(
-                Event(
-                    type=EventType.WAVE_COMPLETED,
-                    ts=self._clock.now(),
-                    data={
-                        **attrs.asdict(summary, recurse=False),
-                        # the names the ``waves`` projection of adapters/postgres reads
-                        "signals_received": summary.received,
-                        "signals_taken": summary.taken,
-                        "signals_filtered": summary.filtered,
-                    },
-                    correlation_id=wave_id,
-                )
+                Event.of(summary.payload(), self._clock.now(), correlation_id=wave_id)
             )
         await self.post(_WaveDone(summary))
 

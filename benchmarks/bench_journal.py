@@ -37,20 +37,19 @@ from adapters.postgres.embedded import (
 from adapters.postgres.journal import open_postgres_journal
 from adapters.postgres.migrations import migrate
 from benchmarks._harness import Record
-from tradebot.events import Event, EventType
+from tradebot.events import Event, TrailingUpdated
 
 
 def _event(k: int, i: int) -> Event:
-    return Event(
-        EventType.TRAILING_UPDATE,
+    return Event.of(
+        TrailingUpdated(
+            mark_price=Decimal("65001.5"),
+            water_mark=Decimal("65001.5"),
+            stop_price=Decimal("64123.45"),
+            update_count=i,
+            reason="improved",
+        ),
         datetime.now(UTC),
-        {
-            "task": k,
-            "i": i,
-            "stop_price": Decimal("64123.45"),
-            "hwm": Decimal("65001.5"),
-            "reason": "improved",
-        },
         position_id=f"pos{k}",
         symbol="BTCUSDT",
     )

@@ -20,6 +20,11 @@ PostgreSQL fixtures (owned by H-foundation, issue 2):
     databases; all are dropped afterwards.
 
 Helpers: :func:`dsn_with_db` (same server, other database).
+
+Event contracts: ``$TRADEBOT_STRICT_EVENTS`` is set to ``1`` for the whole session (and the
+bot subprocesses tests start), so the PostgreSQL journal raises on any event whose data
+does not match its payload class, as the MemoryJournal does: every scenario test is also a
+contract test of the events it produces.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import conninfo, sql
+
+os.environ.setdefault("TRADEBOT_STRICT_EVENTS", "1")
 
 
 def dsn_with_db(dsn: str, dbname: str) -> str:

@@ -13,7 +13,7 @@ from trio.testing import MockClock
 
 from tests._position_support import PROFILES, paper_world, supervised
 from tradebot.domain import PositionSide
-from tradebot.events import EventType
+from tradebot.events import EventType, FillRecorded
 
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 
@@ -49,5 +49,8 @@ async def test_every_venue_trade_has_exactly_one_journaled_fill(
             by_position = Counter(e.position_id for e in fills)
             assert by_position == {eth.position_id: 2, sol.position_id: 2}
             for e in fills:
-                assert isinstance(e.data["qty"], D) and isinstance(e.data["price"], D)
+                # data holds exact decimal strings; the typed payload holds Decimals
+                assert D(e.data["qty"]) == e.payload_as(FillRecorded).qty
+                p = e.payload_as(FillRecorded)
+                assert isinstance(p.qty, D) and isinstance(p.price, D) and p.qty > 0
             assert w.journal.of_type(EventType.AGED_EXIT_PLACED)

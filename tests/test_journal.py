@@ -29,8 +29,44 @@ from adapters.postgres.embedded import (
 )
 from adapters.postgres.journal import SPOOL_FILE_NAME, PostgresJournal, open_postgres_journal
 from adapters.postgres.migrations import migrate
+from tradebot.domain import OrderRole, OrderStatus, PositionSide, Side
 from tradebot.errors import JournalError
-from tradebot.events import Event, EventType, Severity, dumps
+from tradebot.events import (
+    AlertRaised,
+    ConfigLoaded,
+    EntryAcked,
+    EntryFilled,
+    EntryIntent,
+    EntrySubmitted,
+    Event,
+    EventType,
+    FillRecorded,
+    Funding,
+    OrderIntent,
+    OrderSubmitted,
+    PositionActivated,
+    PositionClosed,
+    PositionSnapshot,
+    ReconcileStarted,
+    Severity,
+    SignalFiltered,
+    SignalRejected,
+    SignalTaken,
+    StopIntent,
+    StopMoved,
+    StopPlaced,
+    StopTriggered,
+    StreamGapped,
+    TakeProfitFilled,
+    TakeProfitPlaced,
+    TrailingSnapshot,
+    TrailingUpdated,
+    WaveCompleted,
+    WaveStarted,
+    dumps,
+    encode,
+)
+from tradebot.signals import wave_id_for
 
 T0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 
@@ -46,6 +82,38 @@ TRICKY = {
 }
 
 
+def _snapshot(water_mark: Decimal) -> PositionSnapshot:
+    """A valid POSITION_SNAPSHOT payload whose trailing water mark tells snapshots apart."""
+    return PositionSnapshot(
+        lifecycle="ACTIVE",
+        symbol="BTCUSDT",
+        entry_client_order_id="tb-p-E0",
+        requested_qty=Decimal("0.010"),
+        filled_qty=Decimal("0.010"),
+        qty=Decimal("0.010"),
+        trailing=TrailingSnapshot(phase="ACTIVE", water_mark=water_mark),
+    )
+
+
+def _wave_done(wave_id: str) -> WaveCompleted:
+    return WaveCompleted(wave_id=wave_id, wave_ts=T0, received=0, taken=0, filtered=0)
+
+
+def _fill(trade_id: str, qty: str = "0.001", price: str = "100000", fee: str = "0") -> FillRecorded:
+    return FillRecorded(
+        qty=Decimal(qty),
+        price=Decimal(price),
+        fee_usdt=Decimal(fee),
+        side=Side.BUY,
+        position_side=PositionSide.LONG,
+        trade_id=trade_id,
+    )
+
+
+def _stop_moved(i: int) -> Event:
+    return Event.of(StopMoved(stop_price=Decimal(100 + i)), T0)
+
+
 async def _wait_until(predicate: Any, poll_s: float = 0.002) -> None:
     """Poll a counter of the journal (its stats are plain ints, not events)."""
     while not predicate():  # noqa: ASYNC110
@@ -56,7 +124,8 @@ def _assert_emission_order_per_task(dsn: str) -> None:
     """Within each producer task the database's insertion order (seq) is the emission order."""
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            "SELECT (data->>'task')::int, (data->>'i')::int FROM events WHERE type = %s ORDER BY seq",
+            "SELECT substr(position_id, 4)::int, (data->>'update_count')::int FROM events "
+            "WHERE type = %s ORDER BY seq",
             (EventType.TRAILING_UPDATE.value,),
         ).fetchall()
     last: dict[int, int] = {}
@@ -78,6 +147,8 @@ def _count_by_type(dsn: str) -> dict[str, int]:
 async def test_every_event_type_round_trips_json_and_db_with_decimals_intact(
     fresh_db_dsn: str, tmp_path: Path
 ) -> None:
+    """Data off every type's contract (the same tricky decimals for all) is still stored
+    exactly, counted as a schema error and flagged once per type (non-strict journal)."""
     events = [
         Event(
             t,
@@ -92,10 +163,14 @@ async def test_every_event_type_round_trips_json_and_db_with_decimals_intact(
         for i, t in enumerate(EventType)
     ]
     with trio.fail_after(30):
-        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+        async with open_postgres_journal(
+            fresh_db_dsn, spool_dir=tmp_path, strict_schema=False
+        ) as journal:
             for ev in events:
                 journal.emit(ev)
             await journal.flush()
+    assert journal.stats.schema_errors == len(EventType)
+    assert set(journal.stats.schema_error_types) == {t.value for t in EventType}
     with psycopg.connect(fresh_db_dsn) as conn:
         rows = {
             r[0]: r[1:]
@@ -103,7 +178,15 @@ async def test_every_event_type_round_trips_json_and_db_with_decimals_intact(
                 "SELECT event_id, type, data, severity::text, position_id, symbol, ts FROM events"
             )
         }
-    assert len(rows) == len(EventType)
+        flagged = conn.execute(
+            "SELECT data->>'event_type' FROM events WHERE type = 'db.schema_error' "
+            "AND position_id IS NULL"
+        ).fetchall()
+    # one EVENT_SCHEMA_ERROR per type (not for the schema-error type itself)
+    assert sorted(r[0] for r in flagged) == sorted(
+        t.value for t in EventType if t is not EventType.EVENT_SCHEMA_ERROR
+    )
+    assert len(rows) == 2 * len(EventType) - 1
     for ev in events:
         etype, data, severity, position_id, symbol, ts = rows[ev.event_id]
         assert etype == ev.type.value
@@ -136,10 +219,11 @@ async def _produce(
         for i in range(per_task):
             if gates and i in gates:
                 await gates[i].wait()
-            ev = Event(
-                EventType.TRAILING_UPDATE,
+            ev = Event.of(
+                TrailingUpdated(
+                    mark_price=Decimal("100.55"), stop_price=Decimal("100.05"), update_count=i
+                ),
                 T0 + timedelta(microseconds=k * per_task + i),
-                {"task": k, "i": i, "stop_price": Decimal("100.05")},
                 position_id=f"pos{k}",
             )
             emitted.append(ev.event_id)
@@ -305,7 +389,7 @@ async def test_server_stopped_and_restarted_spools_then_replays_exactly_once(
         await _wait_until(lambda: journal.stats.spooled >= 3000)
         # durable emits return while the DB is down (fsynced to the spool)
         with trio.fail_after(10):
-            await journal.emit_durable(Event(EventType.STOP_MOVED, T0, {"stop_price": "1"}))
+            await journal.emit_durable(_stop_moved(1))
         assert not journal.is_up
         await trio.to_thread.run_sync(dedicated_server.start)
         phases.append("started")
@@ -348,7 +432,8 @@ async def test_database_down_at_open_then_spool_replayed_by_next_journal(
 ) -> None:
     bad_dsn = "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
     events = [
-        Event(EventType.ORDER_SUBMITTED, T0 + timedelta(seconds=i), {"n": i}) for i in range(100)
+        Event.of(OrderSubmitted(venue_order_id=str(i)), T0 + timedelta(seconds=i))
+        for i in range(100)
     ]
     with trio.fail_after(30):
         async with open_postgres_journal(
@@ -358,16 +443,14 @@ async def test_database_down_at_open_then_spool_replayed_by_next_journal(
             for ev in events[:-1]:
                 journal.emit(ev)
             await journal.emit_durable(events[-1])  # returns: fsynced to the spool
-            journal.emit(
-                Event(EventType.POSITION_SNAPSHOT, T0, {"hwm": Decimal("7.5")}, position_id="pS")
-            )
-            journal.emit(Event(EventType.WAVE_COMPLETED, T0, {"wave_id": "wS"}))
+            journal.emit(Event.of(_snapshot(Decimal("7.5")), T0, position_id="pS"))
+            journal.emit(Event.of(_wave_done("wS"), T0))
         assert journal.stats.spooled >= 102
         # a restart while the database is still down: the reader finds them in the spool
         async with open_postgres_journal(
             bad_dsn, spool_dir=tmp_path, retry_interval_s=60
         ) as j_down:
-            assert await j_down.latest_snapshot("pS") == {"hwm": "7.5"}
+            assert await j_down.latest_snapshot("pS") == encode(_snapshot(Decimal("7.5")))
             assert await j_down.is_wave_processed("wS")
             with pytest.raises(JournalError):
                 await j_down.latest_snapshot("unknown")  # neither spool nor database can say
@@ -400,12 +483,10 @@ async def test_durable_wait_false_never_advances_virtual_time(
         with trio.fail_after(1):  # virtual: nothing below may wait at all
             t = trio.current_time()
             for i in range(100):
-                await journal.emit_durable(Event(EventType.STOP_MOVED, T0, {"i": i}))
-                journal.emit(
-                    Event(EventType.POSITION_SNAPSHOT, T0, {"hwm": Decimal(i)}, position_id="p1")
-                )
-                journal.emit(Event(EventType.WAVE_COMPLETED, T0, {"wave_id": f"w{i}"}))
-                assert await journal.latest_snapshot("p1") == {"hwm": str(i)}
+                await journal.emit_durable(_stop_moved(i))
+                journal.emit(Event.of(_snapshot(Decimal(i)), T0, position_id="p1"))
+                journal.emit(Event.of(_wave_done(f"w{i}"), T0))
+                assert await journal.latest_snapshot("p1") == encode(_snapshot(Decimal(i)))
                 assert await journal.is_wave_processed(f"w{i}")
                 assert not await journal.is_wave_processed("never")
                 assert await journal.latest_snapshot("nobody") is None
@@ -418,22 +499,23 @@ async def test_reader_after_restart_serves_from_database(fresh_db_dsn: str, tmp_
         async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
             for i in range(3):
                 journal.emit(
-                    Event(
-                        EventType.POSITION_SNAPSHOT,
+                    Event.of(
+                        _snapshot(Decimal("100.5") + i),
                         T0 + timedelta(seconds=i),
-                        {"hwm": Decimal("100.5") + i, "state": "ACTIVE"},
                         position_id="pA",
                     )
                 )
-            journal.emit(Event(EventType.WAVE_COMPLETED, T0, {"wave_id": "2026-11-21T06:00Z"}))
+            journal.emit(Event.of(_wave_done("2026-11-21T06:00Z"), T0))
         async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal2:
-            assert await journal2.latest_snapshot("pA") == {"hwm": "102.5", "state": "ACTIVE"}
+            assert await journal2.latest_snapshot("pA") == encode(_snapshot(Decimal("102.5")))
             assert await journal2.is_wave_processed("2026-11-21T06:00Z")
             assert not await journal2.is_wave_processed("2026-11-21T06:15Z")
             assert await journal2.latest_snapshot("pB") is None
 
 
 async def test_hostile_values_are_stored_never_raise(fresh_db_dsn: str, tmp_path: Path) -> None:
+    """Garbage data is stored (sanitized), counted as off its contract, never raised."""
+
     class Weird:
         def __repr__(self) -> str:
             return "<weird>"
@@ -446,16 +528,24 @@ async def test_hostile_values_are_stored_never_raise(fresh_db_dsn: str, tmp_path
         {"huge_int": 10**5000},  # json.dumps refuses ints this long
     ]
     with trio.fail_after(30):
-        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+        async with open_postgres_journal(
+            fresh_db_dsn, spool_dir=tmp_path, strict_schema=False
+        ) as journal:
             for data in hostile:
                 journal.emit(Event(EventType.SIGNAL_REJECTED, T0, data, symbol="X\x00Y"))
             journal.emit(Event(EventType.BOT_STARTED, datetime(2026, 1, 1), {}))  # naive ts
     assert journal.stats.unstorable == 0
+    assert journal.stats.schema_errors == 6
+    assert journal.stats.schema_error_types == {"signal.rejected": 5, "bot.started": 1}
     with psycopg.connect(fresh_db_dsn) as conn:
         rows = conn.execute(
             "SELECT data, symbol FROM events WHERE type = 'signal.rejected'"
         ).fetchall()
+        flagged = conn.execute(
+            "SELECT data->>'event_type', severity::text FROM events WHERE type = 'db.schema_error'"
+        ).fetchall()
         naive = conn.execute("SELECT ts FROM events WHERE type = 'bot.started'").fetchone()
+    assert sorted(flagged) == [("bot.started", "error"), ("signal.rejected", "error")]
     assert len(rows) == 5
     assert any("_unencodable" in r[0] for r in rows)
     assert {r[1] for r in rows} == {"X\ufffdY"}
@@ -466,146 +556,144 @@ async def test_hostile_values_are_stored_never_raise(fresh_db_dsn: str, tmp_path
 
 async def test_projections_fill_relational_tables(fresh_db_dsn: str, tmp_path: Path) -> None:
     pid, cid_e, cid_s = "abc123", "tb-abc123-E0", "tb-abc123-S0"
-    E = EventType
+    wid = wave_id_for(T0)
+    D = Decimal
+    LONG = PositionSide.LONG
+
+    def signal(cls: Any, sid: str, symbol: str, **kw: Any) -> Any:
+        return cls(
+            signal_id=sid,
+            symbol=symbol,
+            venue="bybit",
+            action="BUY",
+            wave_id=wid,
+            wave_ts=T0,
+            **kw,
+        )
+
+    def at(p: Any, ts: datetime = T0, **kw: Any) -> Event:
+        return Event.of(p, ts, **kw)
+
+    def fill(
+        trade_id: str, qty: str, price: str, fee: str, side: Side, cid: str, **kw: Any
+    ) -> Event:
+        return at(
+            FillRecorded(
+                trade_id=trade_id,
+                qty=D(qty),
+                price=D(price),
+                fee_usdt=D(fee),
+                side=side,
+                position_side=LONG,
+            ),
+            position_id=pid,
+            client_order_id=cid,
+            **kw,
+        )
+
+    later = T0 + timedelta(hours=1)
     events = [
-        Event(E.WAVE_STARTED, T0, {"wave_id": "w1", "wave_ts": "2026-11-21T06:00:00+00:00"}),
-        Event(
-            E.SIGNAL_TAKEN,
-            T0,
-            {
-                "signal_id": "s1",
-                "wave_id": "w1",
-                "symbol": "BTCUSDT",
-                "exchange": "bybit",
-                "action": "BUY",
-                "score_week": Decimal("72.5"),
-                "score_month": "65.1",
-            },
+        at(WaveStarted(wave_id=wid, wave_ts=T0, received=3)),
+        at(
+            signal(
+                SignalTaken,
+                "s1",
+                "BTCUSDT",
+                score_week=D("72.5"),
+                score_month=D("65.1"),
+                decision="taken",
+                reason="",
+            ),
+            position_id=pid,
         ),
-        Event(
-            E.SIGNAL_FILTERED,
-            T0,
-            {"signal_id": "s2", "wave_id": "w1", "reason": "stoplist"},
-            symbol="DOGEUSDT",
-        ),
-        Event(E.SIGNAL_REJECTED, T0, {"reason": "malformed: no symbol"}),
-        Event(
-            E.ENTRY_INTENT,
-            T0,
-            {
-                "position_side": "LONG",
-                "qty": Decimal("0.010"),
-                "stop_price": Decimal("98000.0"),
-                "venue": "bybit",
-                "entry_client_order_id": cid_e,
-                "wave_id": "w1",
-                "signal_id": "s1",
-            },
+        at(signal(SignalFiltered, "s2", "DOGEUSDT", decision="filtered", reason="stoplist")),
+        at(SignalRejected(reason="malformed: no symbol")),
+        at(
+            EntryIntent(
+                position_side=LONG,
+                qty=D("0.010"),
+                reference_price=D("100000"),
+                intended_stop=D("98000.0"),
+                venue="bybit",
+                signal_id="s1",
+                wave_ts=T0,
+            ),
             position_id=pid,
             symbol="BTCUSDT",
+            client_order_id=cid_e,
         ),
-        Event(
-            E.ENTRY_SUBMITTED, T0, {"venue_order_id": "V1"}, position_id=pid, client_order_id=cid_e
-        ),
-        Event(
-            E.FILL,
-            T0,
-            {
-                "trade_id": "t1",
-                "qty": "0.004",
-                "price": "100000.1",
-                "fee_usdt": "0.22",
-                "side": "BUY",
-            },
+        at(EntrySubmitted(qty=D("0.010")), position_id=pid, client_order_id=cid_e),
+        at(
+            EntryAcked(status=OrderStatus.NEW, venue_order_id="V1"),
             position_id=pid,
             client_order_id=cid_e,
         ),
-        Event(
-            E.FILL,
-            T0,
-            {"trade_id": "t2", "qty": "0.006", "price": "100000.2", "fee_usdt": "0.33"},
+        fill("t1", "0.004", "100000.1", "0.22", Side.BUY, cid_e),
+        fill("t2", "0.006", "100000.2", "0.33", Side.BUY, cid_e),
+        fill("t2", "0.006", "100000.2", "0", Side.BUY, cid_e),  # venue re-sent it
+        at(
+            EntryFilled(
+                filled_qty=D("0.010"), requested_qty=D("0.010"), avg_fill_price=D("100000.16")
+            ),
             position_id=pid,
-            client_order_id=cid_e,
         ),
-        Event(
-            E.FILL,
-            T0,
-            {"trade_id": "t2", "qty": "0.006", "price": "100000.2"},  # venue re-sent it
-            position_id=pid,
-            client_order_id=cid_e,
-        ),
-        Event(E.ENTRY_FILLED, T0, {"price": "100000.16", "qty": "0.010"}, position_id=pid),
-        Event(E.STOP_INTENT, T0, {"stop_price": "98000.0"}, position_id=pid, client_order_id=cid_s),
-        Event(
-            E.STOP_PLACED,
-            T0,
-            {"stop_price": "98000.0", "venue_algo_id": "A9"},
+        at(
+            StopIntent(stop_price=D("98000.0"), reason="initial", attempt=1),
             position_id=pid,
             client_order_id=cid_s,
         ),
-        Event(E.POSITION_ACTIVE, T0, {}, position_id=pid),
-        Event(
-            E.TP_PLACED,
-            T0,
-            {
-                "level": 0,
-                "price": "101500.0",
-                "qty": "0.005",
-                "profit_pct": "1.5",
-                "fraction": "0.5",
-            },
+        at(
+            StopPlaced(stop_price=D("98000.0"), venue_algo_id="A9"),
+            position_id=pid,
+            client_order_id=cid_s,
+        ),
+        at(
+            PositionActivated(entry_price=D("100000.16"), qty=D("0.010"), stop_price=D("98000.0")),
+            position_id=pid,
+        ),
+        at(
+            TakeProfitPlaced(
+                level=0,
+                price=D("101500.0"),
+                qty=D("0.005"),
+                profit_pct=D("1.5"),
+                fraction=D("0.5"),
+            ),
             position_id=pid,
             client_order_id="tb-abc123-T0",
         ),
-        Event(E.TP_FILLED, T0, {"level": 0}, position_id=pid),
-        Event(E.STOP_MOVED, T0, {"stop_price": "100000.2"}, position_id=pid, client_order_id=cid_s),
-        Event(
-            E.STOP_TRIGGERED, T0 + timedelta(hours=1), {}, position_id=pid, client_order_id=cid_s
-        ),
-        Event(
-            E.FILL,
-            T0 + timedelta(hours=1),
-            {"trade_id": "t9", "qty": "0.005", "price": "100000.1", "side": "SELL"},
-            position_id=pid,
-            client_order_id="tb-abc123-C0",
-        ),  # no order row yet: created
-        Event(
-            E.POSITION_CLOSED,
-            T0 + timedelta(hours=1),
-            {
-                "exit_price": "100000.1",
-                "realized_pnl_usdt": Decimal("0.1") + Decimal("0.2"),
-                "reason": "stop_triggered",
-            },
-            position_id=pid,
-        ),
-        Event(
-            E.WAVE_COMPLETED,
-            T0,
-            {"wave_id": "w1", "signals_received": 3, "signals_taken": 1, "signals_filtered": 1},
-        ),
-        Event(E.ALERT_RAISED, T0, {"message": "db down", "key": "db"}, severity=Severity.CRITICAL),
+        at(TakeProfitFilled(level=0, qty=D("0.005")), position_id=pid),
+        at(StopMoved(stop_price=D("100000.2")), position_id=pid, client_order_id=cid_s),
+        at(StopTriggered(stop_price=D("100000.2")), later, position_id=pid, client_order_id=cid_s),
+        fill("t9", "0.005", "100000.1", "0", Side.SELL, "tb-abc123-C0"),  # no order row: created
+        at(PositionClosed(reason="stop_triggered"), later, position_id=pid),
+        at(WaveCompleted(wave_id=wid, wave_ts=T0, received=3, taken=1, filtered=1)),
+        at(AlertRaised(message="db down", key="db"), severity=Severity.CRITICAL),
         # tolerant: each of these is stored, its projection skipped and counted
-        Event(E.ENTRY_INTENT, T0, {"position_side": "LONG"}, position_id="p2", symbol="ETHUSDT"),
-        Event(
-            E.ORDER_INTENT,
-            T0,
-            {"side": "BUY", "order_type": "MARKET", "role": "ENTRY", "qty": "1"},
+        Event(EventType.ENTRY_INTENT, T0, {"position_side": "LONG"}, position_id="p2", symbol="E"),
+        at(
+            OrderIntent(role=OrderRole.ENTRY, qty=D("1")),
             position_id="ghost",
             client_order_id="tb-ghost-E0",
             symbol="ETHUSDT",
         ),
-        Event(E.POSITION_CLOSED, T0, {"exit_price": 1.5}, position_id=pid),
-        Event(E.WAVE_COMPLETED, T0, {"no_wave_id": True}),
+        Event(EventType.POSITION_CLOSED, T0, {"reason": "x", "entry_price": 1.5}, position_id=pid),
+        Event(EventType.WAVE_COMPLETED, T0, {"no_wave_id": True}),
     ]
     with trio.fail_after(30):
-        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+        async with open_postgres_journal(
+            fresh_db_dsn, spool_dir=tmp_path, strict_schema=False
+        ) as journal:
             for ev in events:
                 journal.emit(ev)
-    assert journal.stats.committed == len(events)
+    assert journal.stats.schema_errors == 3  # the three raw events above
+    assert journal.stats.committed == len(events) + 3  # + one EVENT_SCHEMA_ERROR per type
     assert journal.stats.projection_skipped == 4, journal.stats.projection_skip_reasons
     reasons = " | ".join(journal.stats.projection_skip_reasons)
-    assert "missing data key 'qty'" in reasons and "float" in reasons and "wave_id" in reasons
+    assert "required field missing @ data.qty" in reasons
+    assert "expected a decimal string, got float @ data.entry_price" in reasons
+    assert "required field missing @ data.wave_id" in reasons
+    assert "no positions row" in reasons
     with psycopg.connect(fresh_db_dsn) as conn:
         pos = conn.execute(
             """SELECT status::text, qty, entry_price, intended_stop_price, stop_price, exit_price,
@@ -620,10 +708,10 @@ async def test_projections_fill_relational_tables(fresh_db_dsn: str, tmp_path: P
             Decimal("98000.0"),
             Decimal("100000.2"),
             Decimal("100000.1"),
-            Decimal("0.3"),
+            Decimal("-0.0003"),  # exit-side fills against the entry price, before fees
             Decimal("0.55"),
             "stop_triggered",
-            "w1",
+            wid,
             "bybit",
         )
         orders = {
@@ -669,7 +757,8 @@ async def test_projections_fill_relational_tables(fresh_db_dsn: str, tmp_path: P
         )
         wave = conn.execute(
             "SELECT wave_ts, signals_received, signals_taken, completed_at IS NOT NULL "
-            "FROM waves WHERE wave_id = 'w1'"
+            "FROM waves WHERE wave_id = %s",
+            (wid,),
         ).fetchone()
         assert wave == (datetime(2026, 11, 21, 6, tzinfo=UTC), 3, 1, True)
         assert conn.execute("SELECT status::text, fraction FROM tp_levels").fetchall() == [
@@ -703,7 +792,7 @@ async def test_cancelled_caller_still_drains(fresh_db_dsn: str, tmp_path: Path) 
         with trio.move_on_after(0.2):
             async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
                 for i in range(5000):
-                    journal.emit(Event(EventType.STREAM_GAP, T0, {"i": i}))
+                    journal.emit(Event.of(StreamGapped(stream="public", reason=f"gap {i}"), T0))
                 await trio.sleep_forever()
     assert len(_ids(fresh_db_dsn)) == 5000
 
@@ -715,31 +804,31 @@ async def test_read_helpers(fresh_db_dsn: str, tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
             journal.emit(
-                Event(
-                    EventType.ENTRY_INTENT,
+                Event.of(
+                    EntryIntent(
+                        position_side=PositionSide.SHORT,
+                        qty=Decimal("2"),
+                        reference_price=Decimal("1"),
+                        intended_stop=Decimal("1.05"),
+                    ),
                     T0,
-                    {"position_side": "SHORT", "qty": "2", "stop_price": "1.05"},
                     position_id=pid,
                     symbol="XRPUSDT",
                 )
             )
             journal.emit(
-                Event(
-                    EventType.ORDER_SUBMITTED,
-                    T0 + timedelta(seconds=1),
-                    {},
-                    client_order_id=f"tb-{pid}-E0",
+                Event.of(
+                    OrderSubmitted(), T0 + timedelta(seconds=1), client_order_id=f"tb-{pid}-E0"
                 )
             )
             journal.emit(
-                Event(
-                    EventType.STOP_MOVED,
+                Event.of(
+                    StopMoved(stop_price=Decimal("1.04")),
                     T0 + timedelta(seconds=2),
-                    {"stop_price": "1.04"},
                     position_id=pid,
                 )
             )
-            journal.emit(Event(EventType.STOP_MOVED, T0, {"stop_price": "9"}, position_id="other"))
+            journal.emit(Event.of(StopMoved(stop_price=Decimal("9")), T0, position_id="other"))
     life = events_for_position(fresh_db_dsn, pid)
     assert [e.type for e in life] == ["entry.intent", "order.submitted", "stop.moved"]
     assert life[0].to_event() is not None and life[0].to_event().data["qty"] == "2"  # type: ignore[union-attr]
@@ -759,7 +848,7 @@ async def test_schema_missing_spools_until_migrated(empty_db_dsn: str, tmp_path:
             assert not journal.is_up
             ids = []
             for i in range(50):
-                ev = Event(EventType.RECONCILE_STARTED, T0, {"i": i})
+                ev = Event.of(ReconcileStarted(trigger=f"startup {i}"), T0)
                 ids.append(ev.event_id)
                 await journal.emit_durable(ev)  # durable in the spool
             assert journal.stats.spooled >= 50
@@ -780,13 +869,13 @@ async def test_unwritable_spool_holds_events_until_it_works_again(tmp_path: Path
             await journal.flush()  # DB_UNAVAILABLE is in the spool
             await trio.to_thread.run_sync(shutil.rmtree, spool)
             spool.write_text("not a directory")  # every append now fails
-            ev = Event(EventType.FILL, T0, {"trade_id": "t1"})
+            ev = Event.of(_fill("t1"), T0)
             with trio.move_on_after(0.5) as waited:
                 await journal.emit_durable(ev)
             assert waited.cancelled_caught  # not durable: never reported as such
             spool.unlink()
             spool.mkdir()
-            await journal.emit_durable(Event(EventType.FILL, T0, {"trade_id": "t2"}))
+            await journal.emit_durable(Event.of(_fill("t2"), T0))
     lines = (spool / SPOOL_FILE_NAME).read_text().splitlines()
     assert [json.loads(x)["data"].get("trade_id") for x in lines].count("t1") == 1
     assert journal.stats.lost == 0
@@ -805,7 +894,7 @@ async def test_open_journal_from_config(fresh_db_dsn: str, tmp_path: Path) -> No
         async with open_journal_from_config(cfg) as journal:
             assert journal.is_up and journal.spool_dir == tmp_path / "sp"
             assert journal.application_name == "tradebot-journal:acct7"
-            await journal.emit_durable(Event(EventType.CONFIG_LOADED, T0, {"account": "acct7"}))
+            await journal.emit_durable(Event.of(ConfigLoaded(account="acct7"), T0))
     assert _count_by_type(fresh_db_dsn) == {EventType.CONFIG_LOADED.value: 1}
 
 
@@ -834,7 +923,7 @@ async def test_random_decimals_survive_the_database_exactly(
         Decimal("1E+30"),
         Decimal("1.000000000000000000000001"),
     ]
-    events = [Event(EventType.FUNDING, T0, {"amount_usdt": v}) for v in values]
+    events = [Event.of(Funding(amount_usdt=v), T0) for v in values]
     with trio.fail_after(30):
         async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
             for ev in events:
@@ -876,7 +965,7 @@ async def test_hanging_database_host_never_delays_durable_spooling(tmp_path: Pat
                 assert not journal.is_up
                 for i in range(20):  # the prober is stuck in a 2 s connect the whole time
                     with trio.fail_after(1):
-                        await journal.emit_durable(Event(EventType.STOP_MOVED, T0, {"i": i}))
+                        await journal.emit_durable(_stop_moved(i))
                 assert journal.stats.spooled >= 20
     finally:
         hole.close()

@@ -16,10 +16,11 @@ import pytest
 import trio
 import trio.testing
 
+from adapters.paper import Fault, FaultPlan
 from adapters.postgres.journal import open_postgres_journal
 from tests._position_support import paper_world, supervised
-from tradebot.domain import Instrument, PositionSide
-from tradebot.events import Event
+from tradebot.domain import Instrument, OrderRole, PositionSide
+from tradebot.events import Event, EventType
 from tradebot.policies import PositionSettings, TakeProfitSettings, TrailingSettings
 
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
@@ -157,3 +158,48 @@ async def test_position_actor_events_project_cleanly(
             assert "TAKE_PROFIT" in roles
         if name.startswith("aged"):
             assert {"AGED_EXIT", "CLOSE"} <= roles
+
+
+def flatten_fails(profile: str) -> list[Event]:
+    """The stop cannot be placed and the flatten fails too: emergency stop, FAILED, and a
+    critical alert (the PositionActor's alerts carry ``message`` since issue 10)."""
+    plan = (
+        FaultPlan(seed=3)
+        .fail_next("place_stop", Fault.server_error(503), count=4, role=OrderRole.STOP)
+        .fail_next("place_reduce", Fault.server_error(503), count=100)
+    )
+
+    async def main() -> list[Event]:
+        async with paper_world(profile, faults=plan, marks={"ETHUSDT": "2500"}) as w:
+            actor = w.actor(w.request("ETHUSDT", LONG, "0.100", "2500"))
+            await w.start(actor)
+            outcome = await actor._ticket.wait()  # type: ignore[union-attr]
+            assert not outcome.opened and "emergency" in outcome.reason
+            return list(w.journal.events)
+
+    return _run_virtual(main)
+
+
+async def test_position_actor_alerts_land_in_alerts_with_their_message(
+    fresh_db_dsn: str, tmp_path: Path
+) -> None:
+    # Binance profile: the stop is placed after the fill (Bybit attaches it to the entry)
+    with trio.fail_after(120):
+        events = await trio.to_thread.run_sync(flatten_fails, "binance")
+        async with open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path) as journal:
+            for ev in events:
+                journal.emit(ev)
+    assert journal.stats.schema_errors == 0
+    assert journal.stats.projection_skipped == 0, journal.stats.projection_skip_reasons
+    raised = [e for e in events if e.type is EventType.ALERT_RAISED]
+    assert raised
+    with psycopg.connect(fresh_db_dsn) as conn:
+        alerts = conn.execute(
+            "SELECT event_id, severity::text, alert_key, message FROM alerts ORDER BY ts, alert_id"
+        ).fetchall()
+        status = conn.execute("SELECT status::text FROM positions").fetchall()
+    assert [a[0] for a in alerts] == [e.event_id for e in raised]  # every alert, once
+    assert alerts[-1][1:3] == ("critical", "flatten_failed")
+    assert alerts[-1][3].startswith("ETHUSDT LONG: flatten failed")
+    assert "emergency stop at 2425.00" in alerts[-1][3]
+    assert status == [("FAILED",)]

@@ -20,7 +20,7 @@ from actors.wave import Deliver, GetWaveStatus, WaveMessage, WaveProcessor, Wave
 from tradebot.clock import TrioClock
 from tradebot.domain import Instrument, PositionSide
 from tradebot.errors import JournalError
-from tradebot.events import EventType, MemoryJournal
+from tradebot.events import EventType, MemoryJournal, SignalTaken
 from tradebot.ids import position_id_for
 from tradebot.policies.sizing import SizingSettings
 from tradebot.ports import OpenOutcome, OpenRequest
@@ -165,7 +165,7 @@ async def test_reserve_two_failures_still_open_exactly_five(
         done.data
     )
     taken = journal.of_type(EventType.SIGNAL_TAKEN)[0]
-    assert taken.data["qty"] == Decimal("20.0") and taken.position_id is not None
+    assert taken.payload_as(SignalTaken).qty == Decimal("20.0") and taken.position_id is not None
 
 
 async def test_five_taken_leaves_the_rest_of_the_reserve_unopened(

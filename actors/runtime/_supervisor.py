@@ -31,7 +31,18 @@ import attrs
 import trio
 
 from tradebot.errors import ActorStopped, SupervisorEscalation
-from tradebot.events import Event, EventType, JournalPort, Severity
+from tradebot.events import (
+    ChildCrashed,
+    ChildGaveUp,
+    ChildRestarted,
+    ChildStarted,
+    ChildStopped,
+    Event,
+    EventType,
+    JournalPort,
+    Severity,
+    Supervision,
+)
 from tradebot.ports import Clock
 
 from ._actor import Actor, _Control, _Ending, _run_incarnation
@@ -166,13 +177,13 @@ class SupervisionEventKind(enum.Enum):
     CANCELLED_ON_STOP = "cancelled_on_stop"  # a stop request's deadline expired
 
 
-_EVENT_TYPES = {
-    SupervisionEventKind.STARTED: EventType.ACTOR_STARTED,
-    SupervisionEventKind.CRASHED: EventType.ACTOR_CRASHED,
-    SupervisionEventKind.RESTARTED: EventType.ACTOR_RESTARTED,
-    SupervisionEventKind.GAVE_UP: EventType.ACTOR_GAVE_UP,
-    SupervisionEventKind.STOPPED: EventType.ACTOR_STOPPED,
-    SupervisionEventKind.CANCELLED_ON_STOP: EventType.ACTOR_STOPPED,
+_PAYLOADS: dict[SupervisionEventKind, type[Supervision] | type[ChildRestarted]] = {
+    SupervisionEventKind.STARTED: ChildStarted,
+    SupervisionEventKind.CRASHED: ChildCrashed,
+    SupervisionEventKind.RESTARTED: ChildRestarted,
+    SupervisionEventKind.GAVE_UP: ChildGaveUp,
+    SupervisionEventKind.STOPPED: ChildStopped,
+    SupervisionEventKind.CANCELLED_ON_STOP: ChildStopped,
 }
 
 
@@ -209,7 +220,23 @@ class SupervisionEvent:
     @property
     def event_type(self) -> EventType:
         """The journal event type (``EventType.ACTOR_*``)."""
-        return _EVENT_TYPES[self.kind]
+        return _PAYLOADS[self.kind].EVENT_TYPE
+
+    def payload(self) -> Supervision | ChildRestarted:
+        """The journal payload (``tradebot.events.ChildStarted`` ...): every field but
+        ``at_s`` (the journal event's ``ts`` says when)."""
+        return _PAYLOADS[self.kind](
+            kind=self.kind.value,
+            supervisor=self.supervisor,
+            child=self.child,
+            attempt=self.attempt,
+            delay_s=self.delay_s,
+            error=self.error,
+            traceback=self.traceback,
+            leftover_messages=self.leftover_messages,
+            in_flight_cancelled=self.in_flight_cancelled,
+            reason=self.reason,
+        )
 
     @property
     def severity(self) -> Severity:
@@ -232,29 +259,12 @@ from the sink is logged (logger ``actors.runtime``) and otherwise ignored."""
 def journal_sink(journal: JournalPort, clock: Clock) -> SupervisionSink:
     """A sink that journals every supervision event (``JournalPort.emit``, never blocks).
 
-    Mapping: ``type = event.event_type`` (``EventType.ACTOR_*``), ``severity =
-    event.severity``, ``ts = clock.now()``, ``data`` = the event's fields (``kind``,
-    ``supervisor``, ``child``, ``attempt``, ``delay_s``, ``error``, ``traceback``,
-    ``leftover_messages``, ``in_flight_cancelled``, ``reason``; ``at_s`` is dropped in
-    favour of ``ts``).
+    Mapping: the payload :meth:`SupervisionEvent.payload` (type ``EventType.ACTOR_*``),
+    ``severity = event.severity``, ``ts = clock.now()``.
     """
 
     def sink(event: SupervisionEvent) -> None:
-        data = {
-            "kind": event.kind.value,
-            "supervisor": event.supervisor,
-            "child": event.child,
-            "attempt": event.attempt,
-            "delay_s": event.delay_s,
-            "error": event.error,
-            "traceback": event.traceback,
-            "leftover_messages": event.leftover_messages,
-            "in_flight_cancelled": event.in_flight_cancelled,
-            "reason": event.reason,
-        }
-        journal.emit(
-            Event(type=event.event_type, ts=clock.now(), data=data, severity=event.severity)
-        )
+        journal.emit(Event.of(event.payload(), clock.now(), severity=event.severity))
 
     return sink
 

@@ -39,7 +39,17 @@ from adapters.bybit.budget import EndpointBudgets, Priority
 from adapters.bybit.errors import CLOCK_SKEW_CODE, error_for, http_error_for
 from tradebot.clock import WallClock
 from tradebot.errors import OutcomeUnknown, RateLimited, TransientError, VenueError
-from tradebot.events import Event, EventType, JournalPort, Severity
+from tradebot.events import (
+    ClockResynced,
+    Event,
+    ExchangeError,
+    ExchangeRequest,
+    ExchangeResponse,
+    JournalPort,
+    Payload,
+    RateLimitHit,
+    Severity,
+)
 from tradebot.ports import Clock
 
 __all__ = ["REDACTED_KEYS", "BybitAuth", "BybitHttp", "ServerClock", "sign"]
@@ -191,8 +201,7 @@ class BybitHttp:
 
     def _emit(
         self,
-        type_: EventType,
-        data: dict[str, Any],
+        payload: Payload,
         severity: Severity = Severity.INFO,
         symbol: str | None = None,
         client_order_id: str | None = None,
@@ -200,14 +209,13 @@ class BybitHttp:
         if self.journal is None:
             return
         self.journal.emit(
-            Event(
-                type=type_,
-                ts=self.clock.now(),
-                data=data,
+            Event.of(
+                payload,
+                self.clock.now(),
                 severity=severity,
                 symbol=symbol,
                 client_order_id=client_order_id,
-                correlation_id=data.get("request_id"),
+                correlation_id=getattr(payload, "request_id", None),
             )
         )
 
@@ -230,10 +238,7 @@ class BybitHttp:
             server_ms = int(env.get("time", 0))
         old = self.server_clock.offset_ms
         new = self.server_clock.update(server_ms, sent, received)
-        self._emit(
-            EventType.CLOCK_RESYNC,
-            {"old_offset_ms": old, "offset_ms": new, "rtt_ms": received - sent},
-        )
+        self._emit(ClockResynced(old_offset_ms=old, offset_ms=new, rtt_ms=received - sent))
         return new
 
     # --- requests -----------------------------------------------------------------------
@@ -296,14 +301,13 @@ class BybitHttp:
         symbol = params.get("symbol")
         cid = params.get("orderLinkId")
         self._emit(
-            EventType.EXCHANGE_REQUEST,
-            {
-                "request_id": request_id,
-                "venue": "bybit",
-                "method": method,
-                "path": path,
-                "params": _redact(params),
-            },
+            ExchangeRequest(
+                request_id=request_id,
+                venue="bybit",
+                method=method,
+                path=path,
+                params=_redact(params),
+            ),
             symbol=symbol,
             client_order_id=cid,
         )
@@ -357,8 +361,9 @@ class BybitHttp:
                     wait_s = (int(reset) - self.server_clock.now_ms()) / 1000
                     mapped.retry_after_s = min(max(wait_s, 0.0), 60.0)
                 self._emit(
-                    EventType.RATE_LIMITED,
-                    {"request_id": request_id, "path": path, "retry_after_s": mapped.retry_after_s},
+                    RateLimitHit(
+                        request_id=request_id, path=path, retry_after_s=mapped.retry_after_s
+                    ),
                     Severity.WARNING,
                     symbol,
                 )
@@ -367,16 +372,15 @@ class BybitHttp:
             )
             raise mapped
         self._emit(
-            EventType.EXCHANGE_RESPONSE,
-            {
-                "request_id": request_id,
-                "venue": "bybit",
-                "path": path,
-                "retCode": ret_code,
-                "retMsg": ret_msg,
-                "result": _journal_result(path, result),
-                "latency_ms": latency_ms,
-            },
+            ExchangeResponse(
+                request_id=request_id,
+                venue="bybit",
+                path=path,
+                ret_code=ret_code,
+                ret_msg=ret_msg,
+                result=_journal_result(path, result),
+                latency_ms=latency_ms,
+            ),
             symbol=symbol,
             client_order_id=cid,
         )
@@ -394,18 +398,17 @@ class BybitHttp:
         ret_code: int | None = None,
     ) -> None:
         self._emit(
-            EventType.EXCHANGE_ERROR,
-            {
-                "request_id": request_id,
-                "venue": "bybit",
-                "path": path,
-                "error": type(err).__name__,
-                "code": err.code,
-                "venue_message": err.venue_message,
-                "message": str(err),
-                "retCode": ret_code,
-                "latency_ms": latency_ms,
-            },
+            ExchangeError(
+                request_id=request_id,
+                venue="bybit",
+                path=path,
+                error=type(err).__name__,
+                code=err.code,
+                venue_message=err.venue_message,
+                message=str(err),
+                ret_code=ret_code,
+                latency_ms=latency_ms,
+            ),
             Severity.WARNING,
             symbol,
             cid,

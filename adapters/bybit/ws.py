@@ -43,7 +43,17 @@ from adapters.bybit.parse import (
 from tradebot.clock import WallClock
 from tradebot.domain import PositionSide
 from tradebot.errors import FatalVenueError
-from tradebot.events import Event, EventType, JournalPort, Severity
+from tradebot.events import (
+    Event,
+    ExchangeError,
+    JournalPort,
+    Payload,
+    Severity,
+    StreamConnected,
+    StreamDisconnected,
+    StreamGapped,
+    StreamSilent,
+)
 from tradebot.ports import (
     AccountEvent,
     Clock,
@@ -180,18 +190,16 @@ class _Stream:
         self._req = itertools.count(1)
         self.connections = 0
 
-    def emit_event(
-        self, type_: EventType, data: dict[str, Any], severity: Severity = Severity.INFO
-    ) -> None:
+    def emit_event(self, payload: Payload, severity: Severity = Severity.INFO) -> None:
+        """Journal ``payload`` (built with this stream's ``stream``/``url``)."""
         if self.journal is not None:
-            self.journal.emit(
-                Event(
-                    type=type_,
-                    ts=self.clock.now(),
-                    data={"stream": self.name, "url": self.url, **data},
-                    severity=severity,
-                )
-            )
+            self.journal.emit(Event.of(payload, self.clock.now(), severity=severity))
+
+    def error(
+        self, error: str, *, frame: str = "", reply: Mapping[str, Any] | None = None
+    ) -> ExchangeError:
+        """An EXCHANGE_ERROR payload of this stream."""
+        return ExchangeError(error=error, stream=self.name, url=self.url, frame=frame, reply=reply)
 
     def req_id(self) -> str:
         return f"{self.name}-{next(self._req)}"
@@ -228,8 +236,12 @@ class _Stream:
                 if lived >= self.settings.stable_after_s:
                     attempt = 0  # it was a healthy connection: start the backoff afresh
                 self.emit_event(
-                    EventType.STREAM_DISCONNECTED,
-                    {"reason": reason, "attempt": attempt},
+                    StreamDisconnected(
+                        stream=self.name,
+                        url=self.url,
+                        reason=reason,
+                        attempt=attempt,
+                    ),
                     Severity.WARNING,
                 )
             attempt += 1
@@ -246,12 +258,14 @@ class _Stream:
         await on_open(ws)
         self._connected_at = trio.current_time()
         self.connections += 1
-        self.emit_event(EventType.STREAM_CONNECTED, {"connection": self.connections})
+        self.emit_event(StreamConnected(stream=self.name, url=self.url, connects=self.connections))
         if self.connections > 1:
             gap = StreamGap(
                 stream=self.name, reason=f"reconnected ({reason or 'dropped'})", ts=self.clock.now()
             )
-            self.emit_event(EventType.STREAM_GAP, {"reason": gap.reason}, Severity.WARNING)
+            self.emit_event(
+                StreamGapped(stream=self.name, url=self.url, reason=gap.reason), Severity.WARNING
+            )
             await on_gap(gap)
         dropped = ""
         fatal: FatalVenueError | None = None
@@ -267,8 +281,12 @@ class _Stream:
                         break
                 if cs.cancelled_caught:
                     self.emit_event(
-                        EventType.STREAM_SILENT,
-                        {"silence_s": self.settings.silence_timeout_s},
+                        StreamSilent(
+                            stream=self.name,
+                            url=self.url,
+                            reason="silence",
+                            silence_timeout_s=self.settings.silence_timeout_s,
+                        ),
                         Severity.WARNING,
                     )
                     nursery.cancel_scope.cancel()
@@ -277,9 +295,7 @@ class _Stream:
                     msg = json.loads(raw)
                 except ValueError:
                     self.emit_event(
-                        EventType.EXCHANGE_ERROR,
-                        {"error": "malformed frame", "frame": str(raw)[:200]},
-                        Severity.WARNING,
+                        self.error("malformed frame", frame=str(raw)[:200]), Severity.WARNING
                     )
                     continue
                 if isinstance(msg, dict):
@@ -336,16 +352,12 @@ async def run_public_stream(
 
     async def on_message(msg: dict[str, Any]) -> None:
         if msg.get("op") == "subscribe" and msg.get("success") is False:
-            stream.emit_event(
-                EventType.EXCHANGE_ERROR,
-                {"error": "subscribe failed", "reply": msg},
-                Severity.ERROR,
-            )
+            stream.emit_event(stream.error("subscribe failed", reply=msg), Severity.ERROR)
             return
         try:
             merged = cache.apply(msg)
         except (TypeError, ValueError) as exc:
-            stream.emit_event(EventType.EXCHANGE_ERROR, {"error": repr(exc)}, Severity.WARNING)
+            stream.emit_event(stream.error(repr(exc)), Severity.WARNING)
             return
         if merged is None:
             return
@@ -355,7 +367,7 @@ async def run_public_stream(
         try:
             mark = cache.mark_price(symbol)
         except ParseError as exc:
-            stream.emit_event(EventType.EXCHANGE_ERROR, {"error": str(exc)}, Severity.WARNING)
+            stream.emit_event(stream.error(str(exc)), Severity.WARNING)
             return
         if mark is not None:
             ts = ms_to_dt(msg.get("ts")) or datetime.now(UTC)
@@ -429,11 +441,7 @@ async def run_private_stream(
         if msg.get("op") == "subscribe" and msg.get("success") is False:
             # A private stream that is not subscribed is blind while orders still succeed
             # (the listenKey lesson from Binance): never carry on silently.
-            stream.emit_event(
-                EventType.EXCHANGE_ERROR,
-                {"error": "private subscribe refused", "reply": msg},
-                Severity.ERROR,
-            )
+            stream.emit_event(stream.error("private subscribe refused", reply=msg), Severity.ERROR)
             raise FatalVenueError(
                 f"bybit private subscribe refused: {msg.get('ret_msg')}",
                 code="ws_subscribe",
@@ -462,11 +470,7 @@ async def run_private_stream(
                     position_side_of(row)
                     event = PositionUpdate(position=parse_position(row), ts=ts)
             except (ParseError, ValueError, TypeError) as exc:
-                stream.emit_event(
-                    EventType.EXCHANGE_ERROR,
-                    {"error": f"unparsable {topic} row: {exc}"},
-                    Severity.WARNING,
-                )
+                stream.emit_event(stream.error(f"unparsable {topic} row: {exc}"), Severity.WARNING)
                 continue
             await emit(event)
 

@@ -11,7 +11,8 @@ Front door:
   :func:`maintain_partitions` — the schema (``sql/NNNN_*.sql``).
 - :func:`open_postgres_journal`, :class:`PostgresJournal` — the group-commit journal with
   its disk spool (:mod:`adapters.postgres.journal`).
-- :mod:`adapters.postgres.projections` — which event ``data`` keys fill which tables.
+- :mod:`adapters.postgres.projections` — which events (their typed payloads,
+  :mod:`tradebot.events`) fill which tables.
 - :mod:`adapters.postgres.queries` — read helpers for the CLI.
 - :func:`acquire_instance_lock` — one running bot per account (advisory lock).
 """

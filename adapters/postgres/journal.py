@@ -26,6 +26,12 @@ How it works (DESIGN.md section 7):
   truncates it and emits ``DB_RECOVERED`` and ``SPOOL_REPLAYED``. Events emitted meanwhile
   wait behind the spool, so the journal's order is the emission order.
 - A spool left by a crashed process is replayed when the next journal opens.
+- Contract check: ``emit`` decodes every event's data into its payload class
+  (:mod:`tradebot.events`). A mismatch is never a lost event: it is stored as is, counted
+  (``JournalStats.schema_errors`` / ``schema_error_types``), logged, and the first one of
+  each type is journaled as ``EVENT_SCHEMA_ERROR``; its projection is skipped. With
+  ``strict_schema`` (tests: ``$TRADEBOT_STRICT_EVENTS=1``) ``emit`` raises
+  :class:`~tradebot.events.EventSchemaError` instead and stores nothing.
 - On exit the context manager drains the buffer (to the DB or the spool) within
   ``drain_timeout_s``; whatever is still not durable then is written to the spool.
 
@@ -59,13 +65,34 @@ from adapters.postgres.connection import connect
 from adapters.postgres.projections import PROJECTIONS, ProjectionSkip, project
 from tradebot.config import Config
 from tradebot.errors import JournalError
-from tradebot.events import Event, EventType, Severity, jsonable
+from tradebot.events import (
+    DbRecovered,
+    DbUnavailable,
+    Event,
+    EventSchemaError,
+    EventSchemaErrorRecorded,
+    EventType,
+    Payload,
+    Severity,
+    SpoolReplayed,
+    decode_data,
+    jsonable,
+)
 
-__all__ = ["SPOOL_FILE_NAME", "JournalStats", "PostgresJournal", "open_postgres_journal"]
+__all__ = [
+    "SPOOL_FILE_NAME",
+    "STRICT_EVENTS_ENV",
+    "JournalStats",
+    "PostgresJournal",
+    "open_postgres_journal",
+]
 
 log = logging.getLogger("tradebot.journal")
 
 SPOOL_FILE_NAME = "journal-spool.jsonl"
+STRICT_EVENTS_ENV = "TRADEBOT_STRICT_EVENTS"
+"""Environment variable: ``1`` makes ``emit`` raise on an event that does not match its
+payload class (the default of ``strict_schema``; the test suite sets it)."""
 REJECTS_FILE_NAME = "journal-rejects.jsonl"
 
 # One round trip per batch. The batch travels as ONE JSON array text (the same lines the
@@ -130,6 +157,8 @@ class JournalStats:
             ``data`` (``{"_unstorable": ...}``) or, failing that, in the rejects file.
         lost: events neither stored nor spooled (only when, at shutdown, the database is
             unreachable AND the spool cannot be written); always 0 otherwise.
+        schema_errors: events stored whose data did not match their payload class
+            (per type in ``schema_error_types``); always 0 for correct emitters.
     """
 
     emitted: int = 0
@@ -142,7 +171,9 @@ class JournalStats:
     projection_skipped: int = 0
     unstorable: int = 0
     lost: int = 0
+    schema_errors: int = 0
     projection_skip_reasons: dict[str, int] = attrs.field(factory=dict)
+    schema_error_types: dict[str, int] = attrs.field(factory=dict)
 
 
 @attrs.define(slots=True)
@@ -160,6 +191,7 @@ class _Item:
     correlation_id: str | None
     data_text: str
     jdata: Mapping[str, Any]
+    payload: Payload | None = None  # decoded at emit (None: from the spool, decode later)
 
     def spool_line(self) -> str:
         head = json.dumps(
@@ -256,6 +288,7 @@ class PostgresJournal:
         drain_timeout_s: float = 30.0,
         application_name: str = "tradebot-journal",
         connect_timeout_s: int = 5,
+        strict_schema: bool | None = None,
     ) -> None:
         if max_batch_events < 1:
             raise ValueError("max_batch_events must be >= 1")
@@ -272,6 +305,11 @@ class PostgresJournal:
         self.drain_timeout_s = drain_timeout_s
         self.application_name = application_name
         self.stats = JournalStats()
+        self.strict_schema = (
+            os.environ.get(STRICT_EVENTS_ENV, "").strip().lower() in ("1", "true", "yes")
+            if strict_schema is None
+            else strict_schema
+        )
 
         self._pending: deque[_Item] = deque()
         self._seq = 0
@@ -321,8 +359,18 @@ class PostgresJournal:
         return self._seq - self._durable_seq
 
     def emit(self, event: Event) -> None:
-        """Buffer ``event`` for the next group commit. Never blocks; never raises."""
+        """Buffer ``event`` for the next group commit. Never blocks; never raises, except
+        :class:`~tradebot.events.EventSchemaError` with ``strict_schema`` (tests)."""
         item = self._encode(event)
+        problem = self._check_schema(item)
+        if problem is not None and self.strict_schema:
+            self._seq -= 1  # never buffered
+            raise problem
+        self._buffer(item)
+        if problem is not None:
+            self._schema_error(item, problem)
+
+    def _buffer(self, item: _Item) -> None:
         if self._closed:
             # Too late for the writer: keep it on disk; the next journal replays it.
             try:
@@ -492,6 +540,39 @@ class PostgresJournal:
             self._snapshots[item.position_id] = item.jdata
         elif item.type == EventType.WAVE_COMPLETED.value and "wave_id" in item.jdata:
             self._waves[str(item.jdata["wave_id"])] = True
+
+    # -- contract check ------------------------------------------------------------------
+
+    def _check_schema(self, item: _Item) -> EventSchemaError | None:
+        """Decode ``item``'s data into its payload class (kept for the projection)."""
+        try:
+            etype = EventType(item.type)
+        except ValueError:
+            return EventSchemaError(item.type, [f"unknown event type {item.type!r}"])
+        try:
+            item.payload = decode_data(etype, item.jdata)
+        except EventSchemaError as exc:
+            return exc
+        return None
+
+    def _schema_error(self, item: _Item, problem: EventSchemaError) -> None:
+        """Count a stored event that does not match its payload class; journal the first
+        of each type as ``EVENT_SCHEMA_ERROR``."""
+        self.stats.schema_errors += 1
+        n = self.stats.schema_error_types.get(item.type, 0)
+        self.stats.schema_error_types[item.type] = n + 1
+        if n or item.type == EventType.EVENT_SCHEMA_ERROR.value:
+            return
+        log.error("journal: event %s stored but off its contract: %s", item.event_id, problem)
+        self.emit(
+            Event.of(
+                EventSchemaErrorRecorded(
+                    event_type=item.type, event_id=str(item.event_id), error=str(problem)[:2000]
+                ),
+                self._now(),
+                severity=Severity.ERROR,
+            )
+        )
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -683,10 +764,9 @@ class PostgresJournal:
         self._probe_wakeup.set()
         log.warning("journal database unavailable (%s); spooling to %s", reason, self.spool_path)
         self.emit(
-            Event(
-                EventType.DB_UNAVAILABLE,
+            Event.of(
+                DbUnavailable(reason=reason, spool_path=str(self.spool_path)),
                 self._now(),
-                {"reason": reason, "spool_path": str(self.spool_path)},
                 severity=Severity.ERROR,
             )
         )
@@ -707,21 +787,19 @@ class PostgresJournal:
                 else None
             )
             self.emit(
-                Event(
-                    EventType.DB_RECOVERED,
+                Event.of(
+                    DbRecovered(
+                        down_for_s=None if down_for_s is None else round(down_for_s, 3),
+                        spooled=self._spooled_since_down,
+                    ),
                     self._now(),
-                    {
-                        "down_for_s": None if down_for_s is None else round(down_for_s, 3),
-                        "spooled": self._spooled_since_down,
-                    },
                 )
             )
             if replayed:
                 self.emit(
-                    Event(
-                        EventType.SPOOL_REPLAYED,
+                    Event.of(
+                        SpoolReplayed(events=replayed, spool_path=str(self.spool_path)),
                         self._now(),
-                        {"events": replayed, "spool_path": str(self.spool_path)},
                     )
                 )
             log.info("journal database back; replayed %d spooled events", replayed)
@@ -850,7 +928,7 @@ class PostgresJournal:
             with conn.transaction(), conn.cursor() as cur:  # savepoint
                 for it in todo:
                     try:
-                        project(cur, it)
+                        project(cur, it, it.payload)
                     except ProjectionSkip as skip:
                         skipped.append((it, str(skip)))
             for it, reason in skipped:
@@ -865,7 +943,7 @@ class PostgresJournal:
         for it in todo:
             try:
                 with conn.transaction(), conn.cursor() as cur:
-                    project(cur, it)
+                    project(cur, it, it.payload)
             except ProjectionSkip as skip:
                 self._skipped(it, str(skip))
             except psycopg.OperationalError:
@@ -1005,6 +1083,7 @@ async def open_postgres_journal(
     drain_timeout_s: float = 30.0,
     application_name: str = "tradebot-journal",
     connect_timeout_s: int = 5,
+    strict_schema: bool | None = None,
 ) -> AsyncIterator[PostgresJournal]:
     """Open the journal, run its writer task, drain it on exit.
 
@@ -1020,6 +1099,9 @@ async def open_postgres_journal(
         application_name: the writer's ``application_name`` in ``pg_stat_activity``.
         connect_timeout_s: libpq connect timeout (>= 2 s); an unreachable host blocks the
             open (once) and the background prober, never spooling.
+        strict_schema: ``emit`` raises on an event off its payload class instead of
+            storing and counting it; None = ``$TRADEBOT_STRICT_EVENTS`` (see the module
+            docstring).
 
     Does not raise when the database is down at open: the journal starts in spool mode.
     """
@@ -1034,6 +1116,7 @@ async def open_postgres_journal(
         drain_timeout_s=drain_timeout_s,
         application_name=application_name,
         connect_timeout_s=connect_timeout_s,
+        strict_schema=strict_schema,
     )
     await trio.Path(spool_dir).mkdir(parents=True, exist_ok=True)
     async with trio.open_nursery() as nursery:

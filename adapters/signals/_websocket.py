@@ -45,7 +45,15 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-from tradebot.events import Event, EventType, JournalPort, Severity
+from tradebot.events import (
+    Event,
+    JournalPort,
+    Payload,
+    Severity,
+    StreamConnected,
+    StreamDisconnected,
+    StreamSilent,
+)
 from tradebot.ports import Clock
 from tradebot.signals import (
     Control,
@@ -120,10 +128,8 @@ class WebSocketSignalSource:
             async for item in recv:
                 await emit(item)
 
-    def _emit_event(
-        self, type_: EventType, data: dict[str, object], severity: Severity = Severity.INFO
-    ) -> None:
-        self._journal.emit(Event(type=type_, ts=self._clock.now(), data=data, severity=severity))
+    def _emit_event(self, payload: Payload, severity: Severity = Severity.INFO) -> None:
+        self._journal.emit(Event.of(payload, self._clock.now(), severity=severity))
 
     async def _connect_loop(self, send: trio.MemorySendChannel[FeedItem]) -> None:
         attempt = 0
@@ -136,14 +142,13 @@ class WebSocketSignalSource:
             attempt += 1
             self.reconnect_delays.append(delay)
             self._emit_event(
-                EventType.STREAM_DISCONNECTED,
-                {
-                    "stream": "signals",
-                    "url": self._settings.url,
-                    "reason": reason,
-                    "attempt": attempt,
-                    "retry_in_s": round(delay, 6),
-                },
+                StreamDisconnected(
+                    stream="signals",
+                    url=self._settings.url,
+                    reason=reason,
+                    attempt=attempt,
+                    retry_in_s=round(delay, 6),
+                ),
                 Severity.WARNING,
             )
             await trio.sleep(delay)
@@ -194,8 +199,7 @@ class WebSocketSignalSource:
                     return ended
                 self.connects += 1
                 self._emit_event(
-                    EventType.STREAM_CONNECTED,
-                    {"stream": "signals", "url": settings.url, "connects": self.connects},
+                    StreamConnected(stream="signals", url=settings.url, connects=self.connects)
                 )
                 try:
                     if settings.subscribe_message is not None:
@@ -284,12 +288,12 @@ class WebSocketSignalSource:
                     return  # the reader sees the close and reports it
             if deadline.cancelled_caught:
                 self._emit_event(
-                    EventType.STREAM_SILENT,
-                    {
-                        "stream": "signals",
-                        "reason": "pong_timeout",
-                        "pong_timeout_s": settings.pong_timeout_s,
-                    },
+                    StreamSilent(
+                        stream="signals",
+                        url=settings.url,
+                        reason="pong_timeout",
+                        pong_timeout_s=settings.pong_timeout_s,
+                    ),
                     Severity.WARNING,
                 )
                 outcome.append("pong_timeout")
@@ -305,12 +309,12 @@ class WebSocketSignalSource:
                 raw = await ws.get_message()
             if watchdog.cancelled_caught:
                 self._emit_event(
-                    EventType.STREAM_SILENT,
-                    {
-                        "stream": "signals",
-                        "reason": "silence",
-                        "silence_timeout_s": settings.silence_timeout_s,
-                    },
+                    StreamSilent(
+                        stream="signals",
+                        url=settings.url,
+                        reason="silence",
+                        silence_timeout_s=settings.silence_timeout_s,
+                    ),
                     Severity.WARNING,
                 )
                 return "silence"

@@ -52,7 +52,7 @@ from adapters.paper import EngineStep, PaperEngine, PaperVenue, binance_like, by
 from adapters.replay import KlineReplay
 from tradebot.clock import TrioClock
 from tradebot.errors import ConfigError
-from tradebot.events import Event, EventType
+from tradebot.events import BotStarted, BotStopped, BotStopping, Event
 from tradebot.invariants import InvariantMonitor
 from tradebot.ports import MarkPrice
 from tradebot.report import RunReport, build_report
@@ -506,19 +506,18 @@ async def _run_tree(
 
         engine.add_listener(on_step)
         journal.emit(
-            Event(
-                EventType.BOT_STARTED,
+            Event.of(
+                BotStarted(
+                    mode="paper",
+                    venue_profile=opts.venue_profile,
+                    window_start=replay.start,
+                    window_end=replay.end,
+                    symbols=tuple(replay.symbols),
+                    wallet_usdt=opts.wallet_usdt,
+                    instrument_sources=replay.instrument_sources,
+                    signals=str(signals[0]),
+                ),
                 clock.now(),
-                {
-                    "mode": "paper",
-                    "venue_profile": opts.venue_profile,
-                    "window_start": replay.start,
-                    "window_end": replay.end,
-                    "symbols": list(replay.symbols),
-                    "wallet_usdt": opts.wallet_usdt,
-                    "instrument_sources": replay.instrument_sources,
-                    "signals": str(signals[0]),
-                },
             )
         )
         stats = getattr(journal, "stats", None)
@@ -560,16 +559,15 @@ async def _run_tree(
             )
             prog.done()
             journal.emit(
-                Event(
-                    EventType.BOT_STOPPING,
+                Event.of(
+                    BotStopping(
+                        reason="replay finished",
+                        open_positions=account.positions.open_count(),
+                    ),
                     clock.now(),
-                    {
-                        "reason": "replay finished",
-                        "open_positions": account.positions.open_count(),
-                    },
                 )
             )
-        journal.emit(Event(EventType.BOT_STOPPED, clock.now(), {"reason": "replay finished"}))
+        journal.emit(Event.of(BotStopped(reason="replay finished"), clock.now()))
         state.sim_s = replay.duration_s
         _stop_autojump_spin()
     # the journal has drained (its context exited): what it handed to the database

@@ -7,21 +7,33 @@ the consumer never sees it — and hands :data:`FeedItem` values to ``emit`` thr
 bounded buffer whose overflow is journaled ``SIGNAL_BUFFER_OVERFLOW``
 (:func:`overflow_event`).
 
-Journal data of every signal record (``SIGNAL_REJECTED``, ``SIGNAL_FILTERED``,
-``SIGNAL_TAKEN``, ``SIGNAL_LATE``) has the keys ``signal_id, symbol, venue, action,
-score_week, score_month, wave_id, decision, reason`` plus ``exchange`` (= venue) and
-``wave_ts`` — the names the ``signals`` projection of ``adapters/postgres`` reads; values
-that could not be parsed are None.
+The journal payload of every signal record is :class:`tradebot.events.SignalDecision`
+(``SIGNAL_RECEIVED``, ``SIGNAL_LATE``, ``SIGNAL_FILTERED``, ``SIGNAL_TAKEN``) or
+:class:`tradebot.events.SignalRejected`; the ``signals`` table is projected from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from decimal import Decimal
+from typing import Protocol
 
-from tradebot.events import Event, EventType, Severity
+from tradebot.domain import PositionSide
+from tradebot.events import (
+    Event,
+    EventType,
+    Severity,
+    SignalBufferOverflow,
+    SignalDecision,
+    SignalFiltered,
+    SignalLate,
+    SignalReceived,
+    SignalRejected,
+    SignalTaken,
+)
 from tradebot.signals._protocol import Rejection, Signal, Wave, wave_id_for
+from tradebot.signals._selection import Candidate
 
 __all__ = [
     "Emit",
@@ -53,23 +65,48 @@ class SignalSource(Protocol):
         ...
 
 
-def signal_data(signal: Signal, decision: str, reason: str = "", **extra: Any) -> dict[str, Any]:
-    """Journal data of a signal decision (``decision`` = taken / filtered / late / ...)."""
-    data: dict[str, Any] = {
-        "signal_id": signal.signal_id,
-        "symbol": signal.symbol,
-        "venue": signal.venue,
-        "exchange": signal.venue,  # the name the signals-table projection reads
-        "action": signal.action,
-        "score_week": signal.score_week,
-        "score_month": signal.score_month,
-        "wave_id": wave_id_for(signal.wave_ts),
-        "wave_ts": signal.wave_ts,
-        "decision": decision,
-        "reason": reason,
-    }
-    data.update(extra)
-    return data
+_DECISIONS: dict[EventType, type[SignalDecision]] = {
+    EventType.SIGNAL_RECEIVED: SignalReceived,
+    EventType.SIGNAL_LATE: SignalLate,
+    EventType.SIGNAL_FILTERED: SignalFiltered,
+    EventType.SIGNAL_TAKEN: SignalTaken,
+}
+
+
+def signal_data(
+    signal: Signal,
+    decision: str,
+    reason: str = "",
+    *,
+    event_type: EventType = EventType.SIGNAL_RECEIVED,
+    rank: int | None = None,
+    qty: Decimal | None = None,
+    reference_price: Decimal | None = None,
+    notional_usdt: Decimal | None = None,
+) -> SignalDecision:
+    """The payload of a decision about ``signal`` (``decision`` = received / late /
+    filtered / taken; the candidate's ``rank``, sized ``qty``, ``reference_price`` and
+    ``notional_usdt`` when it was ranked and sized).
+
+    Raises:
+        KeyError: ``event_type`` is not a signal-decision type.
+    """
+    return _DECISIONS[event_type](
+        signal_id=signal.signal_id,
+        symbol=signal.symbol,
+        venue=signal.venue,
+        action="BUY" if signal.position_side is PositionSide.LONG else "SELL",
+        score_week=signal.score_week,
+        score_month=signal.score_month,
+        wave_id=wave_id_for(signal.wave_ts),
+        wave_ts=signal.wave_ts,
+        decision=decision,
+        reason=reason,
+        rank=rank,
+        qty=qty,
+        reference_price=reference_price,
+        notional_usdt=notional_usdt,
+    )
 
 
 def signal_event(
@@ -81,13 +118,22 @@ def signal_event(
     *,
     position_id: str | None = None,
     severity: Severity = Severity.INFO,
-    **extra: Any,
+    candidate: Candidate | None = None,
 ) -> Event:
-    """An event about one signal; ``correlation_id`` is the wave id."""
-    return Event(
-        type=event_type,
-        ts=ts,
-        data=signal_data(signal, decision, reason, **extra),
+    """An event about one signal (SIGNAL_RECEIVED / _LATE / _FILTERED / _TAKEN), with the
+    ranked, sized ``candidate`` it became if any; ``correlation_id`` is the wave id."""
+    return Event.of(
+        signal_data(
+            signal,
+            decision,
+            reason,
+            event_type=event_type,
+            rank=candidate.rank if candidate else None,
+            qty=candidate.qty if candidate else None,
+            reference_price=candidate.reference_price if candidate else None,
+            notional_usdt=candidate.notional_usdt if candidate else None,
+        ),
+        ts,
         severity=severity,
         position_id=position_id,
         symbol=signal.symbol,
@@ -95,28 +141,23 @@ def signal_event(
     )
 
 
-def rejection_event(rejection: Rejection, ts: datetime, *, source: str = "", **extra: Any) -> Event:
-    """``SIGNAL_REJECTED`` for a malformed/hostile message or signal (WARNING)."""
+def rejection_event(
+    rejection: Rejection, ts: datetime, *, source: str = "", line: int | None = None
+) -> Event:
+    """``SIGNAL_REJECTED`` for a malformed/hostile message or signal (WARNING); ``line``:
+    its line number in a signals file."""
     wave_id = wave_id_for(rejection.wave_ts) if rejection.wave_ts is not None else None
-    return Event(
-        type=EventType.SIGNAL_REJECTED,
-        ts=ts,
-        data={
-            "signal_id": rejection.signal_id,
-            "symbol": None,
-            "venue": None,
-            "exchange": None,
-            "action": None,
-            "score_week": None,
-            "score_month": None,
-            "wave_id": wave_id,
-            "wave_ts": rejection.wave_ts,
-            "decision": "rejected",
-            "reason": rejection.reason,
-            "excerpt": rejection.excerpt,
-            "source": source,
-            **extra,
-        },
+    return Event.of(
+        SignalRejected(
+            reason=rejection.reason,
+            excerpt=rejection.excerpt,
+            source=source,
+            line=line,
+            signal_id=rejection.signal_id,
+            wave_id=wave_id,
+            wave_ts=rejection.wave_ts,
+        ),
+        ts,
         severity=Severity.WARNING,
         correlation_id=wave_id,
     )
@@ -128,25 +169,31 @@ def overflow_event(item: FeedItem, ts: datetime, *, buffer_size: int, source: st
     The data names everything that was lost (wave id, signal ids) so it can be
     re-requested or audited.
     """
-    data: dict[str, Any] = {"buffer_size": buffer_size, "source": source}
+    p: SignalBufferOverflow
     if isinstance(item, Wave):
-        data.update(
+        p = SignalBufferOverflow(
             kind="wave",
+            buffer_size=buffer_size,
+            source=source,
             wave_id=item.wave_id,
-            signal_ids=[s.signal_id for s in item.signals],
+            signal_ids=tuple(s.signal_id for s in item.signals),
             signals=len(item.signals),
         )
-        wave_id: str | None = item.wave_id
     elif isinstance(item, Signal):
-        data.update(kind="signal", wave_id=item.wave_id, signal_ids=[item.signal_id], signals=1)
-        wave_id = item.wave_id
+        p = SignalBufferOverflow(
+            kind="signal",
+            buffer_size=buffer_size,
+            source=source,
+            wave_id=item.wave_id,
+            signal_ids=(item.signal_id,),
+            signals=1,
+        )
     else:
-        wave_id = wave_id_for(item.wave_ts) if item.wave_ts is not None else None
-        data.update(kind="rejection", wave_id=wave_id, reason=item.reason, signals=0)
-    return Event(
-        type=EventType.SIGNAL_BUFFER_OVERFLOW,
-        ts=ts,
-        data=data,
-        severity=Severity.ERROR,
-        correlation_id=wave_id,
-    )
+        p = SignalBufferOverflow(
+            kind="rejection",
+            buffer_size=buffer_size,
+            source=source,
+            wave_id=wave_id_for(item.wave_ts) if item.wave_ts is not None else None,
+            reason=item.reason,
+        )
+    return Event.of(p, ts, severity=Severity.ERROR, correlation_id=p.wave_id)

@@ -1,0 +1,133 @@
+"""One journal entry (:class:`Event`) and the journal ports."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+import attrs
+
+from tradebot.events._base import Payload
+from tradebot.events._catalog import EventType, Severity
+from tradebot.events._codec import decode, encode
+
+__all__ = ["Event", "JournalPort", "JournalReader"]
+
+P = TypeVar("P", bound=Payload)
+
+
+def _new_uuid() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@attrs.frozen
+class Event:
+    """One journal entry.
+
+    Build it from a payload with :meth:`of` (the type comes from the payload's class); read
+    the typed payload back with :attr:`payload`.
+
+    Attributes:
+        type: the catalog entry.
+        ts: aware UTC time of the event (from the Clock port, so replay is deterministic).
+        data: JSON-safe mapping, the encoded payload (:func:`tradebot.events.encode`);
+            Decimal values are strings. This is what the journals store.
+        severity: default INFO.
+        position_id: the position the event belongs to, if any.
+        client_order_id: the order it concerns, if any.
+        symbol: instrument symbol, if any.
+        correlation_id: ties a chain together (e.g. a wave id, a request id).
+        event_id: uuid, primary key; makes spool replay idempotent.
+    """
+
+    type: EventType
+    ts: datetime
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    severity: Severity = Severity.INFO
+    position_id: str | None = None
+    client_order_id: str | None = None
+    symbol: str | None = None
+    correlation_id: str | None = None
+    event_id: uuid.UUID = attrs.field(factory=_new_uuid)
+
+    @classmethod
+    def of(
+        cls,
+        payload: Payload,
+        ts: datetime,
+        *,
+        severity: Severity = Severity.INFO,
+        position_id: str | None = None,
+        client_order_id: str | None = None,
+        symbol: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Event:
+        """The event of ``payload`` (type = the payload class's event type) at ``ts``."""
+        return cls(
+            type=payload.EVENT_TYPE,
+            ts=ts,
+            data=encode(payload),
+            severity=severity,
+            position_id=position_id,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            correlation_id=correlation_id,
+        )
+
+    @property
+    def payload(self) -> Payload:
+        """The typed payload decoded from :attr:`data` (a new object on every access).
+
+        Raises:
+            EventSchemaError: the data does not match the type's payload class.
+        """
+        return decode(self)
+
+    def payload_as(self, cls: builtins.type[P]) -> P:
+        """:attr:`payload`, checked to be a ``cls``.
+
+        Raises:
+            EventSchemaError: the data does not match the type's payload class.
+            TypeError: the event's payload class is not ``cls``.
+        """
+        p = decode(self)
+        if not isinstance(p, cls):
+            name = builtins.type(p).__name__
+            raise TypeError(f"{self.type.value} carries {name}, not {cls.__name__}")
+        return p
+
+
+class JournalPort(Protocol):
+    """Where events go.
+
+    ``emit`` never blocks and never raises for a valid event (fire-and-forget; the event is
+    buffered, written by group commit, spooled to disk when the database is down).
+    ``emit_durable`` returns once the event is committed to the database or fsynced to the
+    spool — use it for intent before an exchange call, fills and stop changes. A journal
+    checks every event's data against its payload class (see the implementations for what
+    a mismatch does).
+    """
+
+    def emit(self, event: Event) -> None: ...
+
+    async def emit_durable(self, event: Event) -> None: ...
+
+
+class JournalReader(Protocol):
+    """Reads back what the journal holds, for recovery and idempotency.
+
+    Implementations serve recent writes from a write-through cache so that a reader never
+    waits on the database in a virtual-time run (replay determinism, docs/ARCHITECTURE.md
+    §8).
+    """
+
+    async def latest_snapshot(self, position_id: str) -> Mapping[str, Any] | None:
+        """``data`` of the newest ``POSITION_SNAPSHOT`` event of the position, or None."""
+        ...
+
+    async def is_wave_processed(self, wave_id: str) -> bool:
+        """True once a ``WAVE_COMPLETED`` event with ``data["wave_id"] == wave_id`` exists."""
+        ...
