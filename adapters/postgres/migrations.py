@@ -1,7 +1,7 @@
 """Schema migrations: ``sql/NNNN_<name>.sql`` applied in order, once, atomically.
 
 Where the files are: the repository's top-level ``sql/`` directory is the source of truth
-(DESIGN.md section 2). A built wheel ships it as package data ``tradebot/sql`` (hatchling
+(docs/ARCHITECTURE.md §2). A built wheel ships it as package data ``tradebot/sql`` (hatchling
 ``force-include`` in ``pyproject.toml``), found with :mod:`importlib.resources`; an editable
 checkout reads ``<repo>/sql`` itself. ``$TRADEBOT_SQL_DIR`` overrides both.
 
