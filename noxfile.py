@@ -1,6 +1,8 @@
-"""nox sessions: lint, typecheck, tests, bench.
+"""nox sessions: lint, typecheck, tests, bench, wheel.
 
 ``nox -s bench [-- NAME ...]`` runs all or the named benchmarks (``benchmarks/bench_*.py``).
+``nox -s wheel`` builds the deployable wheel into ``dist/`` (``tests/test_packaging.py``
+installs such a wheel into a fresh venv and runs ``tradebot db migrate`` and ``paper``).
 """
 
 import nox
@@ -38,3 +40,10 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: print tables and append JSON lines to .bench/results.jsonl."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def wheel(session: nox.Session) -> None:
+    """Build the wheel (with ``sql/`` as ``tradebot/sql`` and ``tradebot/data``) into dist/."""
+    session.install("pip>=23")
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", "dist", ".")

@@ -59,6 +59,7 @@ __all__ = [
     "format_table",
     "max_drawdown_pct",
     "realized_pnl_usdt",
+    "require_chart_support",
     "trade_line",
     "trades_sha256",
     "write_equity_chart",
@@ -440,6 +441,27 @@ def _duration(seconds: int) -> str:
     return (f"{d}d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
 
 
+def require_chart_support() -> None:
+    """Check that the optional ``chart`` extra (matplotlib) is installed.
+
+    Raises:
+        ConfigError: ``("--chart", "... pip install 'tradebot[chart]'")`` when it is not.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        from tradebot.errors import ConfigError
+
+        raise ConfigError(
+            [
+                (
+                    "--chart",
+                    "needs matplotlib, the optional chart extra: pip install 'tradebot[chart]'",
+                )
+            ]
+        )
+
+
 def write_equity_chart(
     curve: Sequence[tuple[datetime, Decimal]], path: Path, *, title: str = "Equity (USDT)"
 ) -> None:
@@ -448,8 +470,11 @@ def write_equity_chart(
     Float conversion happens here, for drawing only; no money value flows back.
 
     Raises:
+        ConfigError: matplotlib (the ``chart`` extra) is not installed
+            (:func:`require_chart_support`).
         OSError: the file cannot be written.
     """
+    require_chart_support()
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,10 +1,9 @@
 """Schema migrations: ``sql/NNNN_<name>.sql`` applied in order, once, atomically.
 
-Where the files are: the repository's top-level ``sql/`` directory (DESIGN.md section 2).
-tradebot is installed editable (``pip install -e .``), so the runner finds them relative to
-this package (``<repo>/sql``). ``$TRADEBOT_SQL_DIR`` overrides the location (e.g. for a
-non-editable install that ships the files elsewhere); ``tradebot/sql`` is also looked at
-(package data location).
+Where the files are: the repository's top-level ``sql/`` directory is the source of truth
+(docs/ARCHITECTURE.md §2). A built wheel ships it as package data ``tradebot/sql`` (hatchling
+``force-include`` in ``pyproject.toml``), found with :mod:`importlib.resources`; an editable
+checkout reads ``<repo>/sql`` itself. ``$TRADEBOT_SQL_DIR`` overrides both.
 
 Guarantees:
 
@@ -87,21 +86,22 @@ class MigrationState:
 def find_sql_dir() -> Path:
     """Locate the migrations directory.
 
-    Order: ``$TRADEBOT_SQL_DIR``; ``<repo>/sql`` next to the installed (editable) packages;
-    ``tradebot/sql`` (package data).
+    Order: ``$TRADEBOT_SQL_DIR``; ``tradebot/sql`` package data (an installed wheel);
+    ``<checkout>/sql`` beside the ``tradebot`` package (an editable install or a source
+    tree). The first that holds ``NNNN_*.sql`` files wins.
 
     Raises:
         MigrationError: none of them exists.
     """
+    from importlib import resources
+
     candidates: list[Path] = []
     env = os.environ.get("TRADEBOT_SQL_DIR", "").strip()
     if env:
         candidates.append(Path(env).expanduser())
-    here = Path(__file__).resolve()
-    candidates.append(here.parents[2] / "sql")
-    import tradebot
-
-    candidates.append(Path(tradebot.__file__).resolve().parent / "sql")
+    package = Path(str(resources.files("tradebot")))
+    candidates.append(package / "sql")
+    candidates.append(package.parent / "sql")
     for c in candidates:
         if c.is_dir() and any(c.glob("[0-9][0-9][0-9][0-9]_*.sql")):
             return c

@@ -149,12 +149,14 @@ def run(args: argparse.Namespace) -> int:
     from adapters.replay import ReplayDataError
     from tradebot.cli._paper_run import PaperRunOptions, default_home, run_paper
     from tradebot.errors import ConfigError
-    from tradebot.report import format_table, write_equity_chart
+    from tradebot.report import format_table, require_chart_support, write_equity_chart
 
     # The journal logs one warning per event it stores without a relational projection;
     # the run's report carries their count (details.journal_projection_skipped) instead.
     logging.getLogger("tradebot.journal").setLevel(logging.ERROR)
     try:
+        if args.chart is not None:
+            require_chart_support()  # before the run, not after it
         config = _load_config(args.config)
         paper = getattr(config, "paper", None)
         home = config.home_path() if config is not None else default_home()

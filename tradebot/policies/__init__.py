@@ -1,7 +1,9 @@
-"""Pure trading policies: Decimal in, Decimal out, no I/O, no clock (DESIGN.md section 5).
+"""Pure trading policies: Decimal in, Decimal out, no I/O, no clock (docs/ARCHITECTURE.md §5).
 
-Each settings class is a frozen attrs class whose defaults are the DESIGN.md section 5
-defaults; the config loader maps the config file onto them.
+Each settings class is a frozen attrs class whose defaults are the docs/ARCHITECTURE.md §5
+defaults, with each field's unit in its name and its valid range on the field
+(:mod:`tradebot.bounds`); the config file is structured straight into them
+(:mod:`tradebot.config`).
 """
 
 from tradebot.policies.aged import (
@@ -37,6 +39,7 @@ from tradebot.policies.stops import (
     tightest,
 )
 from tradebot.policies.take_profit import (
+    TakeProfitLevel,
     TakeProfitOrder,
     TakeProfitSettings,
     breakeven_stop_price,
@@ -64,6 +67,7 @@ __all__ = [
     "SizingResult",
     "SizingSettings",
     "StopLossSettings",
+    "TakeProfitLevel",
     "TakeProfitOrder",
     "TakeProfitSettings",
     "TrailingDecision",

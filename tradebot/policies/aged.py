@@ -1,4 +1,4 @@
-"""Aged-position exit schedule (DESIGN.md section 5, "Aged positions").
+"""Aged-position exit schedule (docs/ARCHITECTURE.md §5, "Aged positions").
 
 With ``age_h`` = hours since the position became ACTIVE and ``aged_h = age_h - max_age_h``:
 
@@ -32,6 +32,7 @@ from decimal import Decimal
 
 import attrs
 
+from tradebot.bounds import decimal_field, number_field
 from tradebot.domain import Instrument, PositionSide
 from tradebot.money import HUNDRED, ONE, Rounding, move_by_pct
 
@@ -47,40 +48,33 @@ __all__ = [
 
 @attrs.frozen
 class AgedSettings:
-    """Aged-exit parameters (config section ``aged``; defaults DESIGN.md section 5).
+    """Aged-exit parameters (config section ``aged``; defaults docs/ARCHITECTURE.md §5).
 
     Attributes:
-        max_age_h: hours after which a position is aged; default 3.
-        grace_h: hours the breakeven exit waits; default 8.
-        loss_step_pct_per_h: loss added per whole hour after the grace period; default 0.5.
-        acceleration: multiplier applied once aged for ``accelerate_after_h``; 1.2.
-        accelerate_after_h: aged hours after which the acceleration applies; 10.
-        max_loss_pct: loss cap; reaching it closes at market; 10.
-        entry_fee_pct: fee paid on the entry (taker), percent; 0.055.
-        exit_fee_pct: fee paid on the limit exit (maker), percent; 0.02.
+        max_age_h: hours after which a position is aged, in (0, 8760]; default 3.
+        grace_h: hours the breakeven exit waits, in [0, 8760]; default 8.
+        loss_step_pct_per_h: loss added per whole hour after the grace period, percent, in
+            (0, 100); default 0.5.
+        acceleration: multiplier applied once aged for ``accelerate_after_h``, in [1, 100];
+            1.2.
+        accelerate_after_h: aged hours after which the acceleration applies, in [0, 8760];
+            10.
+        max_loss_pct: loss cap, percent, in (0, 100); reaching it closes at market; 10.
+        entry_fee_pct: fee paid on the entry (taker), percent, in [0, 5); 0.055.
+        exit_fee_pct: fee paid on the limit exit (maker), percent, in [0, 5); 0.02.
+
+    Raises:
+        ValueError: a value out of range.
     """
 
-    max_age_h: float = 3.0
-    grace_h: float = 8.0
-    loss_step_pct_per_h: Decimal = Decimal("0.5")
-    acceleration: Decimal = Decimal("1.2")
-    accelerate_after_h: float = 10.0
-    max_loss_pct: Decimal = Decimal("10")
-    entry_fee_pct: Decimal = Decimal("0.055")
-    exit_fee_pct: Decimal = Decimal("0.02")
-
-    def __attrs_post_init__(self) -> None:
-        if self.max_age_h <= 0 or self.grace_h < 0 or self.accelerate_after_h < 0:
-            raise ValueError("aged: max_age_h must be > 0, grace_h/accelerate_after_h >= 0")
-        if self.loss_step_pct_per_h <= 0 or self.acceleration < 1:
-            raise ValueError("aged: loss_step_pct_per_h must be > 0 and acceleration >= 1")
-        if not Decimal(0) < self.max_loss_pct < HUNDRED:
-            raise ValueError("aged.max_loss_pct must be in (0, 100)")
-        if not (
-            Decimal(0) <= self.entry_fee_pct < Decimal(5)
-            and Decimal(0) <= self.exit_fee_pct < Decimal(5)
-        ):
-            raise ValueError("aged fees must be in [0, 5) percent")
+    max_age_h: float = number_field(3.0, gt="0", le="8760")
+    grace_h: float = number_field(8.0, ge="0", le="8760")
+    loss_step_pct_per_h: Decimal = decimal_field("0.5", gt="0", lt="100")
+    acceleration: Decimal = decimal_field("1.2", ge="1", le="100")
+    accelerate_after_h: float = number_field(10.0, ge="0", le="8760")
+    max_loss_pct: Decimal = decimal_field("10", gt="0", lt="100")
+    entry_fee_pct: Decimal = decimal_field("0.055", ge="0", lt="5")
+    exit_fee_pct: Decimal = decimal_field("0.02", ge="0", lt="5")
 
 
 class AgedPhase(enum.Enum):

@@ -1,4 +1,4 @@
-"""Protection repair decision (DESIGN.md section 5, "Protection").
+"""Protection repair decision (docs/ARCHITECTURE.md §5, "Protection").
 
 The PositionActor verifies its stop on the exchange every ``verify_interval_s`` and at once
 on stream gaps, missing-order events or reconciler findings. :func:`decide_repair` says what
@@ -18,9 +18,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Literal
 
 import attrs
 
+from tradebot.bounds import decimal_field, number_field, setting
 from tradebot.domain import Instrument, PositionSide
 from tradebot.money import move_by_pct
 from tradebot.policies.stops import (
@@ -41,40 +43,30 @@ class ProtectionSettings:
     """Protection parameters (config section ``protection``).
 
     Attributes:
-        verify_interval_s: seconds between stop verifications; default 30.
-        emergency_pct: emergency stop distance from entry for adopted positions, percent;
-            default 3 (DESIGN.md section 5).
+        verify_interval_s: seconds between stop verifications, in (0, 86400]; default 30.
+        emergency_pct: emergency stop distance from entry for adopted positions, percent,
+            in (0, 100); default 3 (docs/ARCHITECTURE.md §5).
         breach_action: ``"tighten"`` (stop at mark ∓ ``breach_tighten_pct``) or ``"close"``
             (reduce-only market close) when the mark is already through the stop level.
-        breach_tighten_pct: distance from the mark of a breach stop, percent; default 0.5.
+        breach_tighten_pct: distance from the mark of a breach stop, percent, in (0, 100);
+            default 0.5.
         verified_journal_interval_s: a periodic verification that finds the same stop as
             the last journaled one is journaled at most this often (the journaled event
             counts the quiet checks in between); any other verification — a changed stop,
-            a repair, a stream gap, a recovery — is journaled at once; default 600.
+            a repair, a stream gap, a recovery — is journaled at once; in [0, 86400];
+            default 600.
+
+    Raises:
+        ValueError: a value out of range or an unknown ``breach_action``.
     """
 
-    verify_interval_s: float = 30.0
-    emergency_pct: Decimal = Decimal("3")
-    breach_action: str = attrs.field(default="tighten")
-    breach_tighten_pct: Decimal = Decimal("0.5")
-    verified_journal_interval_s: float = 600.0
-
-    @breach_action.validator
-    def _check_breach(self, _a: object, value: str) -> None:
-        if value not in ("tighten", "close"):
-            raise ValueError(
-                f"protection.breach_action must be 'tighten' or 'close', got {value!r}"
-            )
-
-    def __attrs_post_init__(self) -> None:
-        if self.verify_interval_s <= 0:
-            raise ValueError("protection.verify_interval_s must be > 0")
-        if self.verified_journal_interval_s < 0:
-            raise ValueError("protection.verified_journal_interval_s must be >= 0")
-        if not Decimal(0) < self.emergency_pct < Decimal(100):
-            raise ValueError("protection.emergency_pct must be in (0, 100)")
-        if not Decimal(0) < self.breach_tighten_pct < Decimal(100):
-            raise ValueError("protection.breach_tighten_pct must be in (0, 100)")
+    verify_interval_s: float = number_field(30.0, gt="0", le="86400")
+    emergency_pct: Decimal = decimal_field("3", gt="0", lt="100")
+    breach_action: Literal["tighten", "close"] = setting(
+        "tighten", validator=attrs.validators.in_(("tighten", "close"))
+    )
+    breach_tighten_pct: Decimal = decimal_field("0.5", gt="0", lt="100")
+    verified_journal_interval_s: float = number_field(600.0, ge="0", le="86400")
 
 
 class RepairAction(enum.Enum):

@@ -1,4 +1,4 @@
-"""Position sizing and risk limits (DESIGN.md section 5, "Sizing/risk").
+"""Position sizing and risk limits (docs/ARCHITECTURE.md §5, "Sizing/risk").
 
 Fixed notional per position (``risk.position_size_usdt``): ``qty = floor_to_step(notional /
 price)``, then checked against the instrument's min qty, max qty, min notional and trading
@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import attrs
 
+from tradebot.bounds import CrossFieldError, decimal_field, int_field
 from tradebot.domain import Instrument, InstrumentStatus
 
 __all__ = ["SizingResult", "SizingSettings", "check_limits", "size_position"]
@@ -18,23 +19,34 @@ __all__ = ["SizingResult", "SizingSettings", "check_limits", "size_position"]
 
 @attrs.frozen
 class SizingSettings:
-    """Risk parameters (config section ``risk``).
+    """Risk parameters (config section ``risk``; docs/ARCHITECTURE.md §5 "Sizing/risk").
 
     Attributes:
-        position_size_usdt: notional per position, USDT > 0; default 200.
-        max_open_positions: cap on concurrently open positions; default 10.
-        max_exposure_usdt: cap on the summed entry notional of open positions; default 2000.
+        position_size_usdt: entry notional per position, USDT, in (0, 1e12] and
+            <= ``max_exposure_usdt``; default 200.
+        max_open_positions: cap on concurrently open positions, in [1, 10000]; default 10.
+        max_exposure_usdt: cap on the summed entry notional of open positions, USDT, in
+            (0, 1e12]; default 2000.
+
+    The upper bounds keep ``notional / price`` quantizable to a qty step (28 significant
+    digits); ``Decimal("1e400")`` would make :func:`size_position` raise.
+
+    Raises:
+        ValueError: a value out of range; :class:`tradebot.bounds.CrossFieldError` when
+            ``position_size_usdt > max_exposure_usdt`` (no position could ever open).
     """
 
-    position_size_usdt: Decimal = Decimal("200")
-    max_open_positions: int = 10
-    max_exposure_usdt: Decimal = Decimal("2000")
+    position_size_usdt: Decimal = decimal_field("200", gt="0", le="1e12")
+    max_open_positions: int = int_field(10, ge="1", le="10000")
+    max_exposure_usdt: Decimal = decimal_field("2000", gt="0", le="1e12")
 
     def __attrs_post_init__(self) -> None:
-        if self.position_size_usdt <= 0:
-            raise ValueError("risk.position_size_usdt must be > 0")
-        if self.max_open_positions < 0 or self.max_exposure_usdt < 0:
-            raise ValueError("risk limits must be >= 0")
+        if self.position_size_usdt > self.max_exposure_usdt:
+            raise CrossFieldError(
+                "position_size_usdt",
+                f"must be <= {{0}} (got {self.position_size_usdt} > {self.max_exposure_usdt})",
+                ("max_exposure_usdt",),
+            )
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""Stop-loss prices and the stop invariants (DESIGN.md section 1 invariant 3, section 5).
+"""Stop-loss prices and the stop invariants (docs/ARCHITECTURE.md §1 invariant 3, §5).
 
 Every stop price that leaves tradebot goes through this module:
 
@@ -19,6 +19,7 @@ from decimal import Decimal
 
 import attrs
 
+from tradebot.bounds import decimal_field
 from tradebot.domain import Instrument, PositionSide
 from tradebot.money import Rounding, move_by_pct, quantize_to_step
 
@@ -48,21 +49,16 @@ class StopLossSettings:
     """Stop-loss distances.
 
     Attributes:
-        initial_pct: initial stop distance from the entry price, percent, ``0 < x < 100``.
-            Config ``stop_loss.initial_pct``; default 2 (DESIGN.md section 5).
-        emergency_pct: distance from entry of the stop put on an *adopted* position (one
-            found on the exchange without our intent), percent. Config
-            ``protection.emergency_pct``; default 3 (DESIGN.md section 5, Protection).
+        initial_pct: initial stop distance from the entry price, percent, in (0, 100).
+            Config ``stop_loss.initial_pct``; default 2 (docs/ARCHITECTURE.md §5).
+        emergency_pct: distance from entry of the emergency stop the PositionActor places
+            when it cannot flatten, percent, in (0, 100). Config
+            ``stop_loss.emergency_pct``; default 3 (docs/ARCHITECTURE.md §5, Protection). The
+            stop of an *adopted* position uses ``protection.emergency_pct``.
     """
 
-    initial_pct: Decimal = attrs.field(default=Decimal("2"))
-    emergency_pct: Decimal = attrs.field(default=Decimal("3"))
-
-    def __attrs_post_init__(self) -> None:
-        for name in ("initial_pct", "emergency_pct"):
-            v = getattr(self, name)
-            if not (Decimal(0) < v < Decimal(100)):
-                raise ValueError(f"stop_loss.{name} must be in (0, 100), got {v}")
+    initial_pct: Decimal = decimal_field("2", gt="0", lt="100")
+    emergency_pct: Decimal = decimal_field("3", gt="0", lt="100")
 
 
 def is_protective(stop_price: Decimal, reference_price: Decimal, side: PositionSide) -> bool:
@@ -136,7 +132,7 @@ def initial_stop_price(
     """The initial stop: ``stop_loss.initial_pct`` (default 2 %) from the entry price.
 
     Long: ``entry * (1 - pct/100)`` rounded up to the tick; short: ``entry * (1 + pct/100)``
-    rounded down — both protective (DESIGN.md section 5, "Initial stop"). Trigger: mark price.
+    rounded down — both protective (docs/ARCHITECTURE.md §5, "Initial stop"). Trigger: mark price.
 
     Raises:
         NoValidStop: see :func:`protective_stop_price`.
@@ -178,7 +174,7 @@ def stop_violations(
     mark_price: Decimal | None = None,
     previous_stop: Decimal | None = None,
 ) -> list[str]:
-    """Check a stop against invariant 3 of DESIGN.md section 1.
+    """Check a stop against invariant 3 of docs/ARCHITECTURE.md §1.
 
     Returns:
         The list of violated rules (empty = valid): ``"zero_or_negative"``,

@@ -1,4 +1,4 @@
-"""Partial take-profit levels, "enhanced SL/TP" (DESIGN.md section 5).
+"""Partial take-profit levels, "enhanced SL/TP" (docs/ARCHITECTURE.md §5).
 
 A level ``(profit_pct, fraction)`` closes ``fraction`` of the *filled* entry quantity with
 a reduce-only market order once the mark is ``profit_pct`` percent in profit. Each level
@@ -13,22 +13,52 @@ remaining quantity.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Iterable, Iterator, Set
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
+from tradebot.bounds import CrossFieldError, decimal_field, setting
 from tradebot.domain import Instrument, PositionSide
 from tradebot.money import move_by_pct, pct_change
 
-__all__ = ["TakeProfitOrder", "TakeProfitSettings", "breakeven_stop_price", "due_take_profits"]
+__all__ = [
+    "TakeProfitLevel",
+    "TakeProfitOrder",
+    "TakeProfitSettings",
+    "breakeven_stop_price",
+    "due_take_profits",
+]
 
 
-def _levels_converter(value: object) -> tuple[tuple[Decimal, Decimal], ...]:
-    out: list[tuple[Decimal, Decimal]] = []
-    for item in value:  # type: ignore[attr-defined]
+@attrs.frozen
+class TakeProfitLevel:
+    """One take-profit level (config ``[[take_profit.levels]]``).
+
+    Attributes:
+        profit_pct: profit at which the level fires, percent of entry, in (0, 1000].
+        fraction: fraction of the filled entry quantity it closes, in (0, 1].
+
+    Unpacks as ``profit_pct, fraction = level``.
+    """
+
+    profit_pct: Decimal = decimal_field(attrs.NOTHING, gt="0", le="1000")
+    fraction: Decimal = decimal_field(attrs.NOTHING, gt="0", le="1")
+
+    def __iter__(self) -> Iterator[Decimal]:
+        return iter((self.profit_pct, self.fraction))
+
+
+def _levels_converter(value: Iterable[Any]) -> tuple[TakeProfitLevel, ...]:
+    """Levels given as :class:`TakeProfitLevel` or ``(profit_pct, fraction)`` pairs."""
+    out: list[TakeProfitLevel] = []
+    for item in value:
+        if isinstance(item, TakeProfitLevel):
+            out.append(item)
+            continue
         p, f = item
-        out.append((Decimal(str(p)), Decimal(str(f))))
+        out.append(TakeProfitLevel(Decimal(str(p)), Decimal(str(f))))
     return tuple(out)
 
 
@@ -37,32 +67,35 @@ class TakeProfitSettings:
     """Take-profit parameters (config section ``take_profit``).
 
     Attributes:
-        levels: ``(profit_pct, fraction)`` pairs: profit in percent of entry (> 0, strictly
-            increasing), fraction of the filled quantity in (0, 1], fractions summing to
-            <= 1. Default: none (take-profit off).
+        levels: :class:`TakeProfitLevel` ``(profit_pct, fraction)``: ``profit_pct``
+            strictly increasing, fractions summing to <= 1. Default: none (take-profit
+            off). Also accepts ``(profit_pct, fraction)`` pairs of decimal strings.
         breakeven_after_first: move the stop to breakeven after the first level fills.
         breakeven_offset_pct: breakeven stop = entry moved this many percent into profit
-            (fees); default 0.1.
+            (fees), in [0, 100); default 0.1.
+
+    Raises:
+        ValueError: a value out of range; :class:`tradebot.bounds.CrossFieldError` for
+            levels not increasing or fractions summing to more than 1.
     """
 
-    levels: tuple[tuple[Decimal, Decimal], ...] = attrs.field(
-        default=(), converter=_levels_converter
-    )
-    breakeven_after_first: bool = True
-    breakeven_offset_pct: Decimal = Decimal("0.1")
+    levels: tuple[TakeProfitLevel, ...] = attrs.field(default=(), converter=_levels_converter)
+    breakeven_after_first: bool = setting(True, validator=attrs.validators.instance_of(bool))
+    breakeven_offset_pct: Decimal = decimal_field("0.1", ge="0", lt="100")
 
     def __attrs_post_init__(self) -> None:
-        last = Decimal(0)
         total = Decimal(0)
-        for profit, fraction in self.levels:
-            if profit <= last:
-                raise ValueError("take_profit.levels: profit_pct must be > 0 and increasing")
-            if not Decimal(0) < fraction <= Decimal(1):
-                raise ValueError("take_profit.levels: fraction must be in (0, 1]")
-            last = profit
-            total += fraction
+        for i, level in enumerate(self.levels):
+            if i and level.profit_pct <= self.levels[i - 1].profit_pct:
+                raise CrossFieldError(
+                    f"levels[{i}].profit_pct",
+                    f"must be > {{0}} (got {level.profit_pct} <= "
+                    f"{self.levels[i - 1].profit_pct}): levels go up in profit",
+                    (f"levels[{i - 1}].profit_pct",),
+                )
+            total += level.fraction
         if total > Decimal(1):
-            raise ValueError("take_profit.levels: fractions sum to more than 1")
+            raise CrossFieldError("levels", f"fractions sum to {total} > 1")
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""Trailing stop: a pure state machine (DESIGN.md section 5, "Trailing stop").
+"""Trailing stop: a pure state machine (docs/ARCHITECTURE.md §5, "Trailing stop").
 
 Phases: ``INACTIVE → (BREAKEVEN) → ACTIVE → TRIGGERED``.
 
@@ -30,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from tradebot.bounds import CrossFieldError, decimal_field, number_field
 from tradebot.domain import Instrument, PositionSide
 from tradebot.money import move_by_pct, pct_change
 from tradebot.policies.stops import NoValidStop, is_protective, is_tighter, protective_stop_price
@@ -46,44 +47,47 @@ __all__ = [
 
 @attrs.frozen
 class TrailingSettings:
-    """Trailing-stop parameters (config section ``trailing``; defaults DESIGN.md section 5).
+    """Trailing-stop parameters (config section ``trailing``; defaults docs/ARCHITECTURE.md §5).
 
     Attributes:
-        activation_pct: profit (percent of entry) that activates trailing; default 1.5.
-        callback_pct: distance of the stop from the high/low-water mark, percent; 0.5.
-        min_update_interval_s: minimum seconds between exchange updates; 60.
+        activation_pct: profit (percent of entry) that activates trailing, in (0, 100);
+            default 1.5.
+        callback_pct: distance of the stop from the high/low-water mark, percent, in
+            (0, 100); 0.5.
+        min_update_interval_s: minimum seconds between exchange updates, in [0, 86400]; 60.
         min_improvement_pct: minimum improvement (percent of the live stop) of a
-            rate-limited update; 0.1.
+            rate-limited update, in [0, 100); 0.1.
         immediate_improvement_pct: an improvement of at least this many percent is sent at
-            once, ignoring the interval; 1.0.
-        breakeven_trigger_pct: profit at which the stop moves to breakeven; None = off.
+            once, ignoring the interval, in (0, 100) and >= ``min_improvement_pct``; 1.0.
+        breakeven_trigger_pct: profit at which the stop moves to breakeven, in (0, 100);
+            None = off.
         breakeven_offset_pct: breakeven stop = entry moved this many percent into profit
-            (covers fees); default 0.1.
-        time_activation_min: activate after this many minutes if in profit; None = off.
+            (covers fees), in [0, 100); default 0.1.
+        time_activation_min: activate after this many minutes if in profit, in
+            (0, 525600] (one year); None = off.
+
+    Raises:
+        ValueError: a value out of range; :class:`tradebot.bounds.CrossFieldError` when
+            ``immediate_improvement_pct < min_improvement_pct``.
     """
 
-    activation_pct: Decimal = Decimal("1.5")
-    callback_pct: Decimal = Decimal("0.5")
-    min_update_interval_s: float = 60.0
-    min_improvement_pct: Decimal = Decimal("0.1")
-    immediate_improvement_pct: Decimal = Decimal("1.0")
-    breakeven_trigger_pct: Decimal | None = None
-    breakeven_offset_pct: Decimal = Decimal("0.1")
-    time_activation_min: float | None = None
+    activation_pct: Decimal = decimal_field("1.5", gt="0", lt="100")
+    callback_pct: Decimal = decimal_field("0.5", gt="0", lt="100")
+    min_update_interval_s: float = number_field(60.0, ge="0", le="86400")
+    min_improvement_pct: Decimal = decimal_field("0.1", ge="0", lt="100")
+    immediate_improvement_pct: Decimal = decimal_field("1.0", gt="0", lt="100")
+    breakeven_trigger_pct: Decimal | None = decimal_field(None, gt="0", lt="100", optional=True)
+    breakeven_offset_pct: Decimal = decimal_field("0.1", ge="0", lt="100")
+    time_activation_min: float | None = number_field(None, gt="0", le="525600", optional=True)
 
     def __attrs_post_init__(self) -> None:
-        if not Decimal(0) < self.callback_pct < Decimal(100):
-            raise ValueError(f"trailing.callback_pct must be in (0, 100), got {self.callback_pct}")
-        if self.activation_pct < 0:
-            raise ValueError("trailing.activation_pct must be >= 0")
-        if self.min_update_interval_s < 0 or self.min_improvement_pct < 0:
-            raise ValueError("trailing rate limits must be >= 0")
         if self.immediate_improvement_pct < self.min_improvement_pct:
-            raise ValueError("trailing.immediate_improvement_pct must be >= min_improvement_pct")
-        if self.breakeven_trigger_pct is not None and self.breakeven_trigger_pct <= 0:
-            raise ValueError("trailing.breakeven_trigger_pct must be > 0")
-        if self.time_activation_min is not None and self.time_activation_min < 0:
-            raise ValueError("trailing.time_activation_min must be >= 0")
+            raise CrossFieldError(
+                "immediate_improvement_pct",
+                f"must be >= {{0}} (got {self.immediate_improvement_pct} < "
+                f"{self.min_improvement_pct})",
+                ("min_improvement_pct",),
+            )
 
 
 class TrailingPhase(enum.Enum):

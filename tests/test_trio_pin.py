@@ -1,0 +1,114 @@
+"""Replay determinism rests on a private trio switch: the pin holds and the switch still works.
+
+``tradebot.cli._paper_run.deterministic_trio_scheduling`` sets
+``trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING`` and replaces ``trio._core._run._r`` so
+that tasks woken at the same virtual instant run in one fixed order (trio sorts each batch
+by task creation counter, then shuffles it with ``_r``). Both names are private: a trio
+release may drop or rename them, and ``deterministic_trio_scheduling`` then silently
+degrades to a no-op (runs stay correct but ``trades_sha256`` is no longer reproducible).
+These tests turn that silent degradation into a loud failure, and check that the installed
+trio is inside the range pinned in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import trio
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from tradebot.cli._paper_run import deterministic_trio_scheduling
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HOW_TO_FIX = (
+    "replay determinism (identical trades_sha256 run to run) depends on trio's private "
+    "scheduling switch trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING and its batch "
+    "shuffler trio._core._run._r (see deterministic_trio_scheduling in "
+    "tradebot/cli/_paper_run.py). trio {version} changed them: read trio/_core/_run.py "
+    "(the run loop's `batch.sort(key=lambda t: t._counter); _r.shuffle(batch)`), adapt "
+    "deterministic_trio_scheduling, re-check both venue profiles' trades_sha256, and only "
+    "then widen the trio pin in pyproject.toml."
+)
+
+
+def _pinned_trio() -> Requirement:
+    doc = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    reqs = [Requirement(r) for r in doc["project"]["dependencies"]]
+    (trio_req,) = [r for r in reqs if r.name == "trio"]
+    return trio_req
+
+
+def test_trio_pin_has_an_upper_bound_and_holds_the_installed_version() -> None:
+    req = _pinned_trio()
+    uppers = [s for s in req.specifier if s.operator in ("<", "<=", "~=", "==")]
+    assert uppers, f"pyproject.toml pins {req}: the private switch needs an upper bound"
+    installed = Version(trio.__version__)
+    assert req.specifier.contains(installed, prereleases=True), (
+        f"trio {installed} is installed but pyproject.toml pins {req}: "
+        + HOW_TO_FIX.format(version=installed)
+    )
+
+
+def test_private_scheduling_switch_exists() -> None:
+    import trio._core._run as run_mod
+
+    missing = [n for n in ("_ALLOW_DETERMINISTIC_SCHEDULING", "_r") if not hasattr(run_mod, n)]
+    assert not missing, f"missing {missing}: " + HOW_TO_FIX.format(version=trio.__version__)
+    assert isinstance(run_mod._r, random.Random), HOW_TO_FIX.format(version=trio.__version__)
+    before = (run_mod._ALLOW_DETERMINISTIC_SCHEDULING, run_mod._r)
+    with deterministic_trio_scheduling() as switched:
+        assert switched is True, HOW_TO_FIX.format(version=trio.__version__)
+        assert run_mod._ALLOW_DETERMINISTIC_SCHEDULING is True
+    assert (run_mod._ALLOW_DETERMINISTIC_SCHEDULING, run_mod._r) == before  # restored
+
+
+# Run in a fresh interpreter: importing hypothesis (a pytest plugin here) already turns
+# trio's switch on for the whole test process, which would hide what the switch does.
+_PROBE = """
+import json, trio, trio.testing
+from tradebot.cli._paper_run import deterministic_trio_scheduling
+
+async def main(order):
+    async def waiter(i):
+        await trio.sleep_until(10.0)  # all woken in the same scheduler batch
+        order.append(i)
+    async with trio.open_nursery() as nursery:
+        for i in range(8):
+            nursery.start_soon(waiter, i)
+
+def one_run():
+    order = []
+    trio.run(main, order, clock=trio.testing.MockClock(autojump_threshold=0))
+    return order
+
+plain = [one_run() for _ in range(40)]
+with deterministic_trio_scheduling() as switched:
+    pinned = [one_run() for _ in range(40)]
+print(json.dumps({"switched": switched, "plain": plain, "pinned": pinned}))
+"""
+
+
+def test_switch_makes_same_instant_wakeups_run_in_one_fixed_order() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    msg = HOW_TO_FIX.format(version=trio.__version__)
+    assert got["switched"] is True, msg
+    pinned = {tuple(o) for o in got["pinned"]}
+    assert len(pinned) == 1, f"switch on, yet {len(pinned)} different orders: {msg}"
+    # trio sorts the batch by creation counter and pops from its end
+    assert pinned == {tuple(range(7, -1, -1))}, f"switch on, order {pinned}: {msg}"
+    # Without the switch trio randomizes each batch (reverses it half the time): over 40
+    # runs a single order would have probability 2**-39. If trio ever makes scheduling
+    # deterministic by itself this fails too, and the switch may no longer be needed.
+    plain = {tuple(o) for o in got["plain"]}
+    assert len(plain) > 1, f"switch off, still one order {plain}: {msg}"
