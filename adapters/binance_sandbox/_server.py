@@ -46,6 +46,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import re
 import secrets
 import time
@@ -668,7 +669,7 @@ class BinanceSandbox:
                 404, [("Content-Type", "text/html")], b"<html><body>404 Not Found</body></html>"
             )
         if trio.current_time() < self.banned_until:
-            retry = max(int(self.banned_until - trio.current_time()) + 1, 1)
+            retry = max(math.ceil(self.banned_until - trio.current_time()), 1)
             return self._reply(
                 418, {"code": -1003, "msg": self._ban_message()}, [("Retry-After", str(retry))]
             )
@@ -682,7 +683,7 @@ class BinanceSandbox:
             return self._reply(
                 fault.http_status,
                 {"code": -1003, "msg": msg},
-                [("Retry-After", str(max(int(fault.retry_after_s), 1)))],
+                [("Retry-After", str(max(math.ceil(fault.retry_after_s), 1)))],
             )
         try:
             self._check_auth(req, route.security, params)
