@@ -194,7 +194,7 @@ async def test_sdk_sees_the_venue_refusals() -> None:
                 for call in calls:
                     try:
                         call()
-                    except Exception as exc:  # noqa: BLE001 (collected and checked below)
+                    except Exception as exc:
                         out.append(exc)
                 return out
 
@@ -215,7 +215,7 @@ async def test_sdk_wrong_api_key_is_refused() -> None:
             def call() -> BaseException | None:
                 try:
                     api.futures_account_balance_v3()
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     return exc
                 return None
 
@@ -252,7 +252,7 @@ async def test_sdk_streams_receive_user_data_and_mark_prices() -> None:
                     mark.on("message", marks.append)
                     ready.set()
                     deadline = time.monotonic() + 20
-                    while not done.is_set() and time.monotonic() < deadline:
+                    while not done.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110 (set by the trio thread)
                         await asyncio.sleep(0.02)
                 finally:
                     await conn.close_connection(close_session=True)
@@ -260,7 +260,7 @@ async def test_sdk_streams_receive_user_data_and_mark_prices() -> None:
             def run_sdk() -> None:
                 try:
                     asyncio.run(sdk_side())
-                except BaseException as exc:  # noqa: BLE001 (reported to the test)
+                except BaseException as exc:
                     failure.append(exc)
                     ready.set()
 
