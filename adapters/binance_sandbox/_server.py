@@ -278,16 +278,18 @@ class BinanceSandbox:
         self.engine.set_mark(symbol, mark_price, datetime.now(UTC))
         self._push_mark(symbol)
 
-    def expire_listen_key(self) -> str | None:
-        """Expire the active listenKey now: its subscribers get ``listenKeyExpired`` and no
-        further events; keepalives answer -1125. Returns the key expired."""
+    def expire_listen_key(self, *, notify: bool = True) -> str | None:
+        """Expire the active listenKey now: its subscribers get ``listenKeyExpired`` (unless
+        ``notify`` is False: a silent expiry) and no further events; keepalives answer
+        -1125. Returns the key expired."""
         key = self._listen_key
         self._listen_key = None
         if key is None:
             return None
         for c in list(self._conns):
             if c.private and key in c.streams:
-                c.push(key, {"e": "listenKeyExpired", "E": _wall_ms(), "listenKey": key})
+                if notify:
+                    c.push(key, {"e": "listenKeyExpired", "E": _wall_ms(), "listenKey": key})
                 c.streams.discard(key)
         return key
 
