@@ -19,6 +19,18 @@ SECRET = "test-secret-binance-abcd"
 D = Decimal
 MARKS = {"BTCUSDT": D("100000"), "ETHUSDT": D("2500")}
 
+# The port operations of the scenario "open, three trailing moves, close" on a Binance-like
+# venue, in order — the same in paper (binance_like profile) and through the adapter: the
+# entry, the stop on fill; each move places the new stop, then cancels the old one; the
+# close reduces at market, then the stop left behind is cancelled (no zombie).
+EXPECTED_OPS = [
+    "place_entry",
+    "place_stop",
+    *["place_stop", "cancel_stop"] * 3,
+    "place_reduce",
+    "cancel_stop",
+]
+
 
 def urls_of(sb: BinanceSandbox) -> BinanceUrls:
     return BinanceUrls(sb.rest_url, sb.market_ws_url, sb.private_ws_url)

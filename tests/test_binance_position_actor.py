@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
-from _binance_support import D, binance_env, until
+from _binance_support import EXPECTED_OPS, D, binance_env, until
 
 from actors.position import Close
 from actors.position_supervisor import PositionSupervisor
@@ -178,6 +178,7 @@ async def test_position_actor_opens_trails_and_closes_through_the_binance_adapte
         assert new.seq < old.seq  # the new stop is placed before the old one is cancelled
     assert [r.params["clientAlgoId"] for r in cancels] == [r.params["clientAlgoId"] for r in places]
     assert -4120 not in sb.replied_codes()
+    assert venue_ops(sb) == EXPECTED_OPS  # what the paper binance profile does too
     orders = sb.requests_to("/fapi/v1/order", "POST")
     assert [r.params["type"] for r in orders] == ["MARKET", "MARKET"]
     assert orders[0].params["newOrderRespType"] == "RESULT"
@@ -317,3 +318,20 @@ async def test_listen_key_expiry_mid_session_renews_key_and_reverifies_positions
             # the new key delivers events again: a trailing move is seen on the stream
             sb.set_mark("BTCUSDT", D("103000"))
             await until(lambda: live_stops(sb, "BTCUSDT", LONG) == [D("103000") * D("0.995")])
+
+
+def venue_ops(sb: BinanceSandbox) -> list[str]:
+    """The sandbox's state-changing requests as port operations."""
+    names = {
+        ("POST", "/fapi/v1/algoOrder"): "place_stop",
+        ("DELETE", "/fapi/v1/algoOrder"): "cancel_stop",
+        ("DELETE", "/fapi/v1/order"): "cancel_order",
+    }
+    out = []
+    for r in sb.request_log:
+        if (r.method, r.path) == ("POST", "/fapi/v1/order"):
+            opening = (r.params["side"] == "BUY") == (r.params["positionSide"] == "LONG")
+            out.append("place_entry" if opening else "place_reduce")
+        elif (r.method, r.path) in names:
+            out.append(names[(r.method, r.path)])
+    return out

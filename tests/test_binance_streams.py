@@ -33,7 +33,7 @@ async def test_market_stream_marks_reconnect_gap_and_resubscribe() -> None:
         got.append(ev)
 
     with trio.fail_after(20):
-        async with binance_env(journal=journal) as (sb, venue):
+        async with binance_env(journal=journal) as (sb, venue):  # noqa: SIM117 (nursery after the sandbox)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(venue.run_market_stream, ["BTCUSDT", "ETHUSDT"], emit)
                 await until(
@@ -74,16 +74,16 @@ async def test_silent_market_stream_is_reconnected() -> None:
         got.append(ev)
 
     with trio.fail_after(20):
-        async with binance_env(
-            sandbox_kwargs={"mark_push_interval_s": 3600.0},
-            stream_settings=fast_streams(silence_timeout_s=0.3),
-        ) as (sb, venue):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(venue.run_market_stream, ["BTCUSDT"], emit)
-                await until(
-                    lambda: any(isinstance(e, StreamGap) and "silent" in e.reason for e in got)
-                )
-                nursery.cancel_scope.cancel()
+        async with (
+            binance_env(
+                sandbox_kwargs={"mark_push_interval_s": 3600.0},
+                stream_settings=fast_streams(silence_timeout_s=0.3),
+            ) as (sb, venue),
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(venue.run_market_stream, ["BTCUSDT"], emit)
+            await until(lambda: any(isinstance(e, StreamGap) and "silent" in e.reason for e in got))
+            nursery.cancel_scope.cancel()
     assert len(sb.ws_accepts) >= 2
 
 
@@ -94,25 +94,21 @@ async def test_user_stream_orders_algo_trigger_fills_and_positions() -> None:
         got.append(ev)
 
     with trio.fail_after(20):
-        async with binance_env() as (sb, venue):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(venue.run_account_stream, emit)
-                await until(
-                    lambda: (
-                        sb.listen_key is not None
-                        and sb.subscriptions("private") == [{sb.listen_key}]
-                    )
+        async with binance_env() as (sb, venue), trio.open_nursery() as nursery:
+            nursery.start_soon(venue.run_account_stream, emit)
+            await until(
+                lambda: (
+                    sb.listen_key is not None and sb.subscriptions("private") == [{sb.listen_key}]
                 )
-                await venue.place_entry(EntryRequest("BTCUSDT", LONG, D("0.010"), "tb-aa11-E0"))
-                st = await venue.place_stop(
-                    StopRequest("BTCUSDT", LONG, D("98000.0"), "tb-aa11-S1")
-                )
-                sb.set_mark("BTCUSDT", D("97900"))  # through the stop
-                await until(
-                    lambda: any(isinstance(e, PositionUpdate) and e.position.qty == 0 for e in got)
-                )
-                await until(lambda: venue.stream_stats.get("trade_lite") == 2)
-                nursery.cancel_scope.cancel()
+            )
+            await venue.place_entry(EntryRequest("BTCUSDT", LONG, D("0.010"), "tb-aa11-E0"))
+            st = await venue.place_stop(StopRequest("BTCUSDT", LONG, D("98000.0"), "tb-aa11-S1"))
+            sb.set_mark("BTCUSDT", D("97900"))  # through the stop
+            await until(
+                lambda: any(isinstance(e, PositionUpdate) and e.position.qty == 0 for e in got)
+            )
+            await until(lambda: venue.stream_stats.get("trade_lite") == 2)
+            nursery.cancel_scope.cancel()
     fills = [e for e in got if isinstance(e, Fill)]
     assert [(f.client_order_id, f.side.value, f.reason) for f in fills] == [
         ("tb-aa11-E0", "BUY", ""),
@@ -154,30 +150,30 @@ async def test_silent_listen_key_expiry_is_found_by_the_keepalive() -> None:
         got.append(ev)
 
     with trio.fail_after(20):
-        async with binance_env(
-            journal=journal, stream_settings=fast_streams(listen_key_keepalive_s=0.2)
-        ) as (sb, venue):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(venue.run_account_stream, emit)
-                await until(
-                    lambda: (
-                        sb.listen_key is not None
-                        and sb.subscriptions("private") == [{sb.listen_key}]
-                    )
+        async with (
+            binance_env(
+                journal=journal, stream_settings=fast_streams(listen_key_keepalive_s=0.2)
+            ) as (sb, venue),
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(venue.run_account_stream, emit)
+            await until(
+                lambda: (
+                    sb.listen_key is not None and sb.subscriptions("private") == [{sb.listen_key}]
                 )
-                await until(lambda: len(sb.requests_to("/fapi/v1/listenKey", "PUT")) >= 2)
-                old = sb.expire_listen_key(notify=False)
-                await until(lambda: any(isinstance(e, StreamGap) for e in got))
-                await until(
-                    lambda: (
-                        sb.listen_key is not None
-                        and sb.subscriptions("private") == [{sb.listen_key}]
-                    )
+            )
+            await until(lambda: len(sb.requests_to("/fapi/v1/listenKey", "PUT")) >= 2)
+            old = sb.expire_listen_key(notify=False)
+            await until(lambda: any(isinstance(e, StreamGap) for e in got))
+            await until(
+                lambda: (
+                    sb.listen_key is not None and sb.subscriptions("private") == [{sb.listen_key}]
                 )
-                assert sb.listen_key != old
-                await venue.place_entry(EntryRequest("BTCUSDT", LONG, D("0.010"), "tb-bb22-E0"))
-                await until(lambda: any(isinstance(e, Fill) for e in got))  # not blind any more
-                nursery.cancel_scope.cancel()
+            )
+            assert sb.listen_key != old
+            await venue.place_entry(EntryRequest("BTCUSDT", LONG, D("0.010"), "tb-bb22-E0"))
+            await until(lambda: any(isinstance(e, Fill) for e in got))  # not blind any more
+            nursery.cancel_scope.cancel()
     assert -1125 in [r.code for r in sb.requests_to("/fapi/v1/listenKey", "PUT")]
     assert venue.stream_stats["listen_keys"] == 2
     gap = [e for e in got if isinstance(e, StreamGap)]
@@ -193,13 +189,15 @@ async def test_planned_reconnect_before_the_connection_age_limit() -> None:
         got.append(ev)
 
     with trio.fail_after(20):
-        async with binance_env(
-            journal=journal, stream_settings=fast_streams(max_connection_age_s=0.3)
-        ) as (sb, venue):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(venue.run_market_stream, ["BTCUSDT"], emit)
-                await until(lambda: sum(isinstance(e, StreamGap) for e in got) >= 2)
-                nursery.cancel_scope.cancel()
+        async with (
+            binance_env(
+                journal=journal, stream_settings=fast_streams(max_connection_age_s=0.3)
+            ) as (_, venue),
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(venue.run_market_stream, ["BTCUSDT"], emit)
+            await until(lambda: sum(isinstance(e, StreamGap) for e in got) >= 2)
+            nursery.cancel_scope.cancel()
     planned = [e for e in journal.of_type(EventType.STREAM_DISCONNECTED) if e.data.get("planned")]
     assert planned and "24 h" in planned[0].data["reason"]
     assert all("planned" in e.reason for e in got if isinstance(e, StreamGap))
