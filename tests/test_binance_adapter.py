@@ -25,6 +25,7 @@ from tradebot.errors import (
     FatalVenueError,
     OrderValidationError,
     OutcomeUnknown,
+    RateLimited,
     ReduceOnlyRejected,
     RejectedError,
     TransientError,
@@ -337,3 +338,39 @@ async def test_stop_state_without_ids_cannot_be_cancelled() -> None:
         async with binance_env() as (_, venue):
             with pytest.raises(UnknownOrder):
                 await venue.cancel_stop(StopState("BTCUSDT", LONG, D("1")))
+
+
+async def test_weight_headers_and_a_429_block_the_budget() -> None:
+    """The venue's ``X-MBX-USED-WEIGHT-1M`` is adopted; over the limit the sandbox answers
+    429 -1003 with ``Retry-After`` and the adapter sends nothing until it has passed."""
+    with trio.fail_after(20):
+        async with binance_env(sandbox_kwargs={"weight_limit_1m": 12}) as (sb, venue):
+            await venue.positions()  # weight 5
+            assert venue.http.budget.weight.used == 5
+            await venue.positions()
+            with pytest.raises(RateLimited) as info:
+                await venue.positions()  # 15 > 12
+            assert info.value.code == "http_429" and "-1003" in info.value.venue_message
+            assert 0 < info.value.retry_after_s <= 60
+            assert venue.http.budget.is_blocked()
+            n = len(sb.request_log)
+            with trio.move_on_after(0.3):
+                await venue.balance()  # waits for the block: nothing is sent
+            assert len(sb.request_log) == n
+            assert sb.requests_to("/fapi/v3/positionRisk")[-1].status == 429
+
+
+async def test_sandbox_bans_a_client_that_ignores_429() -> None:
+    """A client that keeps sending after 429s is banned (418); the ban message says until
+    when, and every request meanwhile gets 418."""
+    with trio.fail_after(20):
+        async with binance_env(
+            sandbox_kwargs={"weight_limit_1m": 4, "ban_after_429s": 2, "ban_s": 60}
+        ) as (sb, venue):
+            for _ in range(4):
+                venue.http.budget.blocked_until = float("-inf")  # ignore the back-off
+                with pytest.raises(RateLimited):
+                    await venue.http.call("GET", "/fapi/v3/positionRisk")
+            statuses = [r.status for r in sb.requests_to("/fapi/v3/positionRisk")]
+            assert statuses == [429, 429, 418, 418]
+            assert venue.http.budget.blocked_until - trio.current_time() > 50  # "banned until"

@@ -335,3 +335,25 @@ def venue_ops(sb: BinanceSandbox) -> list[str]:
         elif (r.method, r.path) in names:
             out.append(names[(r.method, r.path)])
     return out
+
+
+async def test_stop_that_would_trigger_immediately_closes_the_position() -> None:
+    """The mark ran through the intended stop between the fill and the stop (-2021 "Order
+    would immediately trigger."): the documented close path — a market exit at once, the
+    position is not opened, nothing is left behind."""
+    with trio.fail_after(60):
+        async with actor_env("ETHUSDT", D("2500")) as env:
+            sb = env.sb
+            sb.inject(
+                "/fapi/v1/algoOrder",
+                method="POST",
+                code=-2021,
+                msg="Order would immediately trigger.",
+            )
+            outcome = await env.sup.open_position(open_request("ETHUSDT", LONG, "0.100", D("2500")))
+            assert not outcome.opened and "would_trigger" in outcome.reason
+            await until(lambda: sb.engine.position("ETHUSDT", LONG).qty == 0)
+            assert not sb.engine.open_orders("ETHUSDT")
+    rejected = env.journal.of_type(EventType.STOP_REJECTED)
+    assert rejected and rejected[0].data["code"] == "-2021"
+    assert venue_ops(sb)[:3] == ["place_entry", "place_stop", "place_reduce"]
