@@ -15,7 +15,7 @@ from adapters.binance import (
     binance_urls,
     venue_from_config,
 )
-from adapters.binance.http import _wall_ms
+from adapters.bybit.http import _wall_ms
 from adapters.paper import binance_like
 from tradebot.config import ExchangeConfig
 from tradebot.domain import OrderStatus, OrderType, PositionSide

@@ -6,12 +6,12 @@ key and secret (DESIGN.md section 10), and they are read here, once, and never l
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from adapters.binance.urls import binance_urls
 from adapters.binance.venue import BinanceVenue
+from adapters.bybit.factory import read_credentials  # venue-neutral: env var names → secrets
 from tradebot.errors import ConfigError
 from tradebot.events import JournalPort
 from tradebot.ports import Clock
@@ -23,28 +23,6 @@ def _get(section: Any, name: str, default: Any = None) -> Any:
     if isinstance(section, Mapping):
         return section.get(name, default)
     return getattr(section, name, default)
-
-
-def read_credentials(
-    key_env: str, secret_env: str, environ: Mapping[str, str] | None = None
-) -> tuple[str, str]:
-    """``(api_key, api_secret)`` from the named environment variables.
-
-    Raises:
-        ConfigError: a variable is unset or empty (names the config key, never a value).
-    """
-    env = os.environ if environ is None else environ
-    key, secret = env.get(key_env, ""), env.get(secret_env, "")
-    problems = []
-    if not key:
-        problems.append(("exchange.api_key_env", f"environment variable {key_env} is not set"))
-    if not secret:
-        problems.append(
-            ("exchange.api_secret_env", f"environment variable {secret_env} is not set")
-        )
-    if problems:
-        raise ConfigError(problems)
-    return key, secret
 
 
 def venue_from_config(

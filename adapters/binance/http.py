@@ -28,11 +28,8 @@ Exceptions (all :class:`tradebot.errors.VenueError`)::
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 import itertools
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +39,10 @@ import trio
 
 from adapters.binance.budget import Priority, RequestBudget, endpoint_cost
 from adapters.binance.errors import CLOCK_CODES, error_for, http_error_for
+
+# venue-neutral: HMAC-SHA256 hex signing and the venue-clock estimate are the same on both
+# venues (Binance: ``GET /fapi/v1/time`` ``serverTime`` ms)
+from adapters.bybit.http import ServerClock, sign
 from tradebot.clock import WallClock
 from tradebot.errors import OutcomeUnknown, RateLimited, TransientError, VenueError
 from tradebot.events import Event, EventType, JournalPort, Severity
@@ -57,15 +58,6 @@ __all__ = [
 ]
 
 REDACTED_KEYS = frozenset({"signature", "listenKey", "apiKey", "secret"})
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def sign(secret: str, payload: str) -> str:
-    """HMAC-SHA256 of ``payload`` with ``secret``, lowercase hex (Binance HMAC keys)."""
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
 def _wire(value: Any) -> str:
@@ -93,29 +85,6 @@ class Security(enum.Enum):
     NONE = "NONE"  # public market data
     USER_STREAM = "USER_STREAM"  # API key header only (listenKey)
     SIGNED = "SIGNED"  # TRADE / USER_DATA: key header + timestamp + signature
-
-
-class ServerClock:
-    """Our estimate of the venue's clock: ``local_ms() + offset_ms``.
-
-    Args:
-        local_ms: local Unix-ms source (injectable so tests can skew it).
-    """
-
-    def __init__(self, local_ms: Callable[[], int] = _wall_ms) -> None:
-        self.local_ms = local_ms
-        self.offset_ms = 0
-        self.synced = False
-
-    def now_ms(self) -> int:
-        return self.local_ms() + self.offset_ms
-
-    def update(self, server_ms: int, sent_local_ms: int, received_local_ms: int) -> int:
-        """Set the offset from one round trip (server time taken at the midpoint)."""
-        midpoint = (sent_local_ms + received_local_ms) // 2
-        self.offset_ms = server_ms - midpoint
-        self.synced = True
-        return self.offset_ms
 
 
 def _redact(params: Mapping[str, Any]) -> dict[str, Any]:

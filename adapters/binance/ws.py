@@ -51,6 +51,9 @@ from adapters.binance.parse import (
     parse_order_update,
     positions_from_account_update,
 )
+
+# the trio-websocket 0.12 fd-leak workaround (closing the TCP stream after a peer close)
+from adapters.bybit.ws import _close_tcp
 from tradebot.clock import WallClock
 from tradebot.errors import FatalVenueError, RejectedError, VenueError
 from tradebot.events import Event, EventType, JournalPort, Severity
@@ -78,15 +81,6 @@ _DISCONNECTS: tuple[type[BaseException], ...] = (
     OSError,
     trio.TooSlowError,
 )
-
-
-async def _close_tcp(ws: trio_websocket.WebSocketConnection) -> None:
-    """Close the TCP stream under ``ws`` (trio-websocket 0.12 leaks it when the peer
-    closes first and the reader task is cancelled; closing twice is a no-op)."""
-    closer = getattr(ws, "_close_stream", None)
-    if closer is not None:
-        with trio.CancelScope(shield=True):
-            await closer()
 
 
 class StreamSettings:
