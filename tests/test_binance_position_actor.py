@@ -357,3 +357,29 @@ async def test_stop_that_would_trigger_immediately_closes_the_position() -> None
     rejected = env.journal.of_type(EventType.STOP_REJECTED)
     assert rejected and rejected[0].data["code"] == "-2021"
     assert venue_ops(sb)[:3] == ["place_entry", "place_stop", "place_reduce"]
+
+
+async def test_stop_trigger_ends_the_position_and_leaves_nothing_behind() -> None:
+    """The mark falls through the algo stop: the venue fires it (TRIGGERING → TRIGGERED →
+    FINISHED), the fill arrives under the stop's clientAlgoId, the actor confirms the side
+    is flat and ends with reason stop_triggered."""
+    with trio.fail_after(60):
+        async with actor_env("BTCUSDT", D("100000")) as env:
+            sb = env.sb
+            outcome = await env.sup.open_position(
+                open_request("BTCUSDT", LONG, "0.010", D("100000"))
+            )
+            assert outcome.opened, outcome
+            sb.set_mark("BTCUSDT", D("97500"))
+            await until(lambda: env.sup.open_count() == 0)
+            assert sb.engine.position("BTCUSDT", LONG).qty == 0
+            assert not sb.engine.open_orders("BTCUSDT")
+    closed = env.journal.of_type(EventType.POSITION_CLOSED)
+    assert closed and closed[-1].data["reason"] == "stop_triggered"
+    assert env.journal.of_type(EventType.STOP_TRIGGERED)
+    fills = env.journal.of_type(EventType.FILL)
+    assert [f.data["reason"] for f in fills] == ["", "stop"]
+    assert (
+        fills[1].client_order_id
+        == sb.requests_to("/fapi/v1/algoOrder", "POST")[0].params["clientAlgoId"]
+    )

@@ -219,3 +219,27 @@ async def test_user_stream_with_a_bad_key_fails_loudly() -> None:
                 with pytest.raises(Exception, match="credentials"):
                     await no_key.run_account_stream(emit)
     assert KEY not in str(info.value)
+
+
+async def test_refused_listen_key_subscription_renews_the_key() -> None:
+    """The key vanished between POST /fapi/v1/listenKey and the SUBSCRIBE: the adapter
+    renews it and reconnects instead of going fatal (or blind)."""
+    got: list[Any] = []
+
+    async def emit(ev: Any) -> None:
+        got.append(ev)
+
+    with trio.fail_after(20):
+        async with binance_env() as (sb, venue):
+            sb.lose_listen_key_before_subscribe = 1
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(venue.run_account_stream, emit)
+                await until(
+                    lambda: (
+                        sb.listen_key is not None
+                        and sb.subscriptions("private") == [{sb.listen_key}]
+                    )
+                )
+                nursery.cancel_scope.cancel()
+    assert len(sb.requests_to("/fapi/v1/listenKey", "POST")) == 2
+    assert venue.stream_stats["listen_keys"] == 2

@@ -171,6 +171,7 @@ class _Stream:
         self.url = ""
         self._restart_reason = ""
         self._scope: trio.CancelScope | None = None
+        self.on_refused: Callable[[], None] | None = None
 
     def emit_event(
         self, type_: EventType, data: dict[str, Any], severity: Severity = Severity.INFO
@@ -266,6 +267,11 @@ class _Stream:
                 {"error": "subscribe refused", "reply": reply},
                 Severity.ERROR,
             )
+            if self.on_refused is not None:
+                # the user stream: the listenKey went between creation and subscription;
+                # renew it and reconnect (with backoff) instead of giving up
+                self.on_refused()
+                raise _Dropped(f"subscribe refused: {err}")
             raise FatalVenueError(
                 f"binance {self.name} stream: subscribe refused: {err}",
                 code="ws_subscribe",
@@ -466,12 +472,18 @@ async def run_user_stream(
     ``duplicate_fills`` dropped.
 
     Raises:
-        FatalVenueError: the venue refused the key or the subscription (bad API key).
+        FatalVenueError: the venue refused the API key (listenKey creation: -2015 etc.).
+            A refused subscription renews the listenKey and reconnects.
     """
     st = settings or StreamSettings()
     counts = stats if stats is not None else {}
     stream = _Stream("private", st, journal, clock or WallClock())
     lk = _ListenKey(http)
+
+    def forget_key() -> None:
+        lk.key = None
+
+    stream.on_refused = forget_key
     algo_of_order: OrderedDict[str, str] = OrderedDict()  # actual orderId → clientAlgoId
     fills_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
 

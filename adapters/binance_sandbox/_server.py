@@ -236,6 +236,9 @@ class BinanceSandbox:
         self._conns: set[_WsConn] = set()
         self._pending_algo: AlgoMeta | None = None
         self._pending_order: OrderMeta | None = None
+        self.lose_listen_key_before_subscribe = 0
+        """Test hook: the next N listenKey subscriptions find the key gone (it expired
+        between its creation and the SUBSCRIBE) and are refused."""
         engine.subscribe(self._on_engine_event)
 
     # --- test hooks ---------------------------------------------------------------------
@@ -1285,6 +1288,9 @@ class BinanceSandbox:
 
     def _stream_ok(self, conn: _WsConn, name: str) -> bool:
         if conn.private:
+            if self.lose_listen_key_before_subscribe > 0:
+                self.lose_listen_key_before_subscribe -= 1
+                self.expire_listen_key(notify=False)
             self._check_listen_key()
             return name == self._listen_key
         if name in ("!markPrice@arr", "!markPrice@arr@1s"):
