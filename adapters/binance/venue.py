@@ -537,9 +537,10 @@ class BinanceVenue:
     ) -> list[Fill]:
         """Executions with fee and realized PnL (``GET /fapi/v1/userTrades``, weight 5).
 
-        The trade rows carry the ``orderId`` only; the client id is filled in from the
-        regular order (one lookup per order). A trade of an order an algo stop placed
-        keeps ``client_order_id`` "" (the row does not say which stop).
+        The trade rows carry the ``orderId`` only; the client id is filled in from that
+        order (one ``GET /fapi/v1/order?orderId=`` per order; "" when the venue no longer
+        has it). For the order an algo stop placed on trigger that is whatever client id
+        the venue gave it (the sandbox: the stop's ``clientAlgoId``; unverified on the venue).
         """
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be in 1..1000")
