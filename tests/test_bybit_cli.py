@@ -123,7 +123,7 @@ async def test_sandbox_instruments_and_watch_commands(tmp_path: Path) -> None:
 
 async def test_bad_endpoint_and_config(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[exchange]\nvenue = "binance"\n')
+    cfg.write_text('[exchange]\nvenue = "kraken"\n')
     with trio.fail_after(20):
         res = await _cli("instruments", "--config", str(cfg))
         assert res.returncode == 2 and b"exchange.venue" in res.stderr

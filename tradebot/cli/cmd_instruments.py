@@ -1,7 +1,9 @@
-"""``tradebot instruments [--symbol S] [--json]``: instrument rules from a Bybit endpoint.
+"""``tradebot instruments [--venue bybit|binance] [--symbol S] [--json]``: instrument rules.
 
-Reads ``/v5/market/instruments-info`` (linear, all pages) from the configured endpoint
-(mainnet, testnet, demo or the sandbox) — a connectivity and metadata check before trading.
+Reads Bybit ``/v5/market/instruments-info`` (linear, all pages) or Binance USDⓈ-M
+``/fapi/v1/exchangeInfo`` (USDT perpetuals; tick from PRICE_FILTER, step/min qty valid for
+LOT_SIZE and MARKET_LOT_SIZE, MIN_NOTIONAL) from the configured endpoint (mainnet, testnet,
+demo or the sandbox) — a connectivity and metadata check before trading.
 ``--json`` prints an array of ``{"symbol", "tick_size", "qty_step", "min_qty",
 "min_notional", "status"}`` with decimals as strings.
 
@@ -15,7 +17,8 @@ import json
 import sys
 from typing import Any
 
-from tradebot.cli._bybit_common import add_exchange_arguments, resolve_bybit_urls
+from tradebot.cli._bybit_common import add_exchange_arguments
+from tradebot.cli._venue import add_venue_argument, public_venue_factory
 
 
 def register(subparsers: Any) -> None:
@@ -24,6 +27,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--symbol", help="only this symbol, e.g. BTCUSDT")
     parser.add_argument("--json", action="store_true", help="JSON array instead of a table")
+    add_venue_argument(parser)
     add_exchange_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -50,29 +54,28 @@ def instrument_rows(instruments: Any, symbol: str | None) -> list[dict[str, str]
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from adapters.bybit import BybitVenue
     from tradebot.errors import ConfigError, VenueError
 
     try:
-        urls = resolve_bybit_urls(args)
+        _, rest_url, make_venue = public_venue_factory(args)
     except ConfigError as exc:
         for key, reason in exc.problems:
             print(f"{key}: {reason}", file=sys.stderr)
         return 2
 
     async def fetch() -> Any:
-        async with BybitVenue(urls) as venue:
+        async with make_venue() as venue:
             return await venue.refresh_instruments()
 
     try:
         instruments = trio.run(fetch)
     except VenueError as exc:
-        print(f"error: {urls.rest_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {rest_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     symbol = args.symbol.strip().upper() if args.symbol else None
     rows = instrument_rows(instruments, symbol)
     if symbol and not rows:
-        print(f"error: no linear USDT instrument {symbol!r} at {urls.rest_url}", file=sys.stderr)
+        print(f"error: no linear USDT instrument {symbol!r} at {rest_url}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -82,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(r[c].ljust(widths[c]) for c in cols))
-    print(f"{len(rows)} instrument(s) from {urls.rest_url}", file=sys.stderr)
+    print(f"{len(rows)} instrument(s) from {rest_url}", file=sys.stderr)
     return 0

@@ -1,9 +1,11 @@
-"""``tradebot sandbox --venue bybit [--port N] [--data DIR] [--api-key K --api-secret S]``.
+"""``tradebot sandbox --venue bybit|binance [--port N] [--data DIR] [--api-key K --api-secret S]``.
 
-Runs the Bybit-v5-shaped sandbox (REST + public/private WebSocket over the paper engine)
-on 127.0.0.1, prints its base URLs and the credentials it accepts, and plays the market
-data (bundled ``tradebot/data/market`` by default) so mark prices move. Point the bot, the
-``instruments``/``watch`` commands or pybit at the printed URLs.
+Runs the Bybit-v5-shaped or the Binance-USDⓈ-M-shaped sandbox (REST + public/private
+WebSocket over the paper engine; Binance with the Algo Order API, listenKey user stream,
+signature/recvWindow checks, request weights and 429/418) on 127.0.0.1, prints its base
+URLs and the credentials it accepts, and plays the market data (bundled
+``tradebot/data/market`` by default) so mark prices move. Point the bot, the
+``instruments``/``watch`` commands, pybit or Binance's official SDK at the printed URLs.
 
 Exit codes: 0 (Ctrl-C or ``--duration`` elapsed), 1 startup failure, 2 bad arguments.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sandbox", help="run a loopback exchange sandbox")
-    parser.add_argument("--venue", choices=["bybit"], default="bybit")
+    parser.add_argument("--venue", choices=["bybit", "binance"], default="bybit")
     parser.add_argument("--port", type=int, default=0, help="REST port (0 = any free port)")
     parser.add_argument(
         "--ws-port",
@@ -41,7 +43,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--hedge-mode",
         action="store_true",
-        help="start in hedge mode (default: one-way, like a fresh account)",
+        help="start in hedge mode (Binance: dualSidePosition=true; default: one-way, like "
+        "a fresh account)",
     )
     parser.add_argument(
         "--step-s",
@@ -57,7 +60,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from adapters.bybit_sandbox import open_bybit_sandbox, play_market_data, sandbox_engine
     from adapters.replay import ReplayDataError
 
     if (args.api_secret and not args.api_key) or (args.api_key and not args.api_secret):
@@ -76,39 +78,7 @@ def run(args: argparse.Namespace) -> int:
     ws_port = args.ws_port if args.ws_port is not None else (args.port + 1 if args.port else 0)
 
     async def main() -> None:
-        engine = sandbox_engine(data_dir=args.data, wallet_usdt=wallet)
-        async with open_bybit_sandbox(
-            engine,
-            rest_port=args.port,
-            ws_port=ws_port,
-            api_key=key,
-            api_secret=secret,
-            hedge_mode=args.hedge_mode,
-        ) as sb:
-            info = {
-                "venue": "bybit",
-                "rest_url": sb.rest_url,
-                "public_ws_url": sb.public_ws_url,
-                "private_ws_url": sb.private_ws_url,
-                "api_key": key,
-                "api_secret": secret,
-                "symbols": sorted(engine.instruments()),
-            }
-            if args.json:
-                print(json.dumps(info), flush=True)
-            else:
-                print("Bybit v5 sandbox (paper engine) on loopback", flush=True)
-                for k in ("rest_url", "public_ws_url", "private_ws_url", "api_key", "api_secret"):
-                    print(f"  {k:<15} {info[k]}", flush=True)
-                print(f"  symbols         {', '.join(info['symbols'])}", flush=True)
-                print(
-                    'config: [exchange] venue = "bybit", rest_url / public_ws_url / '
-                    "private_ws_url as above; key and secret via the env vars named in "
-                    "config",
-                    flush=True,
-                )
-            with trio.move_on_after(args.duration if args.duration else float("inf")):
-                await play_market_data(sb, data_dir=args.data, step_interval_s=args.step_s)
+        await _serve(args, key, secret, wallet, ws_port)
 
     try:
         trio.run(main)
@@ -118,3 +88,66 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+_TITLES = {
+    "bybit": (
+        "Bybit v5 sandbox (paper engine) on loopback",
+        'config: [exchange] venue = "bybit", rest_url / ws_public_url / ws_private_url as '
+        "above; key and secret via the env vars named in config",
+    ),
+    "binance": (
+        "Binance USD-M futures sandbox (paper engine, Algo Order API) on loopback",
+        'config: [exchange] venue = "binance", rest_url / ws_public_url (market streams) / '
+        "ws_private_url (user data) as above; key and secret via the env vars named in "
+        "config. Official SDK: ConfigurationRestAPI(base_path=rest_url), "
+        "ConfigurationWebSocketStreams(stream_url=<ws base without /market>)",
+    ),
+}
+
+
+async def _serve(
+    args: argparse.Namespace, key: str, secret: str, wallet: Decimal, ws_port: int
+) -> None:
+    import trio
+
+    opener: Any
+    player: Any
+    if args.venue == "binance":
+        from adapters.binance_sandbox import open_binance_sandbox as opener
+        from adapters.binance_sandbox import play_market_data as player
+        from adapters.binance_sandbox import sandbox_engine
+    else:
+        from adapters.bybit_sandbox import open_bybit_sandbox as opener
+        from adapters.bybit_sandbox import play_market_data as player
+        from adapters.bybit_sandbox import sandbox_engine  # type: ignore[no-redef]
+
+    engine = sandbox_engine(data_dir=args.data, wallet_usdt=wallet)
+    async with opener(
+        engine,
+        rest_port=args.port,
+        ws_port=ws_port,
+        api_key=key,
+        api_secret=secret,
+        hedge_mode=args.hedge_mode,
+    ) as sb:
+        info = {
+            "venue": args.venue,
+            "rest_url": sb.rest_url,
+            "public_ws_url": getattr(sb, "market_ws_url", None) or sb.public_ws_url,
+            "private_ws_url": sb.private_ws_url,
+            "api_key": key,
+            "api_secret": secret,
+            "symbols": sorted(engine.instruments()),
+        }
+        title, hint = _TITLES[args.venue]
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(title, flush=True)
+            for k in ("rest_url", "public_ws_url", "private_ws_url", "api_key", "api_secret"):
+                print(f"  {k:<15} {info[k]}", flush=True)
+            print(f"  symbols         {', '.join(info['symbols'])}", flush=True)
+            print(hint, flush=True)
+        with trio.move_on_after(args.duration if args.duration else float("inf")):
+            await player(sb, data_dir=args.data, step_interval_s=args.step_s)

@@ -1,9 +1,11 @@
-"""``tradebot watch --symbols A,B [--json] [--duration S]``: live mark prices from Bybit.
+"""``tradebot watch [--venue bybit|binance] --symbols A,B [--json] [--duration S]``: live
+mark prices.
 
-Subscribes to ``tickers.{symbol}`` on the configured public stream (mainnet, testnet,
-demo or the sandbox) and prints every mark-price change; ``--json`` prints JSON lines
-``{"symbol", "mark_price", "ts"}`` (mark as a decimal string, ts ISO-8601 UTC).
-Symbols are checked against ``instruments-info`` first (REST). Reconnects are reported
+Subscribes to Bybit ``tickers.{symbol}`` or Binance ``<symbol>@markPrice@1s`` on the
+configured public/market stream (mainnet, testnet, demo or the sandbox) and prints every
+mark-price update; ``--json`` prints JSON lines ``{"symbol", "mark_price", "ts"}`` (mark
+as a decimal string, ts ISO-8601 UTC). Symbols are checked against the venue's instrument
+list first (REST). Reconnects are reported
 on stderr. Stops after ``--duration`` seconds or on Ctrl-C.
 
 Exit codes: 0, 1 stream failure or unknown symbol, 2 bad arguments/config.
@@ -16,7 +18,8 @@ import json
 import sys
 from typing import Any
 
-from tradebot.cli._bybit_common import add_exchange_arguments, resolve_bybit_urls
+from tradebot.cli._bybit_common import add_exchange_arguments
+from tradebot.cli._venue import add_venue_argument, public_venue_factory
 
 
 def register(subparsers: Any) -> None:
@@ -29,6 +32,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
+    add_venue_argument(parser)
     add_exchange_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -36,12 +40,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from adapters.bybit import BybitVenue
     from tradebot.errors import ConfigError, VenueError
     from tradebot.ports import MarketEvent, MarkPrice, StreamGap
 
     try:
-        urls = resolve_bybit_urls(args)
+        _, rest_url, make_venue = public_venue_factory(args)
     except ConfigError as exc:
         for key, reason in exc.problems:
             print(f"{key}: {reason}", file=sys.stderr)
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     unknown: list[str] = []
 
     async def main() -> None:
-        async with BybitVenue(urls) as venue:
+        async with make_venue() as venue:
             known = await venue.instruments()
             unknown.extend(s for s in symbols if s not in known)
             if unknown:
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if unknown:
         print(
-            f"error: no linear USDT instrument {', '.join(unknown)} at {urls.rest_url}",
+            f"error: no linear USDT instrument {', '.join(unknown)} at {rest_url}",
             file=sys.stderr,
         )
         return 1
