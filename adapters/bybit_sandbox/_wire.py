@@ -157,7 +157,7 @@ def position_row(
         "riskLimitValue": "2000000",
         "symbol": p.symbol,
         "side": side,
-        "size": fmt(p.qty),
+        "size": "0" if flat else fmt(p.qty),
         "positionValue": fmt(p.qty * entry),
         "tradeMode": 0,
         "positionStatus": "Normal",
