@@ -443,6 +443,19 @@ async def test_lagging_history_and_executions_resolve_the_order(autojump_clock: 
             # passes at 0, 0.25, 0.75, 1.75, 3.75: the first after the 2 s lag finds it
             assert trio.current_time() - t0 == pytest.approx(3.75, abs=0.02)
             assert not [r for r in sb.requests_to("/v5/order/create") if r.t > t0 + 0.001]
+            # a reduce whose reply is lost: resolved the same way (its fill closed half)
+            sb.inject("/v5/order/create", drop="after")
+            t1 = trio.current_time()
+            with pytest.raises(OutcomeUnknown):
+                await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.005"), "tb-o-C1"))
+            closed = await venue.get_order("BTCUSDT", "tb-o-C1")
+            assert closed is not None and closed.status is OrderStatus.FILLED
+            assert (closed.reduce_only, closed.side, closed.filled_qty) == (
+                True,
+                Side.SELL,
+                D("0.005"),
+            )
+            assert trio.current_time() - t1 == pytest.approx(3.75, abs=0.02)
             # an entry never placed while its side holds a position: not "absent"
             sb.inject("/v5/order/create", drop="before")
             with pytest.raises(OutcomeUnknown):
