@@ -297,7 +297,7 @@ class BybitHttp:
             except (TransientError, OutcomeUnknown) as exc:
                 if isinstance(exc, OutcomeUnknown) and not idempotent:
                     raise
-                wait_s = exc.retry_after_s if isinstance(exc, RateLimited) else backoff_s
+                wait_s = max(exc.retry_after_s, 0.05) if isinstance(exc, RateLimited) else backoff_s
                 if retry_budget_s <= 0 or trio.current_time() + wait_s > deadline:
                     raise
                 self._emit(

@@ -194,7 +194,8 @@ class BybitSandbox:
         self.engine = engine
         self.api_key = api_key
         self.api_secret = api_secret
-        self._modes: dict[str, int] = {s: 3 if hedge_mode else 0 for s in engine.instruments()}
+        self._default_mode = 3 if hedge_mode else 0  # of symbols added later
+        self._modes: dict[str, int] = {s: self._default_mode for s in engine.instruments()}
         self.history_lag_s = 0.0
         self.realtime_keeps_closed = True
         self.other_collateral_usd = Decimal(0)
@@ -237,12 +238,13 @@ class BybitSandbox:
 
     @position_mode.setter
     def position_mode(self, mode: int) -> None:
+        self._default_mode = mode
         for symbol in self._modes:
             self._modes[symbol] = mode
 
     def mode_of(self, symbol: str) -> int:
         """3 (hedge) or 0 (one-way) for ``symbol``."""
-        return self._modes.get(symbol, 0)
+        return self._modes.setdefault(symbol, self._default_mode)
 
     def set_position_mode(self, symbol: str, mode: int) -> None:
         """Test hook: put one symbol in hedge (3) or one-way (0) mode, no checks."""
@@ -869,7 +871,8 @@ class BybitSandbox:
         if params.get("coin") != "USDT":
             raise _param_error("params error: coin only supports USDT in this sandbox")
         changed = 0
-        for symbol in sorted(self._modes):
+        for symbol in sorted(set(self._modes) | set(self.engine.instruments())):
+            self.mode_of(symbol)
             if self._modes[symbol] != mode and self._symbol_busy(symbol) is None:
                 self._modes[symbol] = int(mode)
                 changed += 1
