@@ -1,16 +1,25 @@
-"""Shared helpers for the Bybit tests: a sandbox on loopback plus an adapter pointed at it."""
+"""Shared helpers for the Bybit tests: a sandbox on loopback plus an adapter pointed at it,
+and the account's actor tree over that adapter."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
+import attrs
+import trio
+
+from actors.position_supervisor import PositionSupervisor
+from actors.routers import AccountRouter, MarketRouter
+from actors.runtime import RestartPolicy, SupervisionEvent, open_dynamic_supervisor
 from adapters.bybit import BybitUrls, BybitVenue, EndpointBudgets, ServerClock, StreamSettings
 from adapters.bybit_sandbox import BybitSandbox, open_bybit_sandbox, sandbox_engine
+from tradebot.clock import WallClock
 from tradebot.domain import Instrument
-from tradebot.events import JournalPort
+from tradebot.events import JournalPort, MemoryJournal
+from tradebot.policies import PositionSettings
 
 KEY = "test-key-1234"
 SECRET = "test-secret-abcd"
@@ -65,3 +74,59 @@ async def bybit_env(
         )
         async with venue:
             yield sb, venue
+
+
+@attrs.define
+class Tree:
+    """The actor tree of one account over the Bybit adapter (what ``tradebot run`` wires):
+    routers fed by the venue's streams and a PositionSupervisor."""
+
+    sup: PositionSupervisor
+    market: MarketRouter
+    account: AccountRouter
+    supervision: list[SupervisionEvent]
+
+
+async def until(pred: Callable[[], object], timeout_s: float = 10.0) -> None:
+    """Poll ``pred`` (venue state changes without an event to wait on)."""
+    with trio.fail_after(timeout_s):
+        while not pred():  # noqa: ASYNC110 (polls venue state)
+            await trio.sleep(0.01)
+
+
+@asynccontextmanager
+async def actor_tree(
+    sb: BybitSandbox,
+    venue: BybitVenue,
+    journal: MemoryJournal,
+    symbols: list[str],
+    *,
+    settings: PositionSettings | None = None,
+) -> AsyncIterator[Tree]:
+    """Streams running, marks arrived, the private topics subscribed; stops everything on
+    exit."""
+    clock = WallClock()
+    instruments = await venue.instruments()
+    account = AccountRouter(journal, clock)
+    market = MarketRouter(on_gap=account)
+    events: list[SupervisionEvent] = []
+    async with trio.open_nursery() as streams:
+        streams.start_soon(venue.run_market_stream, symbols, market.emit)
+        streams.start_soon(venue.run_account_stream, account.emit)
+        await until(lambda: all(market.latest(s) is not None for s in symbols))
+        await until(lambda: sb.subscriptions("private") == [{"order", "execution", "position"}])
+        policy = RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.1, jitter=0.0)
+        async with open_dynamic_supervisor(policy, events.append, name="positions") as dyn:
+            sup = PositionSupervisor(
+                supervisor=dyn,
+                port=venue,
+                journal=journal,
+                clock=clock,
+                market=market,
+                account=account,
+                instruments=instruments,
+                settings=settings,
+            )
+            yield Tree(sup, market, account, events)
+            await dyn.stop(5.0)
+        streams.cancel_scope.cancel()

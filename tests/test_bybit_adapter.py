@@ -15,10 +15,20 @@ from adapters.bybit import (
     bybit_urls,
     venue_from_config,
 )
+from adapters.bybit.errors import RET_CODES
 from adapters.bybit.http import _wall_ms
+from adapters.bybit.parse import order_from_executions
 from adapters.bybit_sandbox import open_bybit_sandbox, sandbox_engine
 from tradebot.config import ExchangeConfig
-from tradebot.domain import Instrument, OrderRole, OrderStatus, OrderType, PositionSide
+from tradebot.domain import (
+    Instrument,
+    InstrumentStatus,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Side,
+)
 from tradebot.errors import (
     ConfigError,
     DuplicateClientOrderId,
@@ -27,6 +37,7 @@ from tradebot.errors import (
     RateLimited,
     ReduceOnlyRejected,
     RejectedError,
+    SymbolNotTradable,
     TransientError,
     UnknownOrder,
     WouldTriggerImmediately,
@@ -63,20 +74,106 @@ async def test_port_shape_and_urls() -> None:
 
 
 async def test_setup_account_hedge_mode_and_leverage_not_modified_is_success() -> None:
+    journal = MemoryJournal()
     with trio.fail_after(10):
-        async with bybit_env(hedge=False) as (sb, venue):
-            # one-way account: a hedge-mode order is refused until the mode is switched
-            with pytest.raises(RejectedError, match="position idx not match"):
-                await venue.place_entry(entry("tb-a-E0"))
+        async with bybit_env(hedge=False, journal=journal) as (sb, venue):
             await venue.setup_account({"BTCUSDT": 5, "ETHUSDT": 3})
             await venue.setup_account({"BTCUSDT": 5, "ETHUSDT": 3})  # 110025 + 110043 = ok
             assert sb.position_mode == 3 and sb.engine.leverage("BTCUSDT") == 5
+            assert venue.blocked_symbols == {}
+            # the second coin-wide switch answered 110025 and every symbol was verified
+            # from the position list (two rows, positionIdx 1 and 2)
+            switches = sb.requests_to("/v5/position/switch-mode")
+            assert [r.params.get("coin") for r in switches] == ["USDT", "USDT"]
+            lists = [r.params.get("symbol") for r in sb.requests_to("/v5/position/list")]
+            assert lists == ["BTCUSDT", "ETHUSDT", "BTCUSDT", "ETHUSDT"]
             await venue.place_entry(entry("tb-a-E1"))
-            # with a position open, switching back is refused (110024): a real refusal
+            # the mode changed behind our back while a position is open: the next setup
+            # finds BTCUSDT one-way with a position and blocks entries on it (no blind trade)
             sb.position_mode = 0
-            with pytest.raises(RejectedError) as info:
-                await venue.setup_account({})
-            assert info.value.code == "110024"
+            await venue.setup_account({"BTCUSDT": 5})
+            assert set(venue.blocked_symbols) == {"BTCUSDT"}
+            assert "open position" in venue.blocked_symbols["BTCUSDT"]
+            assert sb.mode_of("ETHUSDT") == 3  # flat symbols were switched by the coin call
+            with pytest.raises(SymbolNotTradable) as info:
+                await venue.place_entry(entry("tb-a-E2"))
+            assert info.value.code == "position_mode"
+            assert len(sb.requests_to("/v5/order/create")) == 1  # never sent
+            [alert] = [
+                e
+                for e in journal.of_type(EventType.ALERT_RAISED)
+                if e.data["reason"] == "position_mode_one_way"
+            ]
+            assert alert.symbol == "BTCUSDT" and alert.severity.name == "CRITICAL"
+            # the one-way position itself is still protected and closable (positionIdx 0)
+            [pos] = await venue.positions("BTCUSDT")
+            assert pos.position_side is LONG and pos.stop_price == D("98000")
+            await venue.amend_stop(StopState("BTCUSDT", LONG, D("98000")), D("98500"))
+            assert sb.requests_to("/v5/position/trading-stop")[-1].params["positionIdx"] == 0
+            await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.010"), "tb-a-C1"))
+            assert await venue.positions("BTCUSDT") == []
+            # flat now: the next entry switches the symbol by itself, then trades hedge mode
+            await venue.place_entry(entry("tb-a-E3"))
+            assert sb.mode_of("BTCUSDT") == 3 and venue.blocked_symbols == {}
+            by_symbol = [
+                r.params for r in sb.requests_to("/v5/position/switch-mode") if "symbol" in r.params
+            ]
+            assert by_symbol == [{"category": "linear", "symbol": "BTCUSDT", "mode": 3}]
+
+
+async def test_a_fresh_one_way_account_with_a_position_is_verified_per_symbol() -> None:
+    """Bybit answers the coin-wide switch 110025 although a symbol with a position stayed
+    one-way; one-way rows (positionIdx 0, side "" when flat) parse without losing the
+    others, and a reduce-only Sell in one-way mode belongs to the LONG it closes."""
+    with trio.fail_after(10):
+        async with bybit_env(hedge=False) as (sb, venue):
+            sb.position_mode = 3
+            sb.set_position_mode("BTCUSDT", 0)
+            # a manual one-way position on BTCUSDT (a trade made in the Bybit app)
+            sb.engine.submit_order(
+                symbol="BTCUSDT",
+                side=Side.BUY,
+                position_side=LONG,
+                order_type=OrderType.MARKET,
+                qty=D("0.010"),
+                client_order_id="manual-1",
+            )
+            await venue.setup_account({"BTCUSDT": 5, "ETHUSDT": 5})
+            [switch] = sb.requests_to("/v5/position/switch-mode")
+            assert switch.params["coin"] == "USDT"
+            assert "BTCUSDT" in venue.blocked_symbols and "ETHUSDT" not in venue.blocked_symbols
+            # one-way and hedge rows in one reply: both parse
+            await venue.place_entry(entry("tb-w-E0", symbol="ETHUSDT", stop="2400"))
+            got = {(p.symbol, p.position_side, p.qty) for p in await venue.positions()}
+            assert got == {("BTCUSDT", LONG, D("0.010")), ("ETHUSDT", LONG, D("0.010"))}
+            # a one-way reduce-only Sell (a take-profit) is the LONG's order
+            await venue.place_reduce(
+                ReduceRequest(
+                    "BTCUSDT",
+                    LONG,
+                    D("0.005"),
+                    "tb-w-T0",
+                    price=D("110000"),
+                    role=OrderRole.TAKE_PROFIT,
+                )
+            )
+            tp = sb.requests_to("/v5/order/create")[-1]
+            assert (tp.params["positionIdx"], tp.params["side"]) == (0, "Sell")
+            [order] = [o for o in await venue.open_orders("BTCUSDT")]
+            assert (order.side, order.position_side, order.reduce_only) == (
+                Side.SELL,
+                LONG,
+                True,
+            )
+            # the symbol stays blocked for entries and is reported not tradable
+            assert (await venue.instruments())["BTCUSDT"].status is InstrumentStatus.REDUCE_ONLY
+            with pytest.raises(SymbolNotTradable):
+                await venue.place_entry(entry("tb-w-E1"))
+            await venue.cancel_order("BTCUSDT", "tb-w-T0")
+            await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.010"), "tb-w-C0"))
+            # a flat one-way symbol has one row with side "": no position, no error
+            assert await venue.positions("BTCUSDT") == []
+            assert (await venue.stops("BTCUSDT", LONG)) == []
 
 
 async def test_instruments_follow_the_cursor_and_refresh() -> None:
@@ -279,15 +376,17 @@ async def test_reduce_orders_duplicates_and_cancels() -> None:
 
 async def test_get_order_none_only_when_venue_says_so_and_failed_query_raises() -> None:
     with trio.fail_after(10):
-        async with bybit_env() as (sb, venue):
+        async with bybit_env(order_lookup_window_s=0.0) as (sb, venue):
             assert await venue.get_order("BTCUSDT", "tb-none-E0") is None
-            assert [r.path for r in sb.request_log[-2:]] == [
+            assert [r.path for r in sb.request_log[-3:]] == [
                 "/v5/order/realtime",
                 "/v5/order/history",
+                "/v5/execution/list",
             ]
-            sb.inject("/v5/order/history", ret_code=10016, ret_msg="Server error")
-            with pytest.raises(TransientError):
-                await venue.get_order("BTCUSDT", "tb-none-E0")
+            for path in ("/v5/order/history", "/v5/execution/list"):
+                sb.inject(path, ret_code=10016, ret_msg="Server error")
+                with pytest.raises(TransientError):
+                    await venue.get_order("BTCUSDT", "tb-none-E0")
             sb.inject("/v5/order/realtime", drop="before")
             with pytest.raises(TransientError):
                 await venue.get_order("BTCUSDT", "tb-none-E0")
@@ -296,12 +395,136 @@ async def test_get_order_none_only_when_venue_says_so_and_failed_query_raises() 
                 await venue.open_orders("BTCUSDT")
 
 
+async def test_absent_is_only_said_after_the_lookup_window(autojump_clock: object) -> None:
+    """An order not found anywhere is looked for again with a doubling back-off (trio
+    clock) until the window after its submission has passed: exact virtual times."""
+    with trio.fail_after(60):
+        async with bybit_env(order_lookup_window_s=3.0, order_lookup_backoff_s=0.25) as (
+            sb,
+            venue,
+        ):
+            await venue.verify_position_modes(["BTCUSDT"])
+            sb.inject("/v5/order/create", drop="before")
+            t0 = trio.current_time()
+            with pytest.raises(OutcomeUnknown):
+                await venue.place_entry(entry("tb-n-E0"))
+            assert await venue.get_order("BTCUSDT", "tb-n-E0") is None
+            passes = [r.t - t0 for r in sb.requests_to("/v5/order/realtime")]
+            # 0, 0.25, 0.75, 1.75, then capped at the window's end (3.0); the few ms on
+            # top are the read budget's own (virtual) waits
+            assert passes == pytest.approx([0.0, 0.25, 0.75, 1.75, 3.0], abs=0.01)
+            # the window runs from the submission: a later lookup answers after one pass
+            assert await venue.get_order("BTCUSDT", "tb-n-E0") is None
+            assert len(sb.requests_to("/v5/order/realtime")) == len(passes) + 1
+            # and the side held no position: confirmed absent (one position-list read)
+            assert sb.requests_to("/v5/position/list")[-1].params["symbol"] == "BTCUSDT"
+
+
+async def test_lagging_history_and_executions_resolve_the_order(autojump_clock: object) -> None:
+    """After a venue restart closed orders are only in history, and history lags: the
+    lookup keeps looking and finds the entry once history and executions show it; an entry
+    whose side holds a position is never called absent."""
+    with trio.fail_after(60):
+        async with bybit_env(order_lookup_window_s=10.0) as (sb, venue):
+            await venue.verify_position_modes(["BTCUSDT"])
+            sb.realtime_keeps_closed = False
+            sb.history_lag_s = 2.0
+            sb.inject("/v5/order/create", drop="after")
+            t0 = trio.current_time()
+            with pytest.raises(OutcomeUnknown):
+                await venue.place_entry(entry("tb-o-E0"))
+            order = await venue.get_order("BTCUSDT", "tb-o-E0")
+            assert order is not None and order.status is OrderStatus.FILLED
+            assert (order.filled_qty, order.position_side, order.avg_fill_price) == (
+                D("0.010"),
+                LONG,
+                D("100000"),
+            )
+            # passes at 0, 0.25, 0.75, 1.75, 3.75: the first after the 2 s lag finds it
+            assert trio.current_time() - t0 == pytest.approx(3.75, abs=0.02)
+            assert not [r for r in sb.requests_to("/v5/order/create") if r.t > t0 + 0.001]
+            # a reduce whose reply is lost: resolved the same way (its fill closed half)
+            sb.inject("/v5/order/create", drop="after")
+            t1 = trio.current_time()
+            with pytest.raises(OutcomeUnknown):
+                await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.005"), "tb-o-C1"))
+            closed = await venue.get_order("BTCUSDT", "tb-o-C1")
+            assert closed is not None and closed.status is OrderStatus.FILLED
+            assert (closed.reduce_only, closed.side, closed.filled_qty) == (
+                True,
+                Side.SELL,
+                D("0.005"),
+            )
+            assert trio.current_time() - t1 == pytest.approx(3.75, abs=0.02)
+            # an entry never placed while its side holds a position: not "absent"
+            sb.inject("/v5/order/create", drop="before")
+            with pytest.raises(OutcomeUnknown):
+                await venue.place_entry(entry("tb-o-E2"))
+            with pytest.raises(OutcomeUnknown) as info:
+                await venue.get_order("BTCUSDT", "tb-o-E2")
+            assert info.value.code == "position_without_order"
+
+
+def test_order_rebuilt_from_execution_rows() -> None:
+    """``/v5/execution/list`` rows of the documented shape (no positionIdx, no execPnl)."""
+    base = {
+        "symbol": "BTCUSDT",
+        "orderId": "o-1",
+        "orderLinkId": "tb-x-E0",
+        "side": "Buy",
+        "orderPrice": "0",
+        "orderQty": "0.030",
+        "orderType": "Market",
+        "stopOrderType": "",
+        "execFee": "0.6",
+        "execType": "Trade",
+        "feeRate": "0.00055",
+        "isMaker": False,
+        "closedSize": "0",
+        "feeCurrency": "USDT",
+    }
+    rows = [
+        {
+            **base,
+            "execId": "a",
+            "execPrice": "100000",
+            "execQty": "0.010",
+            "leavesQty": "0.020",
+            "execTime": "1700000000000",
+        },
+        {
+            **base,
+            "execId": "b",
+            "execPrice": "100030",
+            "execQty": "0.020",
+            "leavesQty": "0",
+            "execTime": "1700000000100",
+        },
+    ]
+    order = order_from_executions(rows)
+    assert order is not None
+    assert (order.status, order.filled_qty, order.qty, order.position_side) == (
+        OrderStatus.FILLED,
+        D("0.030"),
+        D("0.030"),
+        LONG,
+    )
+    assert order.avg_fill_price == D("100020")
+    part = order_from_executions(rows[:1])
+    assert part is not None and part.status is OrderStatus.PARTIALLY_FILLED
+    assert order_from_executions([{**rows[0], "execType": "Funding"}]) is None
+    # a closing Buy (closedSize > 0) belongs to the SHORT it closes
+    closing = order_from_executions([{**rows[1], "closedSize": "0.020"}])
+    assert closing is not None and closing.position_side is SHORT and closing.reduce_only
+
+
 async def test_unknown_outcome_is_resolved_by_order_link_id() -> None:
     """The connection drops after the venue accepted the entry: OutcomeUnknown, then the
     lookup by orderLinkId finds the filled order (no blind resend)."""
     journal = MemoryJournal()
     with trio.fail_after(10):
-        async with bybit_env(journal=journal) as (sb, venue):
+        async with bybit_env(journal=journal, order_lookup_window_s=0.5) as (sb, venue):
+            await venue.verify_position_modes(["BTCUSDT"])
             sb.inject("/v5/order/create", drop="after")
             with pytest.raises(OutcomeUnknown):
                 await venue.place_entry(entry("tb-g-E0"))
@@ -310,6 +533,7 @@ async def test_unknown_outcome_is_resolved_by_order_link_id() -> None:
             [pos] = await venue.positions("BTCUSDT")
             assert pos.stop_price == D("98000")
             # dropped before processing: also unknown to us; the lookup says "not there"
+            # (after its window, and the SHORT side holds nothing)
             sb.inject("/v5/order/create", drop="before")
             with pytest.raises(OutcomeUnknown):
                 await venue.place_entry(entry("tb-g-E1", SHORT, stop="102000"))
@@ -474,3 +698,59 @@ async def test_signed_paging_sends_the_opaque_cursor_verbatim() -> None:
                 if r.params.get("orderFilter") == "Order"
             ]
             assert [p.get("cursor") for p in pages] == [None, "page_args=50&"]
+
+
+async def test_trading_stop_34040_is_success_only_when_the_position_shows_it() -> None:
+    journal = MemoryJournal()
+    with trio.fail_after(10):
+        async with bybit_env(journal=journal) as (sb, venue):
+            await venue.place_entry(entry("tb-t-E0"))
+            stop = StopState("BTCUSDT", LONG, D("98000"))
+            # the same value again: the venue answers 34040 and the position shows it: ok
+            await venue.amend_stop(stop, D("98000"))
+            assert sb.requests_to("/v5/position/list")[-1].params["symbol"] == "BTCUSDT"
+            # 34040 for a value the position does not carry ("you didn't pass a required
+            # parameter"): not success
+            sb.inject("/v5/position/trading-stop", ret_code=34040, ret_msg=RET_CODES[34040].doc)
+            with pytest.raises(RejectedError) as info:
+                await venue.amend_stop(stop, D("98500"))
+            assert info.value.code == "34040" and "98000" in str(info.value)
+            assert sb.engine.position("BTCUSDT", LONG).stop_price == D("98000")
+            assert journal.of_type(EventType.EXCHANGE_ERROR)[-1].data["what"] == (
+                "trading_stop_not_modified"
+            )
+
+
+async def test_protective_calls_retry_retryable_codes_within_their_budget(
+    autojump_clock: object,
+) -> None:
+    with trio.fail_after(60):
+        async with bybit_env(protective_retry_s=5.0) as (sb, venue):
+            await venue.place_entry(entry("tb-u-E0", qty="0.020"))
+            stop = StopState("BTCUSDT", LONG, D("98000"))
+            # 429 twice: the stop move still lands (after 1 s + 1 s of back-off)
+            sb.inject(
+                "/v5/position/trading-stop", ret_code=429, ret_msg="Too many requests", times=2
+            )
+            t0 = trio.current_time()
+            await venue.amend_stop(stop, D("98500"))
+            assert trio.current_time() - t0 == pytest.approx(2.0, abs=0.05)
+            assert sb.engine.position("BTCUSDT", LONG).stop_price == D("98500")
+            assert len(sb.requests_to("/v5/position/trading-stop")) == 3
+            # 10016 on the (idempotent) trading-stop: retried too
+            sb.inject("/v5/position/trading-stop", ret_code=10016, ret_msg="Server error")
+            await venue.amend_stop(stop, D("99000"))
+            assert sb.engine.position("BTCUSDT", LONG).stop_price == D("99000")
+            # a close meets 10006 once: retried; an entry is not (the actor decides)
+            sb.inject("/v5/order/create", ret_code=10006, ret_msg="Too many visits!")
+            await venue.place_reduce(ReduceRequest("BTCUSDT", LONG, D("0.010"), "tb-u-C0"))
+            assert sb.engine.position("BTCUSDT", LONG).qty == D("0.010")
+            sb.inject("/v5/order/create", ret_code=429, ret_msg="Too many requests")
+            with pytest.raises(RateLimited):
+                await venue.place_entry(entry("tb-u-E1"))
+            # the budget is bounded: a venue that keeps refusing surfaces the last error
+            sb.inject("/v5/position/trading-stop", ret_code=10006, ret_msg="Too many", times=50)
+            t0 = trio.current_time()
+            with pytest.raises(RateLimited):
+                await venue.amend_stop(stop, D("99500"))
+            assert trio.current_time() - t0 <= 5.0

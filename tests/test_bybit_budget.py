@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pybit.unified_trading as ut
 import pytest
 import trio
 import trio.testing
-from _bybit_support import D, bybit_env
+from _bybit_support import KEY, SECRET, D, bybit_env
 
 from adapters.bybit import EndpointBudgets, Priority, RateBudget
 from tradebot.domain import PositionSide
@@ -133,25 +134,83 @@ async def test_stop_move_and_close_overtake_50_queued_entries_over_loopback() ->
 
 
 async def test_venue_rate_limit_10006_carries_the_reset_time() -> None:
-    """Without a budget that fits, the venue's own limit answers 10006; the adapter raises
-    RateLimited with retry_after_s from X-Bapi-Limit-Reset-Timestamp and journals it."""
+    """Another client of the same UID (here pybit) spent the venue's limit: our first
+    request meets 10006; the adapter raises RateLimited with retry_after_s from
+    X-Bapi-Limit-Reset-Timestamp, journals it, and holds the budget until the reset."""
     journal = MemoryJournal()
     with trio.fail_after(10):
         async with bybit_env(
             journal=journal,
             rate_limits={"order": 3, "trading_stop": 10, "read": 100, "public": 600},
-        ) as (_, venue):
-            results: list[object] = []
-            for i in range(6):
-                try:
-                    await venue.place_entry(
-                        EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"), f"tb-r-E{i}")
+        ) as (sb, venue):
+            await venue.verify_position_modes(["BTCUSDT"])
+
+            def other_client() -> None:
+                http = ut.HTTP(testnet=False, api_key=KEY, api_secret=SECRET, max_retries=1)
+                http.endpoint = sb.rest_url
+                for i in range(3):
+                    http.place_order(
+                        category="linear",
+                        symbol="BTCUSDT",
+                        side="Buy",
+                        orderType="Market",
+                        qty="0.001",
+                        positionIdx=1,
+                        orderLinkId=f"py-o-{i}",
                     )
-                    results.append("ok")
-                except RateLimited as exc:
-                    results.append(exc)
-            assert results[:3] == ["ok", "ok", "ok"]
-            limited = [r for r in results if isinstance(r, RateLimited)]
-            assert limited and all(r.code == "10006" for r in limited)
-            assert all(0 < r.retry_after_s <= 1.0 for r in limited)
-            assert len(journal.of_type(EventType.RATE_LIMITED)) == len(limited)
+
+            await trio.to_thread.run_sync(other_client)
+            with pytest.raises(RateLimited) as info:
+                await venue.place_entry(
+                    EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"), "tb-r-E0")
+                )
+            assert info.value.code == "10006" and 0 < info.value.retry_after_s <= 1.0
+            assert len(journal.of_type(EventType.RATE_LIMITED)) == 1
+            # X-Bapi-Limit-Status 0: the budget gives no token before the reset
+            assert venue.http.budgets.budgets["order"].available() <= 0
+            await venue.place_entry(
+                EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"), "tb-r-E1")
+            )
+            # the budget waited for the reset: the venue took it without another 10006
+            assert len(journal.of_type(EventType.RATE_LIMITED)) == 1
+
+
+async def test_limit_headers_keep_the_budget_in_step_with_the_venue() -> None:
+    """Our budget allows 1000/s but the venue's limit is 4/s: the first reply's headers
+    lower the rate and spend the tokens, so a burst never meets 10006."""
+    journal = MemoryJournal()
+    with trio.fail_after(20):
+        async with bybit_env(
+            journal=journal,
+            rate_limits={"order": 4, "trading_stop": 10, "read": 100, "public": 600},
+            budgets=EndpointBudgets(order_per_s=1000, read_per_s=1000, reserved=1),
+        ) as (sb, venue):
+            await venue.verify_position_modes(["BTCUSDT"])
+            budget = venue.http.budgets.budgets["order"]
+            for i in range(5):
+                await venue.place_entry(
+                    EntryRequest("BTCUSDT", PositionSide.LONG, D("0.001"), f"tb-s-E{i}")
+                )
+            assert budget.rate_per_s == 1.0  # limit 4 - capacity 2 - 1 of slack
+            assert budget.configured_rate_per_s == 1000 - 2 - 1
+            assert not journal.of_type(EventType.RATE_LIMITED)
+            assert len(sb.requests_to("/v5/order/create")) == 5
+
+
+async def test_observe_holds_until_the_reset_and_restores_the_rate(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0
+    budget = RateBudget(rate_per_s=20, capacity=3, reserved=1)
+    t0 = trio.current_time()
+    budget.observe(limit=10, remaining=0, reset_in_s=0.4)
+    assert budget.rate_per_s == 6.0  # 10 - 3 - 1
+    await budget.acquire(Priority.PROTECTIVE)
+    # no token before the reset (0.4 s), then one token at 6/s (1/6 s)
+    assert trio.current_time() - t0 == pytest.approx(0.4 + 1 / 6)
+    budget.observe(limit=50, remaining=40, reset_in_s=1.0)
+    assert budget.rate_per_s == 20  # never above the configured rate
+    budget.observe(limit=None, remaining=None, reset_in_s=0.0)  # no headers: no change
+    assert budget.rate_per_s == 20
+    budget.observe(limit=None, remaining=1, reset_in_s=0.5)
+    assert budget.available() <= 1.0

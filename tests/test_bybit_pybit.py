@@ -79,10 +79,49 @@ def _pybit_session(sb: BybitSandbox) -> dict[str, Any]:
             positionIdx=1,
             orderLinkId="py-0",
         )
+        # one-way mode: positionIdx 0 opens a one-way ETHUSDT position, which keeps that
+        # symbol one-way through the coin-wide switch below
+        out["entry_one_way_idx0"] = _code(
+            http.place_order,
+            category="linear",
+            symbol="ETHUSDT",
+            side="Buy",
+            orderType="Market",
+            qty="0.1",
+            positionIdx=0,
+            orderLinkId="py-ow-1",
+        )
         out["switch"] = _code(http.switch_position_mode, category="linear", coin="USDT", mode=3)
         out["switch_again"] = _code(
             http.switch_position_mode, category="linear", coin="USDT", mode=3
         )
+        out["switch_eth_busy"] = _code(
+            http.switch_position_mode, category="linear", symbol="ETHUSDT", mode=3
+        )
+        out["eth_one_way"] = http.get_positions(category="linear", symbol="ETHUSDT")["result"][
+            "list"
+        ]
+        out["eth_close"] = _code(
+            http.place_order,
+            category="linear",
+            symbol="ETHUSDT",
+            side="Sell",
+            orderType="Market",
+            qty="0.1",
+            positionIdx=0,
+            reduceOnly=True,
+            orderLinkId="py-ow-2",
+        )
+        out["eth_flat"] = http.get_positions(category="linear", symbol="ETHUSDT")["result"]["list"]
+        out["switch_eth"] = _code(
+            http.switch_position_mode, category="linear", symbol="ETHUSDT", mode=3
+        )
+        out["eth_executions"] = http.get_executions(category="linear", symbol="ETHUSDT")["result"][
+            "list"
+        ]
+        out["eth_closed_pnl"] = http.get_closed_pnl(category="linear", symbol="ETHUSDT")["result"][
+            "list"
+        ]
         out["leverage"] = _code(
             http.set_leverage,
             category="linear",
@@ -222,6 +261,7 @@ async def test_pybit_trades_against_the_sandbox(monkeypatch: pytest.MonkeyPatch)
         async with open_bybit_sandbox(sandbox_engine(), api_key=KEY, api_secret=SECRET) as sb:
             sb.ws_latency_s = 0.02  # pybit registers a subscription after sending it
             sb.set_mark("BTCUSDT", D("100000"))
+            sb.set_mark("ETHUSDT", D("2500"))
             monkeypatch.setattr(ut, "PRIVATE_WSS", sb.private_ws_url)
             monkeypatch.setattr(
                 ut, "PUBLIC_WSS", sb.public_ws_url.replace("linear", "{CHANNEL_TYPE}")
@@ -231,12 +271,32 @@ async def test_pybit_trades_against_the_sandbox(monkeypatch: pytest.MonkeyPatch)
     assert out["time"]["retCode"] == 0 and int(out["time"]["result"]["timeSecond"]) > 0
     assert out["instrument"]["lotSizeFilter"]["qtyStep"] == "0.001"
     assert out["instrument"]["priceFilter"]["tickSize"] == "0.1"
+    lot = out["instrument"]["lotSizeFilter"]
+    assert D(lot["maxMktOrderQty"]) <= D(lot["maxOrderQty"])
     # documented codes: 10001 wrong positionIdx for the mode, 110025 / 110043 not modified,
     # 110072 duplicate orderLinkId, 34040 trading-stop not modified, 10001 stop through the
     # base price / zero position, 110092 trigger direction contradicts the price, 110001
     # unknown order, 10004 bad signature
     assert out["entry_one_way"] == 10001
+    assert out["entry_one_way_idx0"] == 0
+    # the coin-wide switch answers 0 then 110025 although ETHUSDT (with a position) stayed
+    # one-way; by symbol it says 110024 until the symbol is flat
     assert (out["switch"], out["switch_again"]) == (0, 110025)
+    assert out["switch_eth_busy"] == 110024
+    [eth] = out["eth_one_way"]
+    assert (eth["positionIdx"], eth["side"], eth["size"]) == (0, "Buy", "0.1")
+    assert out["eth_close"] == 0
+    [flat] = out["eth_flat"]
+    assert (flat["positionIdx"], flat["side"], flat["size"]) == (0, "", "0")
+    assert out["switch_eth"] == 0
+    execs = {e["orderLinkId"]: e for e in out["eth_executions"]}
+    assert set(execs) == {"py-ow-1", "py-ow-2"}
+    assert (execs["py-ow-2"]["closedSize"], execs["py-ow-2"]["execQty"]) == ("0.1", "0.1")
+    assert "execPnl" not in execs["py-ow-2"] and "positionIdx" not in execs["py-ow-2"]
+    [pnl] = out["eth_closed_pnl"]
+    assert (pnl["side"], pnl["closedSize"], pnl["avgEntryPrice"]) == ("Sell", "0.1", "2500")
+    fees = sum(D(e["execFee"]) for e in execs.values())
+    assert D(pnl["closedPnl"]) == -fees  # flat price: the PnL is the two fees
     assert (out["leverage"], out["leverage_again"]) == (0, 110043)
     assert out["entry"]["retCode"] == 0 and out["entry"]["result"]["orderLinkId"] == "py-1"
     assert out["duplicate"] == 110072
@@ -270,6 +330,7 @@ async def test_pybit_trades_against_the_sandbox(monkeypatch: pytest.MonkeyPatch)
     assert rows[1]["stopLoss"] == "99000"
     usdt = out["wallet"][0]["coin"][0]
     assert usdt["coin"] == "USDT" and D(usdt["walletBalance"]) < D(10000)
+    assert usdt["availableToWithdraw"] == ""  # deprecated for UNIFIED accounts
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for m in out["private"]:
         by_topic.setdefault(m["topic"], []).extend(m["data"])

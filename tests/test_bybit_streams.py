@@ -3,6 +3,8 @@ silence watchdog, private auth and account events."""
 
 from __future__ import annotations
 
+import functools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -244,3 +246,78 @@ async def test_a_server_that_closes_at_once_never_gets_a_tight_reconnect_loop() 
     # only: a loaded machine can only make gaps longer)
     assert 3 <= len(sb.ws_accepts) <= 12
     assert max(gaps) >= 0.2
+
+
+@pytest.mark.parametrize("key", ["ret_msg", "retMsg"])
+async def test_refused_auth_keeps_the_venue_message_in_either_spelling(key: str) -> None:
+    with trio.fail_after(10):
+        async with bybit_env() as (sb, _), BybitVenue(urls_of(sb), KEY, "bad-secret") as bad:
+            sb.ws_auth_error_key = key
+
+            async def emit(_: Any) -> None:
+                pass
+
+            with pytest.raises(FatalVenueError) as info:
+                await bad.run_account_stream(emit)
+            assert info.value.venue_message == "Invalid sign"
+            assert "Invalid sign" in str(info.value)
+
+
+async def test_fills_missed_while_the_stream_was_down_are_backfilled_once() -> None:
+    """At start-up (from ``since``) and after a gap, ``/v5/execution/list`` is read from the
+    last execution seen; every execution reaches the router exactly once (by execId)."""
+    journal = MemoryJournal()
+    got = Collector()
+    with trio.fail_after(20):
+        async with bybit_env(journal=journal) as (sb, venue):
+            since = datetime.now(UTC) - timedelta(seconds=5)
+            # a fill before the stream runs (the bot was down): found by the start-up backfill
+            await venue.place_entry(
+                EntryRequest("BTCUSDT", PositionSide.SHORT, D("0.010"), "tb-b-E0", D("102000"))
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    functools.partial(venue.run_account_stream, got.emit, since=since)
+                )
+                await got.wait_for(lambda: len(got.of(Fill)) == 1)
+                await got.wait_for(
+                    lambda: sb.subscriptions("private") == [{"order", "execution", "position"}]
+                )
+                # live: one more fill over the stream
+                await venue.place_entry(
+                    EntryRequest("ETHUSDT", PositionSide.LONG, D("0.100"), "tb-b-E1", D("2400"))
+                )
+                await got.wait_for(lambda: len(got.of(Fill)) == 2)
+                # the stream goes down and stays down while two fills happen
+                sb.ws_close_on_accept = True
+                await sb.drop_stream_connections("private")
+                await got.wait_for(lambda: sb.stream_connections("private") == 0)
+                await venue.place_entry(
+                    EntryRequest("ETHUSDT", PositionSide.SHORT, D("0.100"), "tb-b-E2", D("2600"))
+                )
+                sb.set_mark("BTCUSDT", D("102500"))  # E0's stop triggers: a close fill
+                await got.wait_for(
+                    lambda: sb.engine.position("BTCUSDT", PositionSide.SHORT).qty == 0
+                )
+                assert len(got.of(Fill)) == 2  # nothing arrived while down
+                sb.ws_close_on_accept = False
+                await got.wait_for(lambda: len(got.of(Fill)) == 4 and got.of(StreamGap))
+                await trio.sleep(0.3)  # any duplicate would arrive now
+                nursery.cancel_scope.cancel()
+    fills = got.of(Fill)
+    assert [f.client_order_id for f in fills[:2]] == ["tb-b-E0", "tb-b-E1"]
+    assert sorted(f.client_order_id for f in fills[2:]) == ["", "tb-b-E2"]
+    assert len({f.trade_id for f in fills}) == 4 == len(fills)
+    stop_fill = next(f for f in fills if f.reason == "stop")
+    assert (stop_fill.position_side, stop_fill.qty) == (PositionSide.SHORT, D("0.010"))
+    assert all(f.realized_pnl_usdt is None for f in fills)  # never from execPnl
+    backfills = [
+        e
+        for e in journal.of_type(EventType.RECONCILE_COMPLETED)
+        if e.data["trigger"] == "execution_backfill"
+    ]
+    assert [e.data["findings"] for e in backfills][:1] == [1] and backfills[-1].data[
+        "findings"
+    ] == 2
+    pages = sb.requests_to("/v5/execution/list")
+    assert all(int(p.params["endTime"]) - int(p.params["startTime"]) < 7 * 86400_000 for p in pages)

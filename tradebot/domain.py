@@ -109,9 +109,15 @@ class Instrument:
         qty_step: quantity increment (> 0), base asset units.
         min_qty: smallest order quantity (>= qty_step).
         min_notional: smallest ``price * qty`` in USDT (>= 0).
-        max_qty: largest order quantity, or None when unbounded.
+        max_qty: largest order quantity, or None when unbounded (Bybit
+            ``lotSizeFilter.maxOrderQty``, Binance ``LOT_SIZE.maxQty``).
         min_price: smallest valid price (>= tick_size).
         status: TRADING / REDUCE_ONLY / CLOSED.
+        max_market_qty: largest *market* order quantity (> 0), or None when only
+            ``max_qty`` applies. Bybit ``lotSizeFilter.maxMktOrderQty`` (smaller than
+            ``maxOrderQty`` on every USDT perpetual; docs v5/market/instrument), Binance
+            ``MARKET_LOT_SIZE.maxQty`` (exchanges.md section 6). Entries are market orders,
+            so sizing caps them by it.
     """
 
     symbol: str
@@ -122,12 +128,22 @@ class Instrument:
     max_qty: Decimal | None = None
     min_price: Decimal | None = None
     status: InstrumentStatus = InstrumentStatus.TRADING
+    max_market_qty: Decimal | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.tick_size <= 0 or self.qty_step <= 0:
             raise ValueError(f"{self.symbol}: tick_size and qty_step must be > 0")
         if self.min_qty <= 0 or self.min_notional < 0:
             raise ValueError(f"{self.symbol}: min_qty must be > 0 and min_notional >= 0")
+        if self.max_market_qty is not None and self.max_market_qty <= 0:
+            raise ValueError(f"{self.symbol}: max_market_qty must be > 0")
+
+    @property
+    def market_qty_cap(self) -> Decimal | None:
+        """The largest quantity of one market order: the smaller of :attr:`max_qty` and
+        :attr:`max_market_qty` (None when neither is set)."""
+        caps = [c for c in (self.max_qty, self.max_market_qty) if c is not None]
+        return min(caps) if caps else None
 
     @property
     def price_floor(self) -> Decimal:
@@ -153,12 +169,18 @@ class Instrument:
         """``price * qty`` in USDT."""
         return price * qty
 
-    def check_order(self, price: Decimal, qty: Decimal, *, reduce_only: bool = False) -> str | None:
+    def check_order(
+        self, price: Decimal, qty: Decimal, *, reduce_only: bool = False, market: bool = False
+    ) -> str | None:
         """Validate an order against the instrument's rules.
+
+        Args:
+            market: a market order (also capped by :attr:`max_market_qty`).
 
         Returns:
             None when valid, else a short reason (``"qty_below_min"``, ``"qty_not_on_step"``,
-            ``"price_not_on_tick"``, ``"below_min_notional"``, ``"qty_above_max"``).
+            ``"price_not_on_tick"``, ``"below_min_notional"``, ``"qty_above_max"``,
+            ``"qty_above_max_market"``).
             Reduce-only orders are exempt from min notional (both venues allow closing dust).
         """
         if qty <= 0 or qty < self.min_qty:
@@ -167,6 +189,8 @@ class Instrument:
             return "qty_not_on_step"
         if self.max_qty is not None and qty > self.max_qty:
             return "qty_above_max"
+        if market and self.max_market_qty is not None and qty > self.max_market_qty:
+            return "qty_above_max_market"
         if price <= 0 or quantize_to_step(price, self.tick_size, Rounding.DOWN) != price:
             return "price_not_on_tick"
         if not reduce_only and price * qty < self.min_notional:

@@ -15,6 +15,8 @@ Every exception we raise on purpose derives from :class:`TradebotError`. The tre
     │   │   ├── ReduceOnlyRejected        reduce-only with no position (110017, -2022, -4118)
     │   │   ├── SymbolNotTradable         not trading / reduce-only symbol (-4140)
     │   │   ├── UnknownOrder              no such order (110001, -2011, -2013)
+    │   │   │   └── OrderAlreadyFinal     the order exists but is already filled or cancelled
+    │   │   │                             (Bybit 110008/110010): look it up for its final state
     │   │   ├── DuplicateClientOrderId    client id already used (110072, -4116): look it up
     │   │   └── ZeroPosition              stop on a position that does not exist (10001)
     │   ├── OutcomeUnknown          sent, no definitive answer (timeout, dropped conn, -1006/-1007):
@@ -48,6 +50,7 @@ __all__ = [
     "ReduceOnlyRejected",
     "SymbolNotTradable",
     "UnknownOrder",
+    "OrderAlreadyFinal",
     "DuplicateClientOrderId",
     "ZeroPosition",
     "OutcomeUnknown",
@@ -137,6 +140,12 @@ class SymbolNotTradable(RejectedError):
 
 class UnknownOrder(RejectedError):
     """No such order (Bybit 110001, Binance -2011/-2013)."""
+
+
+class OrderAlreadyFinal(UnknownOrder):
+    """The order is no longer live: it was filled or cancelled (Bybit 110008 "The order has
+    been completed or cancelled", 110010 "The order has been cancelled"). Nothing is left
+    to amend or cancel; look the order up by client id for its final state."""
 
 
 class DuplicateClientOrderId(RejectedError):

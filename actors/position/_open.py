@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from tradebot.domain import OrderRole, OrderStatus
+from tradebot.domain import OrderRole, OrderStatus, OrderType
 from tradebot.errors import (
     DuplicateClientOrderId,
     OutcomeUnknown,
@@ -376,8 +376,22 @@ class PositionOpen(PositionExits):
         try:
             order = await self._query_order(self._r.entry_cid)
         except VenueError as exc:
-            await self._fail_unknown_entry(exc)
-            return None
+            # no order list shows the entry, but its side may hold the position it opened
+            # (a lookup that cannot confirm the absence raises): own and protect that one
+            order = await self._entry_from_position()
+            if order is None:
+                await self._fail_unknown_entry(exc)
+                return None
+            self._ev(
+                EventType.ENTRY_RESOLVED,
+                cid=self._r.entry_cid,
+                found=True,
+                status=order.status,
+                via="position_list",
+                error=f"{type(exc).__name__}: {exc}",
+                **context,
+            )
+            return order
         self._ev(
             EventType.ENTRY_RESOLVED,
             cid=self._r.entry_cid,
@@ -388,3 +402,25 @@ class PositionOpen(PositionExits):
         if order is None:
             await self._rollback("entry_not_placed")
         return order
+
+    async def _entry_from_position(self) -> OrderState | None:
+        """The entry as the position list shows it (this actor is the only owner of its
+        symbol and side), or None when the side is flat or the list cannot be read."""
+        try:
+            pos = await self._venue_position()
+        except VenueError:
+            return None
+        if pos is None:
+            return None
+        return OrderState(
+            symbol=self.symbol,
+            client_order_id=self._r.entry_cid,
+            venue_order_id="",
+            side=self.position_side.entry_side,
+            position_side=self.position_side,
+            order_type=OrderType.MARKET,
+            status=OrderStatus.FILLED,
+            qty=pos.qty,
+            filled_qty=pos.qty,
+            avg_fill_price=pos.entry_price or None,
+        )

@@ -10,6 +10,14 @@ Each :class:`RateBudget` is a token bucket with two rules:
   that arrives while entries are queued gets a token at once or within one slot
   (``1 / rate_per_s`` seconds).
 
+The venue's view wins: every Bybit reply carries ``X-Bapi-Limit`` (the endpoint's limit per
+second for this UID), ``X-Bapi-Limit-Status`` (requests left in the current window) and
+``X-Bapi-Limit-Reset-Timestamp`` (ms when the window resets; exchanges.md section 5, docs
+v5/rate-limit). :meth:`RateBudget.observe` keeps the bucket in step with them: never more
+tokens than the venue has left, none at all until the reset when it has none, and a
+sustained rate lowered to what the venue's limit allows (a new or low-tier account has
+lower limits than our defaults; other clients of the same UID spend the same limit).
+
 Everything runs on trio's clock, so tests can check exact virtual times under ``MockClock``.
 """
 
@@ -45,6 +53,7 @@ class RateBudget:
         if rate_per_s <= 0 or capacity < 1 or not 0 <= reserved < capacity:
             raise ValueError("need rate_per_s > 0, capacity >= 1, 0 <= reserved < capacity")
         self.rate_per_s = rate_per_s
+        self.configured_rate_per_s = rate_per_s
         self.capacity = capacity
         self.reserved = reserved
         self._tokens = float(capacity)
@@ -65,10 +74,38 @@ class RateBudget:
 
     def _refill(self) -> None:
         now = trio.current_time()
+        if now < self._last:
+            return  # held until the venue's window resets (see observe)
         self._tokens = min(
             float(self.capacity), self._tokens + (now - self._last) * self.rate_per_s
         )
         self._last = now
+
+    def observe(self, limit: int | None, remaining: int | None, reset_in_s: float) -> None:
+        """Bring the bucket in step with the venue's rate-limit headers.
+
+        Args:
+            limit: ``X-Bapi-Limit``, the venue's requests per second for this endpoint
+                (> 0), or None when absent. The sustained rate becomes
+                ``min(configured, limit - capacity - 1)`` (at least 1/s): the same slack
+                rule as :class:`EndpointBudgets`. A higher limit later restores the
+                configured rate, never more.
+            remaining: ``X-Bapi-Limit-Status``, requests left in the current window (>= 0),
+                or None. The bucket never holds more tokens than that; at 0 it holds none
+                until the reset.
+            reset_in_s: seconds until ``X-Bapi-Limit-Reset-Timestamp`` (clamped to
+                [0, 60]; a past reset counts as 0).
+        """
+        self._refill()
+        if limit is not None and limit > 0:
+            venue_rate = max(float(limit - self.capacity - 1), 1.0)
+            self.rate_per_s = min(self.configured_rate_per_s, venue_rate)
+        if remaining is not None and remaining >= 0:
+            self._tokens = min(self._tokens, float(remaining))
+            if remaining == 0:
+                hold = min(max(reset_in_s, 0.0), 60.0)
+                self._last = max(self._last, trio.current_time() + hold)
+        self._notify()
 
     def _notify(self) -> None:
         self._changed.set()
@@ -90,7 +127,8 @@ class RateBudget:
                     return
                 changed = self._changed
                 if self._waiters[0] == entry:
-                    delay = max((need - self._tokens) / self.rate_per_s, 0.0)
+                    held = max(self._last - trio.current_time(), 0.0)
+                    delay = held + max((need - self._tokens) / self.rate_per_s, 0.0)
                 else:
                     delay = math.inf
                 with trio.move_on_after(delay):
@@ -151,3 +189,12 @@ class EndpointBudgets:
 
     def for_path(self, path: str) -> RateBudget:
         return self.budgets[endpoint_group(path)]
+
+    def observe(
+        self, path: str, limit: int | None, remaining: int | None, reset_in_s: float
+    ) -> None:
+        """Feed one reply's ``X-Bapi-Limit*`` headers to the budget of ``path``'s group.
+
+        Bybit counts per endpoint; a group shares one bucket, so the bucket follows the
+        tightest endpoint seen (conservative)."""
+        self.for_path(path).observe(limit, remaining, reset_in_s)

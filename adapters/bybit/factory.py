@@ -62,7 +62,10 @@ def venue_from_config(
     default testnet), optional URL overrides ``rest_url`` / ``ws_public_url`` /
     ``ws_private_url`` (the spellings ``public_ws_url`` / ``private_ws_url`` are accepted
     too), ``api_key_env`` / ``api_secret_env`` (default ``TRADEBOT_API_KEY`` /
-    ``TRADEBOT_API_SECRET``), ``recv_window_ms`` (5000), ``request_timeout_s`` (10).
+    ``TRADEBOT_API_SECRET``), ``recv_window_ms`` (5000), ``request_timeout_s`` (10),
+    ``order_lookup_window_s`` (10: how long a lookup by client id keeps looking for an
+    order of unknown outcome, from its submission) and ``protective_retry_s`` (10: the retry
+    budget of stop moves and closes on retryable answers); see :class:`BybitVenue`.
 
     Raises:
         ConfigError: wrong venue, unknown environment, missing credentials.
@@ -87,6 +90,19 @@ def venue_from_config(
         )
     recv = int(_get(exchange, "recv_window_ms", None) or 5000)
     timeout_s = float(_get(exchange, "request_timeout_s", None) or 10.0)
-    return BybitVenue(
-        urls, key, secret, journal=journal, clock=clock, recv_window_ms=recv, timeout_s=timeout_s
-    )
+    lookup_s = _get(exchange, "order_lookup_window_s", None)
+    protective_s = _get(exchange, "protective_retry_s", None)
+    try:
+        return BybitVenue(
+            urls,
+            key,
+            secret,
+            journal=journal,
+            clock=clock,
+            recv_window_ms=recv,
+            timeout_s=timeout_s,
+            order_lookup_window_s=10.0 if lookup_s is None else float(lookup_s),
+            protective_retry_s=10.0 if protective_s is None else float(protective_s),
+        )
+    except ValueError as exc:
+        raise ConfigError([("exchange", str(exc))]) from None

@@ -19,7 +19,20 @@ Exceptions (all :class:`tradebot.errors.VenueError`)::
     other transport errors (read timeout, dropped) → OutcomeUnknown   (mutating requests)
                                                    → TransientError   (reads)
     HTTP != 200                                    → errors.http_error_for
-    HTTP 200 and retCode != 0                      → errors.error_for (34040/110025/110043 ok)
+    HTTP 200 and retCode != 0                      → errors.error_for (34040/110025/110043 are
+                                                     returned: the caller verifies 34040/110025)
+
+Rate limits: every reply's ``X-Bapi-Limit`` / ``X-Bapi-Limit-Status`` /
+``X-Bapi-Limit-Reset-Timestamp`` headers are fed to the endpoint's budget
+(:meth:`adapters.bybit.budget.EndpointBudgets.observe`), so our bucket follows the venue's
+count (docs v5/rate-limit).
+
+Retries: a RESYNC code (10002, -1) re-syncs the clock and retries once. A call with
+``retry_budget_s`` (the venue passes it for protective calls: stop moves, closes) also
+retries RETRY_LATER answers (429, 10006, 10018, 110079, 110063, network errors before
+sending, 5xx on reads) after the venue's reset time or a doubling back-off, on the trio
+clock, until the budget is spent; with ``idempotent=True`` (trading-stop sets a value) an
+outcome-unknown answer (timeout, 10016, 5xx) is retried too.
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ import httpx
 import trio
 
 from adapters.bybit.budget import EndpointBudgets, Priority
-from adapters.bybit.errors import CLOCK_SKEW_CODE, error_for, http_error_for
+from adapters.bybit.errors import RESYNC_CODES, error_for, http_error_for
 from tradebot.clock import WallClock
 from tradebot.errors import OutcomeUnknown, RateLimited, TransientError, VenueError
 from tradebot.events import (
@@ -252,6 +265,8 @@ class BybitHttp:
         signed: bool = True,
         mutating: bool = False,
         priority: Priority = Priority.NORMAL,
+        retry_budget_s: float = 0.0,
+        idempotent: bool = False,
     ) -> tuple[int, Any]:
         """Send one request and check the envelope.
 
@@ -262,29 +277,93 @@ class BybitHttp:
             signed: private endpoint.
             mutating: the request can change venue state (decides OutcomeUnknown vs retry).
             priority: budget priority (PROTECTIVE for stops and closes).
+            retry_budget_s: seconds (>= 0) within which retryable answers are retried
+                (0: no retries beyond the clock re-sync). A retry starts only if its wait
+                ends inside the budget.
+            idempotent: sending the request twice has the effect of sending it once
+                (trading-stop sets a value): outcome-unknown answers are retried too.
 
         Returns:
             ``(retCode, result)``; retCode is 0 or one of the success codes (34040, 110025,
-            110043).
+            110043); the caller checks the state behind 34040 and 110025.
 
         Raises:
-            VenueError subclasses as mapped in :mod:`adapters.bybit.errors`.
+            VenueError subclasses as mapped in :mod:`adapters.bybit.errors`; the last one
+            when the retry budget ran out.
         """
         p = dict(params or {})
+        deadline = trio.current_time() + max(retry_budget_s, 0.0)
+        backoff_s = 0.2
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._resynced(method, path, p, signed, mutating, priority)
+            except (TransientError, OutcomeUnknown) as exc:
+                if isinstance(exc, OutcomeUnknown) and not idempotent:
+                    raise
+                wait_s = max(exc.retry_after_s, 0.05) if isinstance(exc, RateLimited) else backoff_s
+                if retry_budget_s <= 0 or trio.current_time() + wait_s > deadline:
+                    raise
+                self._emit(
+                    ExchangeError(
+                        venue="bybit",
+                        what="retry",
+                        path=path,
+                        error=type(exc).__name__,
+                        code=str(exc.code),
+                        attempt=attempt,
+                        retry_in_s=wait_s,
+                        message=f"retrying within the {retry_budget_s:g} s budget",
+                    ),
+                    Severity.WARNING,
+                    params.get("symbol") if params else None,
+                )
+                await trio.sleep(wait_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+
+    async def _resynced(
+        self,
+        method: str,
+        path: str,
+        p: dict[str, Any],
+        signed: bool,
+        mutating: bool,
+        priority: Priority,
+    ) -> tuple[int, Any]:
         try:
             code, result, _ = await self._once(
                 method, path, p, signed=signed, mutating=mutating, priority=priority
             )
         except TransientError as exc:
-            if exc.code != str(CLOCK_SKEW_CODE):
+            if not exc.code.lstrip("-").isdigit() or int(exc.code) not in RESYNC_CODES:
                 raise
-            # 10002: our timestamp is outside the recv window. Re-sync and retry once; the
-            # request was refused before any processing, so resending is safe.
+            # 10002 / -1: our timestamp is outside the recv window or the request expired.
+            # Re-sync and retry once; the request was refused before any processing, so
+            # resending is safe.
             await self.sync_time()
             code, result, _ = await self._once(
                 method, path, p, signed=signed, mutating=mutating, priority=priority
             )
         return code, result
+
+    def _observe_limits(self, path: str, headers: httpx.Headers) -> float | None:
+        """Feed ``X-Bapi-Limit*`` headers to the budget; returns seconds to the reset."""
+        status = headers.get("X-Bapi-Limit-Status")
+        limit = headers.get("X-Bapi-Limit")
+        reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
+        if status is None and limit is None and reset is None:
+            return None
+        reset_in_s = 0.0
+        if reset is not None and reset.isdigit():
+            reset_in_s = min(max((int(reset) - self.server_clock.now_ms()) / 1000, 0.0), 60.0)
+        self.budgets.observe(
+            path,
+            int(limit) if limit is not None and limit.isdigit() else None,
+            int(status) if status is not None and status.isdigit() else None,
+            reset_in_s,
+        )
+        return reset_in_s if reset is not None else None
 
     async def _once(
         self,
@@ -339,8 +418,11 @@ class BybitHttp:
             self._error(request_id, path, err, symbol, cid)
             raise err from exc
         latency_ms = round((trio.current_time() - started) * 1000, 3)
+        reset_in_s = self._observe_limits(path, resp.headers)
         if resp.status_code != 200:
             err = http_error_for(resp.status_code, resp.text, mutating=mutating)
+            if isinstance(err, RateLimited) and resp.status_code == 429 and reset_in_s is not None:
+                err.retry_after_s = reset_in_s
             self._error(request_id, path, err, symbol, cid, latency_ms=latency_ms)
             raise err
         try:
@@ -356,10 +438,8 @@ class BybitHttp:
         mapped = error_for(ret_code, ret_msg, mutating=mutating)
         if mapped is not None:
             if isinstance(mapped, RateLimited):
-                reset = resp.headers.get("X-Bapi-Limit-Reset-Timestamp")
-                if reset and reset.isdigit():
-                    wait_s = (int(reset) - self.server_clock.now_ms()) / 1000
-                    mapped.retry_after_s = min(max(wait_s, 0.0), 60.0)
+                if reset_in_s is not None:
+                    mapped.retry_after_s = reset_in_s
                 self._emit(
                     RateLimitHit(
                         request_id=request_id, path=path, retry_after_s=mapped.retry_after_s

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 __all__ = [
+    "ClosedPnlRow",
     "Envelope",
     "ExecutionRow",
     "InstrumentRow",
@@ -214,8 +215,11 @@ class WsPositionRow(PositionRow, total=False):
 
 
 class ExecutionRow(TypedDict, total=False):
-    """WS ``execution`` topic item (docs: v5/websocket/private/execution).
-    ``execType``: Trade, Funding, AdlTrade, BustTrade, Settle, ..."""
+    """WS ``execution`` topic item (docs: v5/websocket/private/execution) and REST
+    ``GET /v5/execution/list`` row (docs: v5/order/execution; no ``category``, plus
+    ``feeCurrency``). ``execType``: Trade, Funding, AdlTrade, BustTrade, Settle, ...
+    ``execPnl`` is not on every row (never on the REST list): realized PnL is not read
+    from it."""
 
     category: str
     symbol: str
@@ -247,24 +251,61 @@ class ExecutionRow(TypedDict, total=False):
     marketUnit: str
     createType: str
     execPnl: str
+    feeCurrency: str
     seq: int
 
 
+class ClosedPnlRow(TypedDict, total=False):
+    """``GET /v5/position/closed-pnl`` row (docs: v5/position/close-pnl): one closing
+    order's realized PnL. ``side`` is the closing order's side (``Sell`` closes a long)."""
+
+    symbol: str
+    orderId: str
+    side: str
+    qty: str
+    orderPrice: str
+    orderType: str
+    execType: str
+    closedSize: str
+    cumEntryValue: str
+    avgEntryPrice: str
+    cumExitValue: str
+    avgExitPrice: str
+    closedPnl: str
+    fillCount: str
+    leverage: str
+    createdTime: str
+    updatedTime: str
+
+
 class WalletCoin(TypedDict, total=False):
+    """One coin of a unified account (docs: v5/account/wallet-balance). USDT available for
+    new margin = ``equity - totalPositionIM - totalOrderIM - locked``;
+    ``availableToWithdraw`` is deprecated for UNIFIED accounts (``""``)."""
+
     coin: str
     walletBalance: str
     equity: str
+    usdValue: str
+    locked: str
     availableToWithdraw: str
+    totalOrderIM: str
+    totalPositionIM: str
+    totalPositionMM: str
     unrealisedPnl: str
+    cumRealisedPnl: str
 
 
 class WalletAccount(TypedDict, total=False):
-    """``GET /v5/account/wallet-balance?accountType=UNIFIED`` list item."""
+    """``GET /v5/account/wallet-balance?accountType=UNIFIED`` list item. The ``total*``
+    figures are account-level, in USD, across every collateral coin."""
 
     accountType: str
     totalEquity: str
     totalWalletBalance: str
+    totalMarginBalance: str
     totalAvailableBalance: str
+    totalInitialMargin: str
     coin: list[WalletCoin]
 
 

@@ -5,7 +5,11 @@
   :class:`TickerCache` merges deltas into the cached snapshot, so a delta without
   ``markPrice`` keeps the last mark (a missing field means "unchanged", not "gone").
 * Private ``order`` / ``execution`` / ``position`` (docs v5/websocket/private/*) after
-  ``{"op":"auth","args":[apiKey, expires, sign("GET/realtime" + expires)]}``.
+  ``{"op":"auth","args":[apiKey, expires, sign("GET/realtime" + expires)]}``. Executions
+  pass an :class:`~adapters.bybit.fills.ExecutionTracker` (exactly once by ``execId``, shared
+  with the REST backfill that runs after every (re)connect: ``after_open``). One-way rows
+  (``positionIdx`` 0) are parsed like hedge rows; a flat one-way position row (``side ""``)
+  belongs to no side and is skipped.
 
 Both streams: ``{"op":"ping"}`` every ``ping_interval_s`` (Bybit asks for 20 s), a silence
 watchdog (no frame for ``silence_timeout_s`` → reconnect), reconnect with capped jittered
@@ -21,7 +25,6 @@ import itertools
 import json
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,18 +33,18 @@ from typing import Any
 import trio
 import trio_websocket
 
+from adapters.bybit.fills import ExecutionTracker
 from adapters.bybit.http import ServerClock, sign
 from adapters.bybit.parse import (
     ParseError,
+    execution_position_side,
     ms_to_dt,
     opt_dec,
     parse_execution,
     parse_order,
-    parse_position,
-    position_side_of,
+    parse_position_row,
 )
 from tradebot.clock import WallClock
-from tradebot.domain import PositionSide
 from tradebot.errors import FatalVenueError
 from tradebot.events import (
     Event,
@@ -209,6 +212,7 @@ class _Stream:
         on_open: Callable[[trio_websocket.WebSocketConnection], Awaitable[None]],
         on_message: Callable[[dict[str, Any]], Awaitable[None]],
         on_gap: Callable[[StreamGap], Awaitable[None]],
+        after_open: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         attempt = 0
         reason = ""
@@ -221,7 +225,7 @@ class _Stream:
                     disconnect_timeout=1.0,
                 ) as ws:
                     try:
-                        await self._serve(ws, on_open, on_message, on_gap, reason)
+                        await self._serve(ws, on_open, on_message, on_gap, reason, after_open)
                         reason = "silent"
                     finally:
                         await _close_tcp(ws)
@@ -254,6 +258,7 @@ class _Stream:
         on_message: Callable[[dict[str, Any]], Awaitable[None]],
         on_gap: Callable[[StreamGap], Awaitable[None]],
         reason: str,
+        after_open: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         await on_open(ws)
         self._connected_at = trio.current_time()
@@ -271,6 +276,10 @@ class _Stream:
         fatal: FatalVenueError | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pinger, ws, nursery.cancel_scope)
+            if after_open is not None:
+                # e.g. the execution backfill: runs beside the reader (pongs keep flowing)
+                # and ends with the connection
+                nursery.start_soon(after_open)
             while True:
                 with trio.move_on_after(self.settings.silence_timeout_s) as cs:
                     try:
@@ -376,6 +385,16 @@ async def run_public_stream(
     await stream.run(on_open, on_message, emit)
 
 
+def _ws_message_of(reply: Mapping[str, Any]) -> str:
+    """The venue's message of a WS reply: ``ret_msg`` (v5 private stream replies) or
+    ``retMsg`` (the spelling of REST envelopes and some WS errors)."""
+    for key in ("ret_msg", "retMsg"):
+        v = reply.get(key)
+        if v:
+            return str(v)
+    return ""
+
+
 async def run_private_stream(
     url: str,
     api_key: str,
@@ -386,15 +405,25 @@ async def run_private_stream(
     settings: StreamSettings | None = None,
     journal: JournalPort | None = None,
     clock: Clock | None = None,
+    tracker: ExecutionTracker | None = None,
+    after_open: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Stream ``order`` / ``execution`` / ``position`` events until cancelled.
 
+    Args:
+        tracker: execution ids already emitted (shared with the REST backfill); an
+            execution seen before is not emitted again.
+        after_open: run beside the reader after every successful auth + subscribe (the
+            venue's execution backfill); cancelled when the connection ends.
+
     Raises:
-        FatalVenueError: the venue refused the authentication (bad key or signature).
+        FatalVenueError: the venue refused the authentication (bad key or signature); the
+            error carries the venue's message (``ret_msg`` or ``retMsg``, both spellings
+            occur) and code.
     """
     sclock = server_clock or ServerClock()
     stream = _Stream("private", url, settings or StreamSettings(), journal, clock or WallClock())
-    idx_by_order: OrderedDict[str, int] = OrderedDict()  # orderId → positionIdx, bounded
+    fills = tracker if tracker is not None else ExecutionTracker()
 
     async def on_open(ws: trio_websocket.WebSocketConnection) -> None:
         expires = sclock.now_ms() + 10_000
@@ -413,10 +442,13 @@ async def run_private_stream(
                 if reply.get("op") == "auth":
                     break
         if reply.get("success") is not True:
+            why = _ws_message_of(reply)
+            code = reply.get("retCode", reply.get("ret_code"))
             raise FatalVenueError(
-                f"bybit private stream auth refused: {reply.get('ret_msg')}",
+                f"bybit private stream auth refused: {why or 'no message'}"
+                + (f" (retCode {code})" if code not in (None, "", 0) else ""),
                 code="ws_auth",
-                venue_message=str(reply.get("ret_msg", "")),
+                venue_message=why,
             )
         await ws.send_message(
             json.dumps(
@@ -428,24 +460,15 @@ async def run_private_stream(
             )
         )
 
-    def side_of_execution(row: Mapping[str, Any]) -> PositionSide:
-        idx = idx_by_order.get(str(row.get("orderId", "")))
-        if idx in (1, 2):
-            return PositionSide.LONG if idx == 1 else PositionSide.SHORT
-        # Hedge mode: a fill either opens or closes its side; closedSize > 0 means it closed.
-        closing = (opt_dec(row, "closedSize") or Decimal(0)) > 0
-        buy = row.get("side") == "Buy"
-        return PositionSide.LONG if buy != closing else PositionSide.SHORT
-
     async def on_message(msg: dict[str, Any]) -> None:
         if msg.get("op") == "subscribe" and msg.get("success") is False:
             # A private stream that is not subscribed is blind while orders still succeed
             # (the listenKey lesson from Binance): never carry on silently.
             stream.emit_event(stream.error("private subscribe refused", reply=msg), Severity.ERROR)
             raise FatalVenueError(
-                f"bybit private subscribe refused: {msg.get('ret_msg')}",
+                f"bybit private subscribe refused: {_ws_message_of(msg)}",
                 code="ws_subscribe",
-                venue_message=str(msg.get("ret_msg", "")),
+                venue_message=_ws_message_of(msg),
             )
         topic = msg.get("topic")
         rows = msg.get("data")
@@ -459,19 +482,21 @@ async def run_private_stream(
                 event: AccountEvent
                 if topic == "order":
                     order = parse_order(row)
-                    idx_by_order[order.venue_order_id] = int(row.get("positionIdx", 0))
-                    idx_by_order.move_to_end(order.venue_order_id)
-                    while len(idx_by_order) > 10_000:
-                        idx_by_order.popitem(last=False)
+                    fills.note_order(order.venue_order_id, int(row.get("positionIdx", 0)))
                     event = OrderUpdate(order=order, ts=ts)
                 elif topic == "execution":
-                    event = parse_execution(row, side_of_execution(row))
+                    if not fills.admit(row):
+                        continue  # already emitted (by the backfill, or a repeated push)
+                    side = execution_position_side(row, fills.idx_of(str(row.get("orderId"))))
+                    event = parse_execution(row, side)
                 else:
-                    position_side_of(row)
-                    event = PositionUpdate(position=parse_position(row), ts=ts)
+                    position = parse_position_row(row)
+                    if position is None:
+                        continue  # a flat one-way row: no side to update
+                    event = PositionUpdate(position=position, ts=ts)
             except (ParseError, ValueError, TypeError) as exc:
                 stream.emit_event(stream.error(f"unparsable {topic} row: {exc}"), Severity.WARNING)
                 continue
             await emit(event)
 
-    await stream.run(on_open, on_message, emit)
+    await stream.run(on_open, on_message, emit, after_open)

@@ -11,6 +11,8 @@ REST (``http://127.0.0.1:PORT``)::
     POST /v5/position/switch-mode        POST /v5/position/set-leverage
     POST /v5/position/trading-stop       GET  /v5/position/list (cursor paging)
     POST /v5/order/create|amend|cancel   GET  /v5/order/realtime|history (cursor paging)
+    GET  /v5/execution/list (time window, cursor paging)
+    GET  /v5/position/closed-pnl (time window, cursor paging)
 
 WebSocket (``ws://127.0.0.1:WSPORT``): ``/v5/public/linear`` (``tickers.{symbol}``
 snapshot then deltas of changed fields) and ``/v5/private`` (``op=auth`` then ``order``,
@@ -21,14 +23,25 @@ Signing checks (docs v5/guide#authentication): ``X-BAPI-API-KEY`` must match (10
 ``server_time - recv_window <= ts < server_time + 1000`` (10002). Per-endpoint rate limits
 per second (10006, with ``X-Bapi-Limit-*`` headers).
 
-The account starts in one-way mode like a fresh Bybit account; the paper engine models
-hedge mode only, so trading needs ``switch-mode mode=3`` first (orders in one-way mode are
-refused with 10001 "position idx not match position mode").
+Position modes are per symbol, like Bybit's. The account starts in one-way mode like a
+fresh Bybit account: orders then carry ``positionIdx`` 0 (one row per symbol in the position
+list, ``side ""`` when flat; a reduce-only order closes the side it is against; a flip
+through zero is not modelled and refused). ``switch-mode`` by coin switches every symbol
+that has no position and no open order and answers 0 if any switched, else 110025 — even
+when symbols stayed one-way (what Bybit does); by symbol it answers 110024 / 110028 when
+blocked. A hedge-mode order on a one-way symbol (or the reverse) gets 10001 "position idx
+not match position mode".
 
-Test hooks: :meth:`BybitSandbox.inject` (answer a path with a given retCode, or drop the
-connection before/after processing), :meth:`BybitSandbox.set_mark`,
-:meth:`BybitSandbox.push_ticker`, :meth:`BybitSandbox.drop_stream_connections`,
-:attr:`BybitSandbox.request_log`.
+Test hooks: :meth:`BybitSandbox.inject` (answer a path with any retCode — 429, 10006,
+10016, 110063, ... — or drop the connection before/after processing),
+:meth:`BybitSandbox.set_mark`, :meth:`BybitSandbox.push_ticker`,
+:meth:`BybitSandbox.drop_stream_connections`, :meth:`BybitSandbox.set_position_mode`,
+:attr:`BybitSandbox.request_log`, :attr:`BybitSandbox.history_lag_s` (orders and
+executions reach ``/v5/order/history`` and ``/v5/execution/list`` that long after they
+happened), :attr:`BybitSandbox.realtime_keeps_closed` (False: closed orders only in
+history, as after a venue restart), :attr:`BybitSandbox.other_collateral_usd` (a non-USDT
+coin in the wallet, so account-level USD totals differ from the USDT figures),
+:attr:`BybitSandbox.ws_auth_error_key` (``"ret_msg"`` or ``"retMsg"`` in a refused auth).
 """
 
 from __future__ import annotations
@@ -52,14 +65,16 @@ import attrs
 import trio
 import trio_websocket
 
-from adapters.bybit.schemas import InstrumentRow, OrderRow
+from adapters.bybit.schemas import ClosedPnlRow, ExecutionRow, InstrumentRow, OrderRow
 from adapters.bybit_sandbox._http11 import DROP, HttpReply, HttpRequest, serve_http
 from adapters.bybit_sandbox._wire import (
     OrderMeta,
+    closed_pnl_row,
     execution_row,
     fmt,
     order_row,
     position_row,
+    rest_execution_row,
 )
 from adapters.paper import PaperEngine, TriggerDirection
 from tradebot.domain import (
@@ -82,6 +97,10 @@ DEFAULT_RATE_LIMITS: dict[str, int] = {"order": 10, "trading_stop": 10, "read": 
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _other(side: PositionSide) -> PositionSide:
+    return PositionSide.SHORT if side is PositionSide.LONG else PositionSide.LONG
 
 
 class _ApiError(Exception):
@@ -157,7 +176,8 @@ class BybitSandbox:
     Args:
         engine: a paper engine with a ``bybit_like`` profile and the instruments to serve.
         api_key / api_secret: the only credentials accepted.
-        hedge_mode: start in hedge mode (default False: one-way, like a fresh account).
+        hedge_mode: start every symbol in hedge mode (default False: one-way, like a fresh
+            account).
         rate_limits: requests per second per endpoint group (None disables limiting).
         recv_window_max_ms: largest recv window accepted (Bybit caps it).
     """
@@ -174,7 +194,15 @@ class BybitSandbox:
         self.engine = engine
         self.api_key = api_key
         self.api_secret = api_secret
-        self.position_mode = 3 if hedge_mode else 0
+        self._default_mode = 3 if hedge_mode else 0  # of symbols added later
+        self._modes: dict[str, int] = {s: self._default_mode for s in engine.instruments()}
+        self.history_lag_s = 0.0
+        self.realtime_keeps_closed = True
+        self.other_collateral_usd = Decimal(0)
+        self.ws_auth_error_key = "ret_msg"
+        self._executions: list[tuple[float, ExecutionRow]] = []  # (trio time, REST row)
+        self._closed_pnl: dict[str, ClosedPnlRow] = {}  # closing orderId → row
+        self._open_fees: dict[tuple[str, PositionSide], tuple[Decimal, Decimal]] = {}
         self.rate_limits = dict(rate_limits) if rate_limits is not None else None
         self.faults: list[Fault] = []
         self.ws_latency_s = 0.0
@@ -200,6 +228,37 @@ class BybitSandbox:
         self._seq = itertools.count(1)
         self._ws_nursery: trio.Nursery | None = None
         engine.subscribe(self._on_engine_event)
+
+    # --- position modes ----------------------------------------------------------------
+
+    @property
+    def position_mode(self) -> int:
+        """3 when every symbol is in hedge mode, else 0. Setting it sets every symbol."""
+        return 3 if all(m == 3 for m in self._modes.values()) else 0
+
+    @position_mode.setter
+    def position_mode(self, mode: int) -> None:
+        self._default_mode = mode
+        for symbol in self._modes:
+            self._modes[symbol] = mode
+
+    def mode_of(self, symbol: str) -> int:
+        """3 (hedge) or 0 (one-way) for ``symbol``."""
+        return self._modes.setdefault(symbol, self._default_mode)
+
+    def set_position_mode(self, symbol: str, mode: int) -> None:
+        """Test hook: put one symbol in hedge (3) or one-way (0) mode, no checks."""
+        if mode not in (0, 3):
+            raise ValueError("mode must be 0 or 3")
+        self._modes[symbol] = mode
+
+    def _symbol_busy(self, symbol: str) -> int | None:
+        """110024 with a position, 110028 with open orders, None when switchable."""
+        if self.engine.positions(symbol):
+            return 110024
+        if self.engine.open_orders(symbol):
+            return 110028
+        return None
 
     # --- test hooks ---------------------------------------------------------------------
 
@@ -282,6 +341,11 @@ class BybitSandbox:
                     time_in_force="IOC" if o.order_type is not OrderType.LIMIT else "GTC",
                 )
                 self._pending_meta = None
+                if meta.position_idx is None:
+                    meta.position_idx = (
+                        0 if self.mode_of(o.symbol) == 0 else o.position_side.bybit_position_idx
+                    )
+                meta.created_t = trio.current_time()
                 self._meta[o.venue_order_id] = meta
             self._orders[o.venue_order_id] = o
             if o.client_order_id:
@@ -309,14 +373,67 @@ class BybitSandbox:
                 fee_rate=fee_rate,
                 seq=next(self._seq),
             )
+            self._executions.append((trio.current_time(), rest_execution_row(exec_row)))
+            self._record_closed_pnl(ev, now)
             self._broadcast_private("execution", [exec_row])
         elif isinstance(ev, PositionUpdate):
             p = ev.position
+            if p.qty == 0 and self.mode_of(p.symbol) == 0:
+                other = self.engine.position(p.symbol, _other(p.position_side))
+                if other.qty > 0:
+                    return  # one-way: the symbol's one row is the other side's
             pos_row = position_row(
-                p, leverage=self.engine.leverage(p.symbol), now_ms=now, seq=next(self._seq), ws=True
+                p,
+                leverage=self.engine.leverage(p.symbol),
+                now_ms=now,
+                seq=next(self._seq),
+                ws=True,
+                one_way=self.mode_of(p.symbol) == 0,
             )
             self._broadcast_private("position", [pos_row])
             self._broadcast_private("wallet", [self._wallet_row()])
+
+    def _record_closed_pnl(self, ev: Fill, now_ms: int) -> None:
+        """Keep ``/v5/position/closed-pnl`` rows: one per closing order, PnL after the fees
+        of the closing fills and the opening fees of the closed quantity."""
+        key = (ev.symbol, ev.position_side)
+        fees, qty = self._open_fees.get(key, (Decimal(0), Decimal(0)))
+        if ev.side is ev.position_side.entry_side:
+            self._open_fees[key] = (fees + ev.fee_usdt, qty + ev.qty)
+            return
+        share = fees * ev.qty / qty if qty > 0 else Decimal(0)
+        self._open_fees[key] = (fees - share, max(qty - ev.qty, Decimal(0)))
+        gross = ev.realized_pnl_usdt or Decimal(0)
+        order = self._orders.get(ev.venue_order_id)
+        meta = self._meta.get(ev.venue_order_id)
+        prev = self._closed_pnl.get(ev.venue_order_id)
+        closed = ev.qty + (Decimal(prev["closedSize"]) if prev else Decimal(0))
+        exit_value = ev.qty * ev.price + (Decimal(prev["cumExitValue"]) if prev else Decimal(0))
+        pnl = gross - ev.fee_usdt - share + (Decimal(prev["closedPnl"]) if prev else Decimal(0))
+        # entry price of the closed qty: exit price minus gross PnL per unit, signed by side
+        entry_value = exit_value - ev.position_side.sign * (
+            gross + (self._gross_of(prev, ev.position_side) if prev else Decimal(0))
+        )
+        self._closed_pnl[ev.venue_order_id or f"x-{ev.trade_id}"] = closed_pnl_row(
+            symbol=ev.symbol,
+            order_id=ev.venue_order_id,
+            closing_side=ev.side,
+            order_qty=order.qty if order is not None else closed,
+            order_type=meta.order_type if meta is not None else "Market",
+            closed_qty=closed,
+            entry_price=entry_value / closed if closed > 0 else Decimal(0),
+            exit_value=exit_value,
+            closed_pnl=pnl,
+            fill_count=(int(prev["fillCount"]) if prev else 0) + 1,
+            leverage=self.engine.leverage(ev.symbol),
+            created_ms=int(prev["createdTime"]) if prev else now_ms,
+            updated_ms=now_ms,
+        )
+
+    @staticmethod
+    def _gross_of(row: ClosedPnlRow, side: PositionSide) -> Decimal:
+        """Gross PnL of an existing closed-pnl row (exit value - entry value, signed)."""
+        return side.sign * (Decimal(row["cumExitValue"]) - Decimal(row["cumEntryValue"]))
 
     def _broadcast_private(self, topic: str, data: Sequence[Mapping[str, Any]]) -> None:
         msg = {"id": str(uuid.uuid4()), "topic": topic, "creationTime": _wall_ms(), "data": data}
@@ -536,22 +653,54 @@ class BybitSandbox:
         if params.get("category") != "linear":
             raise _param_error("params error: category only supports linear in this sandbox")
 
-    def _position_side(self, params: Mapping[str, Any]) -> PositionSide:
+    @staticmethod
+    def _idx_param(params: Mapping[str, Any]) -> int:
         raw = params.get("positionIdx", 0)
         try:
-            idx = int(raw)
+            return int(raw)
         except (TypeError, ValueError):
             raise _param_error("params error: positionIdx invalid") from None
-        if self.position_mode == 0:
+
+    def _position_side(self, params: Mapping[str, Any]) -> PositionSide:
+        """The hedge-mode side of a position-level request (trading-stop); in one-way mode
+        (``positionIdx`` 0) the side that holds the symbol's position."""
+        idx = self._idx_param(params)
+        symbol = str(params.get("symbol", ""))
+        if self.mode_of(symbol) == 0:
             if idx != 0:
                 raise _param_error("position idx not match position mode")
-            raise _param_error(
-                "position idx not match position mode (sandbox trades in hedge "
-                "mode only: POST /v5/position/switch-mode mode=3)"
-            )
+            if self.engine.position(symbol, PositionSide.SHORT).qty > 0:
+                return PositionSide.SHORT
+            return PositionSide.LONG
         if idx not in (1, 2):
             raise _param_error("position idx not match position mode")
         return PositionSide.LONG if idx == 1 else PositionSide.SHORT
+
+    def _order_side(
+        self, params: Mapping[str, Any], side: Side, qty: Decimal, reduce_only: bool
+    ) -> tuple[PositionSide, bool]:
+        """``(position side, reduce_only)`` of a new order. One-way mode: a reduce-only
+        order closes the side it is against; an order against an open position reduces it
+        (a flip through zero is not modelled: refused)."""
+        idx = self._idx_param(params)
+        symbol = str(params.get("symbol", ""))
+        if self.mode_of(symbol) != 0:
+            if idx not in (1, 2):
+                raise _param_error("position idx not match position mode")
+            return (PositionSide.LONG if idx == 1 else PositionSide.SHORT), reduce_only
+        if idx != 0:
+            raise _param_error("position idx not match position mode")
+        against = PositionSide.LONG if side is Side.SELL else PositionSide.SHORT
+        if reduce_only:
+            return against, True
+        held = self.engine.position(symbol, against).qty
+        if held > 0:
+            if qty > held:
+                raise _param_error(
+                    "params error: this sandbox does not model one-way position flips"
+                )
+            return against, True
+        return _other(against), False
 
     @staticmethod
     def _dec(params: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
@@ -580,40 +729,68 @@ class BybitSandbox:
         return o
 
     def _wallet_row(self) -> dict[str, Any]:
+        """A UNIFIED account (docs v5/account/wallet-balance): account-level ``total*`` in
+        USD across coins (``other_collateral_usd`` adds a BTC row), per-coin figures in the
+        coin; ``availableToWithdraw`` is ``""`` (deprecated for UNIFIED)."""
         w = self.engine.wallet()
+        other = self.other_collateral_usd
         eq = fmt(w.equity_usdt)
-        return {
-            "accountType": "UNIFIED",
-            "accountIMRate": "0",
-            "accountMMRate": "0",
-            "totalEquity": eq,
-            "totalWalletBalance": fmt(w.wallet_usdt),
-            "totalMarginBalance": eq,
-            "totalAvailableBalance": fmt(w.available_usdt),
-            "totalPerpUPL": fmt(w.unrealized_pnl_usdt),
-            "totalInitialMargin": fmt(w.used_margin_usdt + w.reserved_margin_usdt),
-            "totalMaintenanceMargin": "0",
-            "accountLTV": "0",
-            "coin": [
+        usdt_im = w.used_margin_usdt + w.reserved_margin_usdt
+        coins: list[dict[str, Any]] = [
+            {
+                "coin": "USDT",
+                "equity": eq,
+                "usdValue": eq,
+                "walletBalance": fmt(w.wallet_usdt),
+                "locked": "0",
+                "borrowAmount": "0",
+                "availableToWithdraw": "",
+                "accruedInterest": "0",
+                "totalOrderIM": fmt(w.reserved_margin_usdt),
+                "totalPositionIM": fmt(w.used_margin_usdt),
+                "totalPositionMM": "0",
+                "unrealisedPnl": fmt(w.unrealized_pnl_usdt),
+                "cumRealisedPnl": fmt(w.realized_pnl_usdt),
+                "bonus": "0",
+                "collateralSwitch": True,
+                "marginCollateral": True,
+            }
+        ]
+        if other > 0:
+            btc = other / Decimal(100000)  # a nominal price: only the USD value matters
+            coins.append(
                 {
-                    "coin": "USDT",
-                    "equity": eq,
-                    "usdValue": eq,
-                    "walletBalance": fmt(w.wallet_usdt),
+                    "coin": "BTC",
+                    "equity": fmt(btc),
+                    "usdValue": fmt(other),
+                    "walletBalance": fmt(btc),
                     "locked": "0",
                     "borrowAmount": "0",
-                    "availableToWithdraw": fmt(w.available_usdt),
+                    "availableToWithdraw": "",
                     "accruedInterest": "0",
-                    "totalOrderIM": fmt(w.reserved_margin_usdt),
-                    "totalPositionIM": fmt(w.used_margin_usdt),
+                    "totalOrderIM": "0",
+                    "totalPositionIM": "0",
                     "totalPositionMM": "0",
-                    "unrealisedPnl": fmt(w.unrealized_pnl_usdt),
-                    "cumRealisedPnl": fmt(w.realized_pnl_usdt),
+                    "unrealisedPnl": "0",
+                    "cumRealisedPnl": "0",
                     "bonus": "0",
                     "collateralSwitch": True,
                     "marginCollateral": True,
                 }
-            ],
+            )
+        return {
+            "accountType": "UNIFIED",
+            "accountIMRate": "0",
+            "accountMMRate": "0",
+            "totalEquity": fmt(w.equity_usdt + other),
+            "totalWalletBalance": fmt(w.wallet_usdt + other),
+            "totalMarginBalance": fmt(w.equity_usdt + other),
+            "totalAvailableBalance": fmt(w.equity_usdt + other - usdt_im),
+            "totalPerpUPL": fmt(w.unrealized_pnl_usdt),
+            "totalInitialMargin": fmt(usdt_im),
+            "totalMaintenanceMargin": "0",
+            "accountLTV": "0",
+            "coin": coins,
         }
 
     @staticmethod
@@ -667,23 +844,40 @@ class BybitSandbox:
         return {"list": [self._wallet_row()]}
 
     def h_switch_mode(self, params: dict[str, Any]) -> Any:
+        """``POST /v5/position/switch-mode`` (docs v5/position/position-mode): by ``symbol``
+        or by ``coin`` (USDT: every symbol). By coin, symbols with a position or open orders
+        stay as they are and the answer is still 0 / 110025 (110025 when nothing changed)."""
         self._category(params)
         if not params.get("symbol") and not params.get("coin"):
             raise _param_error("params error: symbol or coin is required")
         mode = params.get("mode")
         if mode not in (0, 3):
             raise _param_error("params error: mode must be 0 or 3")
-        if mode == self.position_mode:
+        if params.get("symbol"):
+            inst = self._instrument(params)
+            if self.mode_of(inst.symbol) == mode:
+                return _Success(110025, "Position mode is not modified")
+            busy = self._symbol_busy(inst.symbol)
+            if busy == 110024:
+                raise _ApiError(
+                    110024, "You have an existing position, so position mode cannot be switched"
+                )
+            if busy == 110028:
+                raise _ApiError(
+                    110028, "You have existing open orders, so position mode cannot be switched"
+                )
+            self._modes[inst.symbol] = int(mode)
+            return {}
+        if params.get("coin") != "USDT":
+            raise _param_error("params error: coin only supports USDT in this sandbox")
+        changed = 0
+        for symbol in sorted(set(self._modes) | set(self.engine.instruments())):
+            self.mode_of(symbol)
+            if self._modes[symbol] != mode and self._symbol_busy(symbol) is None:
+                self._modes[symbol] = int(mode)
+                changed += 1
+        if not changed:
             return _Success(110025, "Position mode is not modified")
-        if self.engine.positions():
-            raise _ApiError(
-                110024, "You have an existing position, so position mode cannot be switched"
-            )
-        if self.engine.open_orders():
-            raise _ApiError(
-                110028, "You have existing open orders, so position mode cannot be switched"
-            )
-        self.position_mode = int(mode)
         return {}
 
     def h_set_leverage(self, params: dict[str, Any]) -> Any:
@@ -713,7 +907,6 @@ class BybitSandbox:
             raise _param_error("params error: orderType invalid")
         qty = self._dec(params, "qty")
         assert qty is not None
-        ps = self._position_side(params)
         cid = params.get("orderLinkId", "")
         if not isinstance(cid, str) or (cid and not _CID_RE.match(cid)):
             raise _param_error("params error: orderLinkId invalid")
@@ -721,6 +914,11 @@ class BybitSandbox:
         close_on_trigger = params.get("closeOnTrigger", False)
         if not isinstance(reduce_only, bool) or not isinstance(close_on_trigger, bool):
             raise _param_error("params error: reduceOnly/closeOnTrigger must be booleans")
+        ps, reduce_only = self._order_side(params, side, qty, reduce_only)
+        cap = inst.max_market_qty if inst.max_market_qty is not None else inst.max_qty
+        if order_type == "Market" and cap is not None and qty > cap:
+            # maxMktOrderQty (docs v5/market/instrument, lotSizeFilter)
+            raise _param_error("The number of contracts exceeds maximum limit allowed: too large")
         price = self._dec(params, "price", required=order_type == "Limit")
         trigger = self._dec(params, "triggerPrice", required=False)
         stop_loss = self._dec(params, "stopLoss", required=False)
@@ -734,6 +932,7 @@ class BybitSandbox:
             time_in_force=str(
                 params.get("timeInForce") or ("IOC" if order_type == "Market" else "GTC")
             ),
+            position_idx=self._idx_param(params),
         )
         mark = self.engine.mark_price(inst.symbol)
         direction: TriggerDirection | None = None
@@ -882,10 +1081,15 @@ class BybitSandbox:
             vids = [v for v in vids if not self._orders[v].status.is_live] if history else live
         order_filter = params.get("orderFilter")
         rows: list[OrderRow] = []
+        now = trio.current_time()
         for v in vids:
             o = self._orders[v]
             if symbol and o.symbol != symbol:
                 continue
+            if history and self._meta[v].created_t + self.history_lag_s > now:
+                continue  # order history lags the matching engine
+            if not history and not self.realtime_keeps_closed and o.status.is_terminal:
+                continue  # after a venue restart closed orders are only in history
             if order_filter == "Order" and o.trigger_price is not None:
                 continue
             if order_filter == "StopOrder" and o.trigger_price is None:
@@ -911,7 +1115,7 @@ class BybitSandbox:
             if p.stop_price is None:
                 continue
             long = p.position_side is PositionSide.LONG
-            idx = p.position_side.bybit_position_idx
+            idx = 0 if self.mode_of(p.symbol) == 0 else p.position_side.bybit_position_idx
             rows.append(
                 {
                     "category": "linear",
@@ -967,25 +1171,97 @@ class BybitSandbox:
         return self._order_rows(params, history=True)
 
     def h_position_list(self, params: dict[str, Any]) -> Any:
+        """``GET /v5/position/list`` (docs v5/position): with ``symbol`` every row of the
+        symbol (hedge: ``positionIdx`` 1 and 2; one-way: one row, ``positionIdx`` 0, ``side
+        ""`` when flat); with ``settleCoin`` the non-flat ones."""
         self._category(params)
         now = _wall_ms()
         if params.get("symbol"):
             inst = self._instrument(params)
-            states = [
-                self.engine.position(inst.symbol, PositionSide.LONG),
-                self.engine.position(inst.symbol, PositionSide.SHORT),
-            ]
+            long = self.engine.position(inst.symbol, PositionSide.LONG)
+            short = self.engine.position(inst.symbol, PositionSide.SHORT)
+            if self.mode_of(inst.symbol) == 0:
+                states = [short if short.qty > 0 else long]
+            else:
+                states = [long, short]
         elif params.get("settleCoin") == "USDT":
             states = self.engine.positions()
         else:
             raise _param_error("params error: symbol or settleCoin is required")
         rows = [
             position_row(
-                p, leverage=self.engine.leverage(p.symbol), now_ms=now, seq=next(self._seq)
+                p,
+                leverage=self.engine.leverage(p.symbol),
+                now_ms=now,
+                seq=next(self._seq),
+                one_way=self.mode_of(p.symbol) == 0,
             )
             for p in states
         ]
         chunk, nxt = self._page(rows, params, 20, 200)
+        return {"category": "linear", "list": chunk, "nextPageCursor": nxt}
+
+    @staticmethod
+    def _time_window(params: Mapping[str, Any], now_ms: int) -> tuple[int, int]:
+        """``startTime`` / ``endTime`` (ms) with the v5 rule: at most 7 days apart; one
+        bound alone spans 7 days from it; none: the last 7 days."""
+        week = 7 * 24 * 3600 * 1000
+        try:
+            start = int(params["startTime"]) if params.get("startTime") else None
+            end = int(params["endTime"]) if params.get("endTime") else None
+        except ValueError:
+            raise _param_error("params error: startTime/endTime invalid") from None
+        if start is None and end is None:
+            return now_ms - week, now_ms
+        if start is None:
+            assert end is not None
+            return end - week, end
+        if end is None:
+            return start, start + week
+        if end < start or end - start > week:
+            raise _param_error("params error: endTime - startTime must be within 7 days")
+        return start, end
+
+    def h_executions(self, params: dict[str, Any]) -> Any:
+        """``GET /v5/execution/list`` (docs v5/order/execution): newest first, filtered by
+        symbol / orderId / orderLinkId / execType and the time window, ``limit`` <= 100.
+        An execution shows up ``history_lag_s`` after it happened."""
+        self._category(params)
+        if params.get("symbol"):
+            self._instrument(params)
+        start, end = self._time_window(params, _wall_ms())
+        visible_before = trio.current_time() - self.history_lag_s
+        rows: list[ExecutionRow] = []
+        for t, row in reversed(self._executions):
+            if t > visible_before:
+                continue
+            if not start <= int(row["execTime"]) <= end:
+                continue
+            if any(
+                params.get(k) and row.get(k) != params[k]
+                for k in ("symbol", "orderId", "orderLinkId", "execType")
+            ):
+                continue
+            rows.append(row)
+        chunk, nxt = self._page(rows, params, 50, 100)
+        return {"category": "linear", "list": chunk, "nextPageCursor": nxt}
+
+    def h_closed_pnl(self, params: dict[str, Any]) -> Any:
+        """``GET /v5/position/closed-pnl`` (docs v5/position/close-pnl): one row per closing
+        order, newest first, in the time window, ``limit`` <= 100."""
+        self._category(params)
+        if params.get("symbol"):
+            self._instrument(params)
+        start, end = self._time_window(params, _wall_ms())
+        rows = [
+            r
+            for r in sorted(
+                self._closed_pnl.values(), key=lambda r: int(r["updatedTime"]), reverse=True
+            )
+            if start <= int(r["updatedTime"]) <= end
+            and (not params.get("symbol") or r["symbol"] == params["symbol"])
+        ]
+        chunk, nxt = self._page(rows, params, 50, 100)
         return {"category": "linear", "list": chunk, "nextPageCursor": nxt}
 
     def h_trading_stop(self, params: dict[str, Any]) -> Any:
@@ -1098,7 +1374,7 @@ class BybitSandbox:
                 {
                     "req_id": req_id,
                     "success": ok,
-                    "ret_msg": why,
+                    (self.ws_auth_error_key if not ok else "ret_msg"): why,
                     "op": "auth",
                     "conn_id": conn.conn_id,
                 }
@@ -1233,6 +1509,7 @@ def _instrument_row(i: Instrument) -> InstrumentRow:
     exp = i.tick_size.normalize().as_tuple().exponent
     scale = str(-exp) if isinstance(exp, int) and exp < 0 else "0"
     max_qty = i.max_qty if i.max_qty is not None else Decimal(1_000_000)
+    max_mkt = i.max_market_qty if i.max_market_qty is not None else max_qty
     status = {
         InstrumentStatus.TRADING: "Trading",
         InstrumentStatus.REDUCE_ONLY: "Delivering",
@@ -1260,7 +1537,7 @@ def _instrument_row(i: Instrument) -> InstrumentRow:
             "minOrderQty": fmt(i.min_qty),
             "qtyStep": fmt(i.qty_step),
             "postOnlyMaxOrderQty": fmt(max_qty),
-            "maxMktOrderQty": fmt(max_qty),
+            "maxMktOrderQty": fmt(max_mkt),
             "minNotionalValue": fmt(i.min_notional),
         },
         "unifiedMarginTrade": True,
@@ -1288,6 +1565,8 @@ _ROUTES: dict[tuple[str, str], tuple[_H, bool]] = {
     ("POST", "/v5/order/cancel"): (BybitSandbox.h_order_cancel, True),
     ("GET", "/v5/order/realtime"): (BybitSandbox.h_realtime, True),
     ("GET", "/v5/order/history"): (BybitSandbox.h_history, True),
+    ("GET", "/v5/execution/list"): (BybitSandbox.h_executions, True),
+    ("GET", "/v5/position/closed-pnl"): (BybitSandbox.h_closed_pnl, True),
 }
 
 

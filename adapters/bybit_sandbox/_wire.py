@@ -12,11 +12,20 @@ from typing import Any
 
 import attrs
 
-from adapters.bybit.schemas import ExecutionRow, OrderRow, WsPositionRow
+from adapters.bybit.schemas import ClosedPnlRow, ExecutionRow, OrderRow, WsPositionRow
 from tradebot.domain import OrderStatus, OrderType, PositionSide, Side
 from tradebot.ports import Fill, OrderState, PositionState
 
-__all__ = ["OrderMeta", "execution_row", "fmt", "ms", "order_row", "position_row"]
+__all__ = [
+    "OrderMeta",
+    "closed_pnl_row",
+    "execution_row",
+    "fmt",
+    "ms",
+    "order_row",
+    "position_row",
+    "rest_execution_row",
+]
 
 
 def fmt(value: Decimal | None, *, zero: str = "0") -> str:
@@ -46,6 +55,8 @@ class OrderMeta:
     time_in_force: str = "GTC"
     cum_fee: Decimal = Decimal(0)
     cum_value: Decimal = Decimal(0)
+    position_idx: int | None = None  # 0 when placed on a one-way symbol
+    created_t: float = 0.0  # trio.current_time() at creation (history lag)
 
 
 _SIDE = {Side.BUY: "Buy", Side.SELL: "Sell"}
@@ -83,7 +94,11 @@ def order_row(o: OrderState, meta: OrderMeta) -> OrderRow:
         "qty": fmt(o.qty),
         "side": _SIDE[o.side],
         "isLeverage": "",
-        "positionIdx": o.position_side.bybit_position_idx,
+        "positionIdx": (
+            meta.position_idx
+            if meta.position_idx is not None
+            else o.position_side.bybit_position_idx
+        ),
         "orderStatus": order_status(o),
         "cancelType": "UNKNOWN",
         "rejectReason": "EC_NoError",
@@ -122,20 +137,27 @@ def order_row(o: OrderState, meta: OrderMeta) -> OrderRow:
 
 
 def position_row(
-    p: PositionState, *, leverage: int, now_ms: int, seq: int, ws: bool = False
+    p: PositionState,
+    *,
+    leverage: int,
+    now_ms: int,
+    seq: int,
+    ws: bool = False,
+    one_way: bool = False,
 ) -> WsPositionRow:
     """``/v5/position/list`` row; ``ws=True`` gives the WS ``position`` shape
-    (``entryPrice`` instead of ``avgPrice``, plus ``category``)."""
+    (``entryPrice`` instead of ``avgPrice``, plus ``category``). ``one_way``: the symbol is
+    in one-way mode (``positionIdx`` 0; ``side ""`` when flat)."""
     flat = p.qty == 0
     side = "" if flat else ("Buy" if p.position_side is PositionSide.LONG else "Sell")
     entry = Decimal(0) if flat else p.entry_price
     row: WsPositionRow = {
-        "positionIdx": p.position_side.bybit_position_idx,
+        "positionIdx": 0 if one_way else p.position_side.bybit_position_idx,
         "riskId": 1,
         "riskLimitValue": "2000000",
         "symbol": p.symbol,
         "side": side,
-        "size": fmt(p.qty),
+        "size": "0" if flat else fmt(p.qty),
         "positionValue": fmt(p.qty * entry),
         "tradeMode": 0,
         "positionStatus": "Normal",
@@ -217,7 +239,53 @@ def execution_row(
         "isMaker": f.is_maker,
         "seq": seq,
         "marketUnit": "",
-        "execPnl": fmt(f.realized_pnl_usdt),
         "createType": "CreateByUser" if not f.reason else "CreateByStopLoss",
     }
     return row
+
+
+def rest_execution_row(ws_row: ExecutionRow) -> ExecutionRow:
+    """The ``/v5/execution/list`` shape of a WS ``execution`` item (docs
+    v5/order/execution): no ``category``, no ``marketUnit``, plus ``feeCurrency``."""
+    row: ExecutionRow = {k: v for k, v in ws_row.items() if k not in ("category", "marketUnit")}  # type: ignore[assignment]
+    row["feeCurrency"] = "USDT"
+    return row
+
+
+def closed_pnl_row(
+    *,
+    symbol: str,
+    order_id: str,
+    closing_side: Side,
+    order_qty: Decimal,
+    order_type: str,
+    closed_qty: Decimal,
+    entry_price: Decimal,
+    exit_value: Decimal,
+    closed_pnl: Decimal,
+    fill_count: int,
+    leverage: int,
+    created_ms: int,
+    updated_ms: int,
+) -> ClosedPnlRow:
+    """``/v5/position/closed-pnl`` row (docs v5/position/close-pnl)."""
+    exit_price = exit_value / closed_qty if closed_qty > 0 else Decimal(0)
+    return {
+        "symbol": symbol,
+        "orderId": order_id,
+        "side": _SIDE[closing_side],
+        "qty": fmt(order_qty),
+        "orderPrice": fmt(exit_price),
+        "orderType": order_type,
+        "execType": "Trade",
+        "closedSize": fmt(closed_qty),
+        "cumEntryValue": fmt(entry_price * closed_qty),
+        "avgEntryPrice": fmt(entry_price),
+        "cumExitValue": fmt(exit_value),
+        "avgExitPrice": fmt(exit_price),
+        "closedPnl": fmt(closed_pnl),
+        "fillCount": str(fill_count),
+        "leverage": str(leverage),
+        "createdTime": str(created_ms),
+        "updatedTime": str(updated_ms),
+    }

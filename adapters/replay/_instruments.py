@@ -19,7 +19,8 @@ comes from the first of these that knows it (the run prints which one per symbol
      is sized to better than 5 %.
 
 JSON shape: a list of objects ``{"symbol", "tick_size", "qty_step", "min_qty",
-"min_notional", ["max_qty"], ["min_price"], ["status"]}`` with decimal strings.
+"min_notional", ["max_qty"], ["max_market_qty"], ["min_price"], ["status"]}`` with decimal
+strings (``max_market_qty``: the largest market order, Bybit ``maxMktOrderQty``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def load_instruments_json(path: Path) -> dict[str, Instrument]:
                 min_qty=dec("min_qty"),  # type: ignore[arg-type]
                 min_notional=dec("min_notional"),  # type: ignore[arg-type]
                 max_qty=dec("max_qty", optional=True),
+                max_market_qty=dec("max_market_qty", optional=True),
                 min_price=dec("min_price", optional=True),
                 status=status,
             )

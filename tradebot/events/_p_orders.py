@@ -156,12 +156,15 @@ class EntryResolved(PositionScoped):
         found: the venue has the order; status: its status (None when not found).
         via: ``lookup_while_pending`` when found while the submission still waited.
         after: ``restart`` when resolved by a restarted actor.
+        error: why the order lookup failed when ``via`` is ``position_list`` (no order list
+            showed the entry, the side holds its position).
     """
 
     found: bool
     status: OrderStatus | None = None
     via: str = ""
     after: str = ""
+    error: str = ""
 
 
 # -- stops ----------------------------------------------------------------------------------

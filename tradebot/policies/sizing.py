@@ -1,8 +1,9 @@
 """Position sizing and risk limits (docs/ARCHITECTURE.md §5, "Sizing/risk").
 
 Fixed notional per position (``risk.position_size_usdt``): ``qty = floor_to_step(notional /
-price)``, then checked against the instrument's min qty, max qty, min notional and trading
-status. Limits: max open positions, max total exposure (sum of entry notionals).
+price)``, capped by the largest market order (entries are market orders: Bybit
+``maxMktOrderQty``, Binance ``MARKET_LOT_SIZE.maxQty``, and the overall max qty), then
+checked against the instrument's min qty, min notional and trading status. Limits: max open positions, max total exposure (sum of entry notionals).
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ def size_position(notional_usdt: Decimal, price: Decimal, instrument: Instrument
     Args:
         notional_usdt: target notional, USDT > 0.
         price: reference (mark) price, USDT > 0.
-        instrument: qty step / min qty / max qty / min notional / status.
+        instrument: qty step / min qty / max qty / max market qty / min notional / status.
 
     Returns:
         A :class:`SizingResult`; never raises for bad input (``ok=False`` with reason).
-        A quantity above ``max_qty`` is capped to it.
+        A quantity above :attr:`Instrument.market_qty_cap` (the smaller of ``max_qty``
+        and ``max_market_qty``) is capped to it, floored to the step.
     """
     zero = Decimal(0)
     if price <= 0 or notional_usdt <= 0:
@@ -78,8 +80,9 @@ def size_position(notional_usdt: Decimal, price: Decimal, instrument: Instrument
     if instrument.status is not InstrumentStatus.TRADING:
         return SizingResult(False, zero, zero, "not_tradable")
     qty = instrument.floor_qty(notional_usdt / price)
-    if instrument.max_qty is not None and qty > instrument.max_qty:
-        qty = instrument.floor_qty(instrument.max_qty)
+    cap = instrument.market_qty_cap
+    if cap is not None and qty > cap:
+        qty = instrument.floor_qty(cap)
     if qty <= 0 or qty < instrument.min_qty:
         return SizingResult(False, zero, zero, "qty_below_min")
     notional = qty * price
