@@ -1,4 +1,4 @@
-"""Routers between the exchange streams and the PositionActors (DESIGN.md section 3).
+"""Routers between the exchange streams and the PositionActors (docs/ARCHITECTURE.md §3).
 
 * :class:`MarketRouter` — ``MarkPrice`` events → one ``LatestValue[MarkPrice]`` per symbol
   (conflated: a burst of ticks never queues; each PositionActor watches its symbol's cell).
@@ -155,7 +155,7 @@ class AccountRouter:
 
         The router sees every fill, including those that arrive after their position's
         actor has ended (a limit exit filled on placement, a stop racing a close), so this is
-        the one place that can guarantee "every fill journaled" (DESIGN.md invariant 6).
+        the one place that can guarantee "every fill journaled" (docs/ARCHITECTURE.md §1 invariant 6).
         The position is found by client order id, else by (symbol, side) while tracked.
         """
         if self._journal is None or self._clock is None:

@@ -1,6 +1,6 @@
 """SignalFeed: runs a signal source and forwards what it delivers to the WaveProcessor.
 
-DESIGN.md section 3.
+docs/ARCHITECTURE.md §3.
 
 Consumes:
     :class:`GetFeedStatus` (ask → :class:`FeedStatus`) and its own ``_SourceEnded``.

@@ -1,6 +1,6 @@
 """WaveProcessor: groups signals into waves, filters, ranks, sizes and asks to open.
 
-DESIGN.md sections 3 and 5 ("Waves").
+docs/ARCHITECTURE.md §3 and §5 ("Waves").
 
 Consumes:
     :class:`Deliver` (a :data:`tradebot.signals.FeedItem` from the SignalFeed),

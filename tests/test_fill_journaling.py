@@ -1,6 +1,6 @@
 """Every execution on the venue is journaled exactly once as ``order.fill``, with its
 position id — including fills that arrive after the position's actor has ended (an aged
-exit limit that fills on placement, a stop). DESIGN.md invariant 6."""
+exit limit that fills on placement, a stop). docs/ARCHITECTURE.md §1 invariant 6."""
 
 from __future__ import annotations
 

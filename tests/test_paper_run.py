@@ -60,7 +60,7 @@ def test_paper_run_is_deterministic_and_journal_matches_report(
         rb.positions_opened,
         rb.positions_closed,
     )
-    # invariants (DESIGN.md section 1) held at every venue step
+    # invariants (docs/ARCHITECTURE.md §1) held at every venue step
     assert ra.invariant_violations == 0
     assert ra.stop_coverage_pct == Decimal("100.00")
     if profile == "bybit":

@@ -1,4 +1,4 @@
-"""Property tests (hypothesis) of the stop invariants, DESIGN.md section 1 invariant 3:
+"""Property tests (hypothesis) of the stop invariants, docs/ARCHITECTURE.md §1 invariant 3:
 a stop never loosens, is on the protective side of the mark, is a tick multiple and never 0."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signal protocol (DESIGN.md section 9) and wave selection (section 5): pure functions."""
+"""Signal protocol (docs/ARCHITECTURE.md §9) and wave selection (section 5): pure functions."""
 
 from __future__ import annotations
 

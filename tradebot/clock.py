@@ -1,4 +1,4 @@
-"""Clock port implementations (DESIGN.md section 8)."""
+"""Clock port implementations (docs/ARCHITECTURE.md §8)."""
 
 from __future__ import annotations
 

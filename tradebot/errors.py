@@ -187,7 +187,7 @@ class MailboxFull(ActorError):
 class SupervisorEscalation(ActorError):
     """A supervisor exceeded its restart intensity and stopped all its children.
 
-    Raised by the supervisor to its parent (DESIGN.md section 3: the account enters safe
+    Raised by the supervisor to its parent (docs/ARCHITECTURE.md §3: the account enters safe
     mode and the process exits non-zero). ``__cause__`` is the last crash of the child.
 
     Attributes:

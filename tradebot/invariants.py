@@ -1,4 +1,4 @@
-"""Runtime invariant monitor for paper and replay runs (DESIGN.md section 1, invariants 2 and 3).
+"""Runtime invariant monitor for paper and replay runs (docs/ARCHITECTURE.md §1, invariants 2 and 3).
 
 The monitor looks at the *venue's* view (the paper engine's positions, live stops and mark
 prices) after every engine step — every mark update, funding settlement and request — and

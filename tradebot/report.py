@@ -20,7 +20,7 @@ Sources (nothing is estimated):
   line per execution
   ``ts|symbol|side|position_side|qty|price|fee_usdt|client_order_id|reason`` (venue-internal
   ids excluded), ``\\n``-terminated, UTF-8. Equal inputs must give equal hashes
-  (determinism, DESIGN.md section 8).
+  (determinism, docs/ARCHITECTURE.md §8).
 * **The invariant monitor** (:mod:`tradebot.invariants`): ``stop_coverage_pct``,
   ``max_unprotected_ms``, ``invariant_violations``.
 * **Equity curve** (wallet + unrealized PnL sampled by the driver): ``max_drawdown_pct`` =
@@ -28,7 +28,7 @@ Sources (nothing is estimated):
   the realized one (starting wallet + realized - fees - funding after each fill).
 * The driver: ``ticks_processed`` (mark updates delivered), ``wall_s``, ``sim_s``.
 
-Decimals are strings in the JSON (DESIGN.md invariant 5); ``wall_s`` is a float (it is not
+Decimals are strings in the JSON (docs/ARCHITECTURE.md §1 invariant 5); ``wall_s`` is a float (it is not
 money). :func:`format_table` renders the human table; :func:`write_equity_chart` the PNG.
 """
 

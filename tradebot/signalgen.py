@@ -1,7 +1,7 @@
 """Signal generator: a deterministic stand-in for the external signal service.
 
 The real bot receives scored signals from an external service over a WebSocket
-(DESIGN.md section 9). For paper trading and replay there is no such service for past
+(docs/ARCHITECTURE.md §9). For paper trading and replay there is no such service for past
 dates, so this module makes waves of signals from the replayed prices themselves, with a
 simple documented rule. It is **not** a trading strategy and makes no claim of edge; it
 exists so that the whole actor tree (wave processor → position supervisor → positions)
@@ -23,7 +23,7 @@ before ``T``, so there is no look-ahead):
   each. A wave is emitted for every boundary with 4 h of history before it (so the first
   wave of a data set starts 4 h in); waves with no candidate are omitted.
 
-Output: JSON lines, one wave per line, in the protocol of DESIGN.md section 9::
+Output: JSON lines, one wave per line, in the protocol of docs/ARCHITECTURE.md §9::
 
     {"type":"wave","timestamp":"2025-05-20T04:00:00Z","signals":[{"id":"gen-202505200400-BTCUSDT",
      "symbol":"BTCUSDT","exchange":"bybit","action":"BUY","score_week":"72.5","score_month":"65.1"}]}

@@ -1,4 +1,4 @@
-"""The actor runtime on trio (DESIGN.md section 3).
+"""The actor runtime on trio (docs/ARCHITECTURE.md §3).
 
 Front door; the implementation lives in private modules:
 

@@ -1,4 +1,4 @@
-"""The conflating latest-value cell (mark prices; DESIGN.md section 3)."""
+"""The conflating latest-value cell (mark prices; docs/ARCHITECTURE.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ordered graceful shutdown (DESIGN.md section 10: SIGTERM stops entries first, finishes
+"""Ordered graceful shutdown (docs/ARCHITECTURE.md §10: SIGTERM stops entries first, finishes
 in-flight actions, drains the journal last)."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Semantics follow Erlang/OTP supervisors, adapted to trio's structured concurrenc
 * Restart intensity is counted over the whole supervisor: more than
   ``policy.max_restarts`` restarts within ``policy.window_s`` seconds and the supervisor
   gives up: it cancels all its children and raises
-  :class:`~tradebot.errors.SupervisorEscalation` to its parent (DESIGN.md section 3).
+  :class:`~tradebot.errors.SupervisorEscalation` to its parent (docs/ARCHITECTURE.md §3).
 * No orphan tasks: every task lives in a nursery whose owner outlives it.
 """
 
@@ -99,7 +99,7 @@ def _fraction(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> No
 
 @attrs.frozen
 class RestartPolicy:
-    """How a supervisor restarts crashed children (DESIGN.md section 3: "e.g. 5 in 60 s").
+    """How a supervisor restarts crashed children (docs/ARCHITECTURE.md §3: "e.g. 5 in 60 s").
 
     Attributes:
         max_restarts: restarts allowed within ``window_s`` over the whole supervisor

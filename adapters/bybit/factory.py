@@ -1,7 +1,7 @@
 """Build a :class:`BybitVenue` from the ``[exchange]`` config section and the environment.
 
 Secrets never live in config: the config names the environment variables that hold the API
-key and secret (DESIGN.md section 10), and they are read here, once, and never logged.
+key and secret (docs/ARCHITECTURE.md §10), and they are read here, once, and never logged.
 """
 
 from __future__ import annotations

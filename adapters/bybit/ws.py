@@ -105,7 +105,7 @@ class StreamSettings:
         ping_interval_s: app-level ``{"op":"ping"}`` period (Bybit: 20).
         silence_timeout_s: reconnect when no frame arrives for this long (> ping interval).
         backoff_initial_s / backoff_max_s: reconnect delay grows x2 per failed attempt up to
-            the cap (30 s, DESIGN.md section 9), with full jitter in [delay/2, delay].
+            the cap (30 s, docs/ARCHITECTURE.md §9), with full jitter in [delay/2, delay].
         connect_timeout_s: handshake timeout.
         stable_after_s: a connection that lived this long resets the backoff; one that
             drops sooner keeps growing it (a server that accepts and closes at once never

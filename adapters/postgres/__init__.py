@@ -1,7 +1,7 @@
 """PostgreSQL adapter: connection, embedded server, migrations and the journal store.
 
 psycopg 3 is used through its *sync* API only; async callers wrap it in
-``trio.to_thread.run_sync`` (psycopg's async API does not run on trio; DESIGN.md section 7).
+``trio.to_thread.run_sync`` (psycopg's async API does not run on trio; docs/ARCHITECTURE.md §7).
 
 Front door:
 

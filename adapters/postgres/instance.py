@@ -1,4 +1,4 @@
-"""Single-instance guarantee: one running bot per account (DESIGN.md section 7 ``instances``).
+"""Single-instance guarantee: one running bot per account (docs/ARCHITECTURE.md §7 ``instances``).
 
 The guarantee is a PostgreSQL *session* advisory lock on
 ``hashtextextended('tradebot.instance:' || instance_name, 0)`` held on a dedicated

@@ -6,7 +6,7 @@ Usage::
         journal.emit(event)                 # fire-and-forget: never blocks, never raises
         await journal.emit_durable(event)   # returns once committed (or fsynced to the spool)
 
-How it works (DESIGN.md section 7):
+How it works (docs/ARCHITECTURE.md §7):
 
 - ``emit`` encodes the event at once (Decimal-safe JSON via :func:`tradebot.events.jsonable`),
   appends it to an in-memory buffer, updates the reader cache and wakes the writer task.
@@ -35,7 +35,7 @@ How it works (DESIGN.md section 7):
 - On exit the context manager drains the buffer (to the DB or the spool) within
   ``drain_timeout_s``; whatever is still not durable then is written to the spool.
 
-Replay determinism (DESIGN.md section 8): with ``durable_wait=False`` ``emit_durable``
+Replay determinism (docs/ARCHITECTURE.md §8): with ``durable_wait=False`` ``emit_durable``
 returns as soon as the event is buffered, so no task waits on a worker thread (under
 ``MockClock`` autojump that would let virtual time jump). The :class:`JournalReader` methods
 serve from a write-through cache (latest ``POSITION_SNAPSHOT`` per position, completed wave

@@ -1,6 +1,6 @@
 """The replay market-data source: candles → time-ordered mark-price updates and funding.
 
-Intrabar path (documented so results can be reasoned about; DESIGN.md section 8): each
+Intrabar path (documented so results can be reasoned about; docs/ARCHITECTURE.md §8): each
 1-minute candle becomes four mark-price updates at fixed offsets inside its minute,
 
 =========  =====================  ======================
@@ -18,7 +18,7 @@ first and sell off. This is the *adverse-first* ordering for a position that end
 bar in profit, so stops are tested before trailing gains are banked. The close holds from
 +46 s until the next candle's open at +61 s. The points sit 1 s after the 15-second grid
 so that a price update never lands on the same instant as the bot's own minute-aligned
-timers (wave processing at minutes 5/20/35/50, DESIGN.md section 5): which of two things
+timers (wave processing at minutes 5/20/35/50, docs/ARCHITECTURE.md §5): which of two things
 scheduled for the same virtual instant runs first is up to the trio scheduler, and keeping
 them apart keeps a replay identical run to run. Every candle yields exactly four updates (also
 when some are equal), so ``ticks processed = 4 × candles``.

@@ -1,6 +1,6 @@
 """JSON-lines file source (replay, paper trading, tests), implementing ``SignalSource``.
 
-One protocol message per line (a ``wave`` or a ``signal`` message, DESIGN.md section 9;
+One protocol message per line (a ``wave`` or a ``signal`` message, docs/ARCHITECTURE.md §9;
 ``tradebot signals generate`` writes this format). Every line goes through the same
 validation as a WebSocket frame, rejections are journaled ``SIGNAL_REJECTED`` with the
 line number, and blank lines are skipped.

@@ -1,6 +1,6 @@
 """WebSocket client of the signal service (trio-websocket), implementing ``SignalSource``.
 
-Connection life (DESIGN.md section 9)::
+Connection life (docs/ARCHITECTURE.md §9)::
 
     connect (Authorization: Bearer <token> header when a token is set)
       └─ send subscribe message ──► read loop ──► parse ──► bounded buffer (100) ──► emit

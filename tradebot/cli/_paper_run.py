@@ -1,7 +1,7 @@
 """``tradebot paper``: the whole actor tree of one account on replayed market data.
 
 This is wiring (``tradebot.cli`` is the only place that imports both ``actors`` and
-``adapters``). The tree is the production one (DESIGN.md section 3); only the exchange is
+``adapters``). The tree is the production one (docs/ARCHITECTURE.md §3); only the exchange is
 the paper venue and the market stream is the replay::
 
     trio.run (virtual time: MockClock autojump | real time | N x real time)

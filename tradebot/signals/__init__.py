@@ -2,7 +2,7 @@
 
 Pure code (no I/O): the WebSocket client and the file source live in
 ``adapters/signals``; the WaveProcessor and SignalFeed actors in ``actors/wave.py`` and
-``actors/signal_feed.py``. See DESIGN.md sections 5 ("Waves") and 9 (signal protocol).
+``actors/signal_feed.py``. See docs/ARCHITECTURE.md §5 ("Waves") and §9 (signal protocol).
 """
 
 from tradebot.signals._protocol import WAVE_INTERVAL as WAVE_INTERVAL

@@ -1,4 +1,4 @@
-"""The signal message protocol (DESIGN.md section 9): parse and validate, never raise.
+"""The signal message protocol (docs/ARCHITECTURE.md §9): parse and validate, never raise.
 
 Wire format (JSON text; a binary frame must be UTF-8 JSON)::
 

@@ -1,6 +1,6 @@
 """Wave selection: filters, ranking, reserve list and sizing — pure functions.
 
-DESIGN.md section 5 "Waves": filters (stoplist, venue, min scores, instrument tradable,
+docs/ARCHITECTURE.md §5 "Waves": filters (stoplist, venue, min scores, instrument tradable,
 existing position on that symbol/side, limits); candidates ranked by score;
 ``max_trades_per_wave`` opened from a ranked list with a +50 % reserve.
 
