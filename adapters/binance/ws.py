@@ -292,7 +292,7 @@ class _Stream:
         await self._subscribe(ws, streams)
         self._connected_at = trio.current_time()
         self.connections += 1
-        self.emit_event(EventType.STREAM_CONNECTED, {"connection": self.connections})
+        self.emit_event(EventType.STREAM_CONNECTED, {"connects": self.connections})
         if self.connections > 1:
             gap = StreamGap(
                 stream=self.name,
@@ -342,7 +342,9 @@ class _Stream:
             raise fatal
         if silent:
             self.emit_event(
-                EventType.STREAM_SILENT, {"silence_s": silence_timeout_s}, Severity.WARNING
+                EventType.STREAM_SILENT,
+                {"reason": "silence", "silence_timeout_s": silence_timeout_s},
+                Severity.WARNING,
             )
             return "silent"
         if self._restart_reason:
@@ -360,7 +362,7 @@ class _Stream:
             except trio.TooSlowError:
                 self.emit_event(
                     EventType.STREAM_SILENT,
-                    {"pong_timeout_s": self.settings.pong_timeout_s},
+                    {"reason": "pong_timeout", "pong_timeout_s": self.settings.pong_timeout_s},
                     Severity.WARNING,
                 )
                 self.restart("pong timeout")
@@ -568,7 +570,7 @@ async def run_user_stream(
             elif kind == "CONDITIONAL_ORDER_TRIGGER_REJECT":
                 stream.emit_event(
                     EventType.EXCHANGE_ERROR,
-                    {"error": "conditional order trigger rejected", "event": dict(ev)},
+                    {"error": "conditional order trigger rejected", "reply": dict(ev)},
                     Severity.ERROR,
                 )
         except (ParseError, ValueError, TypeError, KeyError) as exc:

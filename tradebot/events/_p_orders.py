@@ -411,6 +411,7 @@ class ExchangeRequest(Payload):
     method: str
     path: str
     params: Mapping[str, Any] = attrs.field(factory=dict)
+    priority: str = ""  # the rate budget's class (PROTECTIVE, ENTRY, QUERY ...), if any
 
 
 @payload(E.EXCHANGE_RESPONSE)
@@ -429,9 +430,12 @@ class ExchangeResponse(Payload):
     request_id: str
     venue: str
     path: str
-    ret_code: int = attrs.field(metadata={"key": "retCode"})
+    ret_code: int | None = attrs.field(default=None, metadata={"key": "retCode"})
     ret_msg: str = attrs.field(default="", metadata={"key": "retMsg"})
     result: Any = None
+    status: int | None = None  # HTTP status (Binance replies carry no envelope code)
+    used_weight_1m: str | None = None  # Binance X-MBX-USED-WEIGHT-1M header, as sent
+    order_count_10s: str | None = None  # Binance X-MBX-ORDER-COUNT-10S header, as sent
     latency_ms: float | None = None
 
 
@@ -471,6 +475,7 @@ class ExchangeError(PositionScoped):
     what: str = ""
     attempt: int | None = None
     retry_in_s: float | None = None
+    status: int | None = None  # HTTP status, when the failure came with one
 
 
 @payload(E.CLOCK_RESYNC)
@@ -482,6 +487,7 @@ class ClockResynced(Payload):
     old_offset_ms: int
     offset_ms: int
     rtt_ms: int
+    venue: str = ""
 
 
 @payload(E.RATE_LIMITED)
@@ -493,3 +499,6 @@ class RateLimitHit(Payload):
     request_id: str
     path: str
     retry_after_s: float | None = None
+    venue: str = ""
+    status: int | None = None  # HTTP status (Binance 429 / 418)
+    used_weight_1m: str | None = None  # Binance X-MBX-USED-WEIGHT-1M header, as sent

@@ -203,11 +203,13 @@ class ChildRestarted(PositionScoped):
 
 @attrs.frozen(kw_only=True)
 class _Stream(Payload):
-    """Attributes: stream: the stream's name (``public``, ``private``, ``signals``);
-    url: its WebSocket URL."""
+    """Attributes: stream: the stream's name (``public``, ``private``, ``signals``,
+    ``market``, ``user``); url: its WebSocket URL; venue: ``bybit`` / ``binance`` ("" for the
+    signal service)."""
 
     stream: str
     url: str = ""
+    venue: str = ""
 
 
 @payload(E.STREAM_CONNECTED)
@@ -221,11 +223,20 @@ class StreamConnected(_Stream):
 @payload(E.STREAM_DISCONNECTED)
 @attrs.frozen(kw_only=True)
 class StreamDisconnected(_Stream):
-    """A stream dropped; reconnect ``attempt`` follows after ``retry_in_s`` seconds."""
+    """A stream dropped; reconnect ``attempt`` follows after ``retry_in_s`` seconds.
+
+    Attributes:
+        planned: a reconnect we chose (24 h limit, new listenKey); attempt is then 0.
+        phase: ``prepare`` when preparing the connection failed (listenKey request).
+        renew: the venue expired the listenKey; a new one is created.
+    """
 
     reason: str
-    attempt: int
+    attempt: int = 0
     retry_in_s: float | None = None
+    planned: bool = False
+    phase: str = ""
+    renew: bool = False
 
 
 @payload(E.STREAM_GAP)
