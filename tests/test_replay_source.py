@@ -41,7 +41,8 @@ def write_funding(d: Path, symbol: str, rows: list[tuple[int, str]]) -> None:
 
 @pytest.fixture
 def two_symbols(tmp_path: Path) -> Path:
-    # AAAUSDT: up bar then down bar; BBBUSDT starts one minute later, has a gap at +3
+    # AAAUSDT: up bar then down bar; BBBUSDT starts one minute later, has gaps at +0 and +3
+    # (the tests that use it allow gaps: allow_gaps=True)
     write_klines(
         tmp_path,
         "AAAUSDT",
@@ -56,8 +57,8 @@ def two_symbols(tmp_path: Path) -> Path:
         tmp_path,
         "BBBUSDT",
         [
-            (T0 - M, "1.00", "1.00", "1.00", "1.00"),
-            (T0 + M, "2.00", "2.50", "1.50", "2.40"),
+            (T0 - M, "2.00", "2.00", "2.00", "2.00"),
+            (T0 + M, "2.00", "2.50", "1.70", "2.40"),
             (T0 + 2 * M, "2.40", "2.60", "2.30", "2.35"),
             (T0 + 4 * M, "2.35", "2.35", "2.35", "2.35"),
         ],
@@ -71,7 +72,7 @@ def two_symbols(tmp_path: Path) -> Path:
 
 
 def test_intrabar_path_order_and_timestamps(two_symbols: Path) -> None:
-    r = KlineReplay(two_symbols, symbols=["AAAUSDT"], start=ms_to_datetime(T0))
+    r = KlineReplay(two_symbols, allow_gaps=True, symbols=["AAAUSDT"], start=ms_to_datetime(T0))
     marks = [t for t in r.ticks() if isinstance(t, MarkTick)]
     assert [(t.ts_ms - T0, str(t.mark_price)) for t in marks[:8]] == [
         (1_000, "10.0"),
@@ -89,7 +90,7 @@ def test_intrabar_path_order_and_timestamps(two_symbols: Path) -> None:
 
 
 def test_merge_order_window_and_funding(two_symbols: Path) -> None:
-    r = KlineReplay(two_symbols)
+    r = KlineReplay(two_symbols, allow_gaps=True)
     # common window: latest first candle (AAA at T0) → earliest last candle + 1 min (AAA +3)
     assert (r.start_ms, r.end_ms) == (T0, T0 + 4 * M)
     ticks = list(r.ticks())
@@ -150,11 +151,16 @@ def test_window_bounds_and_no_funding(two_symbols: Path) -> None:
         (M + 46_000, "10.0"),
     ]
     with pytest.raises(ReplayDataError, match="empty replay window"):
-        KlineReplay(two_symbols, start=ms_to_datetime(T0 + 10 * M), end=ms_to_datetime(T0 + 11 * M))
+        KlineReplay(
+            two_symbols,
+            allow_gaps=True,
+            start=ms_to_datetime(T0 + 10 * M),
+            end=ms_to_datetime(T0 + 11 * M),
+        )
 
 
 def test_instruments_derived_and_from_data_dir(two_symbols: Path) -> None:
-    r = KlineReplay(two_symbols)
+    r = KlineReplay(two_symbols, allow_gaps=True)
     assert r.instrument_sources == {"AAAUSDT": "derived", "BBBUSDT": "derived"}
     a = r.instruments["AAAUSDT"]
     # median close 10.0 → tick 10^(1-5), step 10^floor(log10(5/10)) = 0.1, min notional 5
@@ -180,7 +186,7 @@ def test_instruments_derived_and_from_data_dir(two_symbols: Path) -> None:
             ]
         )
     )
-    r2 = KlineReplay(two_symbols)
+    r2 = KlineReplay(two_symbols, allow_gaps=True)
     assert r2.instrument_sources == {"AAAUSDT": "data-dir", "BBBUSDT": "derived"}
     assert r2.instruments["AAAUSDT"].tick_size == Decimal("0.01")
 
@@ -202,7 +208,7 @@ def test_bundled_set_uses_bundled_table() -> None:
         (f"{T0},1,0.5,0.9,1,1", "inconsistent candle"),
         (f"{T0 + 1},1,1,1,1,1", "not on a minute"),
         (f"{T0},1,1,1,x,1", "bad row"),
-        (f"{T0},0,0,0,0,1", "inconsistent candle"),
+        (f"{T0},0,0,0,0,1", "not positive"),
     ],
 )
 def test_malformed_rows_are_clear_errors(tmp_path: Path, row: str, reason: str) -> None:

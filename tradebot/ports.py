@@ -208,7 +208,12 @@ class OrderUpdate:
 
 @attrs.frozen
 class Fill:
-    """An execution. ``fee_usdt`` > 0 is a cost, < 0 a rebate."""
+    """An execution. ``fee_usdt`` > 0 is a cost, < 0 a rebate.
+
+    ``trigger_price`` is set on the fill of a triggered stop (``reason == "stop"``): the
+    stop's trigger price, so the slippage of the fill (``price`` vs ``trigger_price``) is
+    visible; None for every other execution.
+    """
 
     symbol: str
     client_order_id: str
@@ -223,6 +228,7 @@ class Fill:
     ts: datetime
     realized_pnl_usdt: Decimal | None = None
     reason: str = ""  # "", "stop", "liquidation", "adl", "funding"
+    trigger_price: Decimal | None = None
 
 
 @attrs.frozen

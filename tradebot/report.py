@@ -49,17 +49,21 @@ from tradebot.events import Event, EventType
 from tradebot.invariants import InvariantSummary
 from tradebot.money import ZERO
 from tradebot.ports import Fill
+from tradebot.price_checks import DEFAULT_GAP_FILL_PCT, stop_slippage_pct
 
 __all__ = [
+    "INCIDENT_TYPES",
     "REPORT_KEYS",
     "RunReport",
     "build_report",
     "count_events",
     "equity_from_fills",
     "format_table",
+    "incident_counts",
     "max_drawdown_pct",
     "realized_pnl_usdt",
     "require_chart_support",
+    "stop_fill_summary",
     "trade_line",
     "trades_sha256",
     "write_equity_chart",
@@ -89,6 +93,7 @@ REPORT_KEYS: tuple[str, ...] = (
 """The JSON keys every report has (issue 6), in output order."""
 
 _CENT = Decimal("0.01")
+_SLIP_Q = Decimal("0.0001")
 _FUNDING = "funding"
 
 
@@ -262,6 +267,70 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+INCIDENT_TYPES: tuple[tuple[str, EventType], ...] = (
+    ("protection_missing", EventType.PROTECTION_MISSING),
+    ("protection_repaired", EventType.PROTECTION_REPAIRED),
+    ("protection_breach", EventType.PROTECTION_BREACH),
+    ("emergency_stops", EventType.EMERGENCY_STOP_PLACED),
+    ("flatten_failed", EventType.FLATTEN_FAILED),
+    ("stop_gap_fills", EventType.STOP_GAP_FILL),
+    ("marks_rejected", EventType.MARK_REJECTED),
+    ("actor_crashes", EventType.ACTOR_CRASHED),
+    ("safe_mode", EventType.SAFE_MODE_ENTERED),
+    ("db_unavailable", EventType.DB_UNAVAILABLE),
+    ("db_server_restarts", EventType.DB_SERVER_RESTART),
+)
+"""Incident name → the journal event type counted (the report's incident line)."""
+
+
+def incident_counts(event_counts: Mapping[str, int]) -> dict[str, int]:
+    """The incident line from journal counts (``events.type`` → count): every entry of
+    :data:`INCIDENT_TYPES`, 0 when absent. ``stop_gap_fills`` counts ``stop.gap_fill``
+    (a stop filled worse than its trigger beyond the bound)."""
+    return {name: int(event_counts.get(t.value, 0)) for name, t in INCIDENT_TYPES}
+
+
+def stop_fill_summary(
+    fills: Iterable[Fill], *, gap_fill_pct: Decimal = DEFAULT_GAP_FILL_PCT
+) -> dict[str, Any]:
+    """Trigger vs fill price of every stop fill (``Fill.trigger_price`` set).
+
+    Returns:
+        ``{"count", "max_slippage_pct", "gap_fill_bound_pct", "gap_fills": [...]}`` where
+        ``gap_fills`` lists (first 50) the fills worse than the trigger by more than
+        ``gap_fill_pct`` percent: ``ts, symbol, position_side, trigger_price, fill_price,
+        slippage_pct, qty``. ``max_slippage_pct`` is None without a stop fill.
+    """
+    count = 0
+    worst: Decimal | None = None
+    gaps: list[dict[str, Any]] = []
+    for f in fills:
+        if f.trigger_price is None or f.trigger_price <= 0:
+            continue
+        count += 1
+        slip = stop_slippage_pct(f.position_side.sign, f.trigger_price, f.price)
+        if worst is None or slip > worst:
+            worst = slip
+        if slip > gap_fill_pct and len(gaps) < 50:
+            gaps.append(
+                {
+                    "ts": f.ts.isoformat(),
+                    "symbol": f.symbol,
+                    "position_side": f.position_side.value,
+                    "trigger_price": f.trigger_price,
+                    "fill_price": f.price,
+                    "slippage_pct": slip.quantize(_SLIP_Q),
+                    "qty": f.qty,
+                }
+            )
+    return {
+        "count": count,
+        "max_slippage_pct": None if worst is None else worst.quantize(_SLIP_Q),
+        "gap_fill_bound_pct": gap_fill_pct,
+        "gap_fills": gaps,
+    }
+
+
 def build_report(
     *,
     event_counts: Mapping[str, int],
@@ -275,6 +344,7 @@ def build_report(
     sim_s: int = 0,
     details: Mapping[str, Any] | None = None,
     close_reasons: Mapping[str, int] | None = None,
+    gap_fill_pct: Decimal = DEFAULT_GAP_FILL_PCT,
 ) -> RunReport:
     """Assemble the report (sources and formulas in the module docstring).
 
@@ -290,6 +360,8 @@ def build_report(
         sim_s: simulated seconds covered.
         details: extra JSON-safe facts (venue profile, window, instruments' sources, ...).
         close_reasons: ``position.closed`` count per ``data.reason`` (journal), if known.
+        gap_fill_pct: bound of :func:`stop_fill_summary` (the same bound the AccountRouter
+            journals ``stop.gap_fill`` incidents with).
     """
 
     def n(t: EventType) -> int:
@@ -303,18 +375,8 @@ def build_report(
     curve = list(equity_curve) or equity_from_fills(start_ts, starting_wallet_usdt, fills)
     extra: dict[str, Any] = dict(details or {})
     extra.setdefault("trades", len(trades))
-    extra.setdefault(
-        "incidents",
-        {
-            "protection_missing": n(EventType.PROTECTION_MISSING),
-            "protection_repaired": n(EventType.PROTECTION_REPAIRED),
-            "protection_breach": n(EventType.PROTECTION_BREACH),
-            "emergency_stops": n(EventType.EMERGENCY_STOP_PLACED),
-            "flatten_failed": n(EventType.FLATTEN_FAILED),
-            "actor_crashes": n(EventType.ACTOR_CRASHED),
-            "safe_mode": n(EventType.SAFE_MODE_ENTERED),
-        },
-    )
+    extra.setdefault("incidents", incident_counts(event_counts))
+    extra.setdefault("stop_fills", stop_fill_summary(trades, gap_fill_pct=gap_fill_pct))
     if close_reasons is not None:
         extra.setdefault("positions_closed_by_reason", dict(sorted(close_reasons.items())))
     extra.setdefault("realized_pnl_usdt", realized.quantize(_CENT))
@@ -400,6 +462,17 @@ def format_table(report: RunReport, *, title: str = "tradebot paper: run report"
         items = sorted(r.events_by_type.items(), key=lambda kv: (-kv[1], kv[0]))
         tw = max(len(k) for k, _ in items)
         lines += [f"  {k:<{tw}}  {v:>9,}" for k, v in items]
+    jstate = r.details.get("journal") if isinstance(r.details, Mapping) else None
+    if isinstance(jstate, Mapping) and jstate.get("events_in_spool"):
+        lines.append("")
+        lines.append(
+            f"journal: database {jstate.get('database')}"
+            + (f" ({jstate['error']})" if jstate.get("error") else "")
+            + f"; {jstate['events_in_spool']:,} events are kept in the spool {jstate.get('spool')}"
+        )
+        if jstate.get("counts_from"):
+            lines.append(f"  event counts above are from {jstate['counts_from']}")
+        lines.append(f"  load them into the database later: {jstate.get('replay_command')}")
     journaled = r.details.get("trades_journaled_as_order_fill")
     trades = r.details.get("trades")
     if isinstance(journaled, int) and isinstance(trades, int) and journaled != trades:
@@ -408,6 +481,18 @@ def format_table(report: RunReport, *, title: str = "tradebot paper: run report"
             f"journal check: the venue executed {trades} trades, the journal holds "
             f"{journaled} order.fill events for them"
         )
+    sf = r.details.get("stop_fills") if isinstance(r.details, Mapping) else None
+    if isinstance(sf, Mapping) and sf.get("gap_fills"):
+        lines.append("")
+        lines.append(
+            f"stop gap fills (filled worse than the trigger by more than "
+            f"{sf.get('gap_fill_bound_pct')} %):"
+        )
+        lines += [
+            f"  {g['ts']} {g['symbol']} {g['position_side']} trigger {g['trigger_price']} "
+            f"filled {g['fill_price']} ({g['slippage_pct']} % worse) qty {g['qty']}"
+            for g in sf["gap_fills"]
+        ]
     viol = r.details.get("violations") if isinstance(r.details, Mapping) else None
     if viol:
         lines.append("")
@@ -424,7 +509,11 @@ def _incidents(r: RunReport) -> str:
     if not isinstance(inc, Mapping):
         return "-"
     items = [f"{k.replace('_', ' ')} {v}" for k, v in inc.items() if v]
-    return ", ".join(items) if items else "none (no missing stop, repair, emergency stop, crash)"
+    return (
+        ", ".join(items)
+        if items
+        else "none (no missing stop, repair, emergency stop, stop gap fill, crash)"
+    )
 
 
 def _unprotected_note(r: RunReport) -> str:

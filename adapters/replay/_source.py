@@ -31,7 +31,13 @@ delivered after it (funding settles against the mark price of that moment).
 
 Default window: the *common* window of the selected symbols (latest first candle → earliest
 last candle + 1 minute), so every symbol trades for the whole run; ``start``/``end``
-narrow it (``end`` exclusive).
+narrow it (``end`` exclusive). A symbol with no candle in a chosen window (data sets whose
+symbols cover different periods) is left out of the replay with a note
+(:attr:`KlineReplay.notes`); only when no symbol is left is the window an error.
+
+Validation: construction reads every selected file over the window once and applies the
+rules of :mod:`adapters.replay._klines` (prices, OHLC, order, gaps, the move bound), so bad
+data is refused with its file and line before anything runs; iteration applies them again.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from adapters.replay._instruments import (
     load_instruments_json,
 )
 from adapters.replay._klines import (
+    MAX_OPEN_TIME_MS,
     MINUTE_MS,
     Bar,
     DecimalCache,
@@ -60,6 +67,7 @@ from adapters.replay._klines import (
     read_funding,
 )
 from tradebot.domain import Instrument
+from tradebot.price_checks import DEFAULT_MAX_MOVE_PCT
 
 __all__ = [
     "INTRABAR_OFFSETS_MS",
@@ -163,9 +171,17 @@ def _first_last_ms(path: Path) -> tuple[int, int]:
     if len(lines) < 2:
         raise ReplayDataError(f"{path}: no candles")
     try:
-        return int(lines[1].split(b",", 1)[0]), int(lines[-1].split(b",", 1)[0])
+        first, last = int(lines[1].split(b",", 1)[0]), int(lines[-1].split(b",", 1)[0])
     except ValueError:
-        raise ReplayDataError(f"{path}: first or last row has no integer open_time_ms") from None
+        raise ReplayDataError(
+            f"{path}: first or last row has no integer open_time_ms", rule="format"
+        ) from None
+    if not (0 <= first < MAX_OPEN_TIME_MS and 0 <= last < MAX_OPEN_TIME_MS):
+        raise ReplayDataError(
+            f"{path}: first or last open_time_ms outside 1970..2100 ({first}, {last})",
+            rule="format",
+        )
+    return first, last
 
 
 class KlineReplay:
@@ -183,16 +199,24 @@ class KlineReplay:
             that minute contributes its points at or after ``start``); None = common start.
         end: end instant (exclusive, aware UTC); None = common end.
         with_funding: deliver funding settlements from ``funding/SYMBOL-8h.csv.gz``.
+        max_move_pct: bound on the move between two consecutive price points of a symbol,
+            percent (> 0; default 50); None = price jumps allowed.
+        allow_gaps: accept missing minutes inside a symbol's data in the window.
 
     Attributes:
         symbols: the replayed symbols, sorted.
+        left_out: symbol → why it is not replayed (no candle in the window).
+        notes: one human line per symbol left out.
         start_ms, end_ms: the resolved window ``[start_ms, end_ms)``.
         instruments: symbol → Instrument.
         instrument_sources: symbol → ``"data-dir"``, ``"bundled"`` or ``"derived"``.
 
     Raises:
-        ReplayDataError: directory missing, no kline files, unknown symbol requested, empty
-            window, malformed instrument table or files.
+        ReplayDataError: directory missing, no kline files, unknown symbol requested, a
+            window that is empty or has no candle of any symbol (``rule == "window"``),
+            malformed instrument table, a file breaking a validation rule (file, line and
+            ``rule`` in the error).
+        ValueError: ``max_move_pct`` not a finite Decimal > 0.
     """
 
     def __init__(
@@ -203,6 +227,8 @@ class KlineReplay:
         start: datetime | None = None,
         end: datetime | None = None,
         with_funding: bool = True,
+        max_move_pct: Decimal | None = DEFAULT_MAX_MOVE_PCT,
+        allow_gaps: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else bundled_data_dir()
         files = _kline_files(self.data_dir)
@@ -217,9 +243,17 @@ class KlineReplay:
                     f"(have {', '.join(files)})"
                 )
             files = {s: files[s] for s in wanted}
-        self.symbols: tuple[str, ...] = tuple(sorted(files))
-        self._files = files
+        if max_move_pct is not None and (
+            not isinstance(max_move_pct, Decimal)
+            or not max_move_pct.is_finite()
+            or max_move_pct <= 0
+        ):
+            raise ValueError(f"max_move_pct must be a finite Decimal > 0, got {max_move_pct!r}")
+        self.max_move_pct = max_move_pct
+        self.allow_gaps = allow_gaps
         self.with_funding = with_funding
+        self.left_out: dict[str, str] = {}
+        self.notes: list[str] = []
 
         spans = {s: _first_last_ms(p) for s, p in files.items()}
         common_start = max(first for first, _ in spans.values())
@@ -228,18 +262,75 @@ class KlineReplay:
         self.end_ms = common_end if end is None else datetime_to_ms(end)
         if start is not None and end is None:
             self.end_ms = max(common_end, self.start_ms)
+        if start is not None and end is not None and self.end_ms <= self.start_ms:
+            raise ReplayDataError(
+                f"window start {ms_to_datetime(self.start_ms).isoformat()} is not before its "
+                f"end {ms_to_datetime(self.end_ms).isoformat()}",
+                rule="window",
+            )
         data_start = min(first for first, _ in spans.values())
         data_end = max(last for _, last in spans.values()) + MINUTE_MS
         if self.end_ms <= max(self.start_ms, data_start) or self.start_ms >= data_end:
             raise ReplayDataError(
                 f"empty replay window {ms_to_datetime(self.start_ms).isoformat()} → "
                 f"{ms_to_datetime(self.end_ms).isoformat()} (data covers "
+                f"{ms_to_datetime(data_start).isoformat()} → "
+                f"{ms_to_datetime(data_end).isoformat()}; all symbols together "
                 f"{ms_to_datetime(common_start).isoformat()} → "
-                f"{ms_to_datetime(common_end).isoformat()} for all symbols)"
+                f"{ms_to_datetime(common_end).isoformat()})",
+                rule="window",
             )
+        self._files = files
+        first_closes = self._validate(spans)
+        for sym in self.left_out:
+            del self._files[sym]
+        if not self._files:
+            raise ReplayDataError(
+                f"no symbol has a candle in the replay window "
+                f"{ms_to_datetime(self.start_ms).isoformat()} → "
+                f"{ms_to_datetime(self.end_ms).isoformat()}",
+                rule="window",
+            )
+        self.symbols: tuple[str, ...] = tuple(sorted(self._files))
         self.instruments: dict[str, Instrument] = {}
         self.instrument_sources: dict[str, str] = {}
-        self._resolve_instruments()
+        self._resolve_instruments(first_closes)
+
+    def _validate(self, spans: Mapping[str, tuple[int, int]]) -> dict[str, list[Bar]]:
+        """Read every file over the window once (all validation rules); fill
+        :attr:`left_out`/:attr:`notes`; return each symbol's first (up to) 1,440 bars."""
+        first: dict[str, list[Bar]] = {}
+        cache = DecimalCache()
+        for sym in self._files:
+            lo, hi = spans[sym]
+            bars: list[Bar] = []
+            n = 0
+            if hi + MINUTE_MS > self.start_ms and lo < self.end_ms:
+                for bar in self._read(sym, cache):
+                    n += 1
+                    if len(bars) < 1440:
+                        bars.append(bar)
+            if n == 0:
+                why = (
+                    f"no candles in the window (its data covers {ms_to_datetime(lo).isoformat()}"
+                    f" → {ms_to_datetime(hi + MINUTE_MS).isoformat()})"
+                )
+                self.left_out[sym] = why
+                self.notes.append(f"{sym}: {why}; left out of this run")
+            else:
+                first[sym] = bars
+        return first
+
+    def _read(self, symbol: str, cache: DecimalCache) -> Iterator[Bar]:
+        return read_bars(
+            self._files[symbol],
+            symbol,
+            start_ms=self.start_ms // MINUTE_MS * MINUTE_MS,
+            end_ms=self.end_ms,
+            cache=cache,
+            max_move_pct=self.max_move_pct,
+            allow_gaps=self.allow_gaps,
+        )
 
     @property
     def start(self) -> datetime:
@@ -254,7 +345,7 @@ class KlineReplay:
         """Length of the window in seconds."""
         return (self.end_ms - self.start_ms) // 1000
 
-    def _resolve_instruments(self) -> None:
+    def _resolve_instruments(self, first_bars: Mapping[str, list[Bar]]) -> None:
         beside_path = self.data_dir / "instruments.json"
         beside = load_instruments_json(beside_path) if beside_path.exists() else {}
         bundled_path = bundled_data_dir() / "instruments.json"
@@ -268,13 +359,7 @@ class KlineReplay:
                 self.instruments[sym] = bundled[sym]
                 self.instrument_sources[sym] = "bundled"
             else:
-                bars = read_bars(
-                    self._files[sym],
-                    sym,
-                    start_ms=self.start_ms // MINUTE_MS * MINUTE_MS,
-                    end_ms=self.end_ms,
-                )
-                self.instruments[sym] = derive_instrument(sym, bars)
+                self.instruments[sym] = derive_instrument(sym, first_bars[sym])
                 self.instrument_sources[sym] = "derived"
 
     def describe_instruments(self) -> list[str]:
@@ -300,16 +385,7 @@ class KlineReplay:
     def bars(self) -> Iterator[Bar]:
         """Candles of all symbols in the window, merged by (open time, symbol)."""
         cache = DecimalCache()
-        iters = [
-            read_bars(
-                self._files[s],
-                s,
-                start_ms=self.start_ms // MINUTE_MS * MINUTE_MS,
-                end_ms=self.end_ms,
-                cache=cache,
-            )
-            for s in self.symbols
-        ]
+        iters = [self._read(s, cache) for s in self.symbols]
         # symbols are sorted and each file is time-ordered: merge by (time, symbol)
         return heapq.merge(*iters, key=lambda b: (b.open_time_ms, b.symbol))
 

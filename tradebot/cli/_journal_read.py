@@ -189,7 +189,9 @@ def positions_by_exit(dsn: str, limit: int = 5) -> dict[str, list[str]]:
 
 def db_summary(dsn: str) -> dict[str, Any]:
     """What the journal database holds: events by type, time span, positions by status,
-    fills, fees and realized PnL of closed positions, waves."""
+    fills, fees and realized PnL of closed positions, waves, the incident counts
+    (:func:`tradebot.report.incident_counts`, non-zero ones) and the ``stop.gap_fill``
+    incidents (first 50: trigger vs fill price)."""
     with _connect(dsn) as conn:
         counts = {
             str(t): int(n)
@@ -210,7 +212,24 @@ def db_summary(dsn: str) -> dict[str, Any]:
             "SELECT count(*), coalesce(sum(fee_usdt), 0) FROM fills"
         ).fetchone()
         n_waves = conn.execute("SELECT count(*) FROM waves").fetchone()[0]
+        gap_rows = conn.execute(
+            "SELECT ts, symbol, data FROM events WHERE type = %s ORDER BY ts, seq LIMIT 50",
+            ("stop.gap_fill",),
+        ).fetchall()
     reasons = close_reasons(dsn)
+    from tradebot.report import incident_counts
+
+    gap_fills = [
+        {
+            "ts": ts.isoformat(),
+            "symbol": sym,
+            "position_side": d.get("position_side"),
+            "trigger_price": d.get("trigger_price"),
+            "fill_price": d.get("fill_price"),
+            "slippage_pct": d.get("slippage_pct"),
+        }
+        for ts, sym, d in gap_rows
+    ]
 
     def n(t: str) -> int:
         return counts.get(t, 0)
@@ -224,6 +243,8 @@ def db_summary(dsn: str) -> dict[str, Any]:
         "aged_exits": reasons.get("aged_exit", 0),
         "positions_closed_by_reason": dict(sorted(reasons.items())),
         "rollbacks": n("position.rolled_back"),
+        "incidents": {k: v for k, v in incident_counts(counts).items() if v},
+        "stop_gap_fills": gap_fills,
         "events_journaled": sum(counts.values()),
         "events_by_type": dict(sorted(counts.items())),
         "first_event_ts": first.isoformat() if first else None,

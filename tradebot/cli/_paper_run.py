@@ -39,10 +39,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import attrs
 import trio
@@ -51,13 +51,21 @@ import trio.testing
 from adapters.paper import EngineStep, PaperEngine, PaperVenue, binance_like, bybit_like
 from adapters.replay import KlineReplay
 from tradebot.clock import TrioClock
-from tradebot.errors import ConfigError
-from tradebot.events import BotStarted, BotStopped, BotStopping, Event
+from tradebot.errors import ConfigError, TradebotError
+from tradebot.events import BotStarted, BotStopped, BotStopping, Event, Severity, SpoolKeptAside
 from tradebot.invariants import InvariantMonitor
 from tradebot.ports import MarkPrice
+from tradebot.price_checks import DEFAULT_MAX_MOVE_PCT
 from tradebot.report import RunReport, build_report
 
-__all__ = ["PROFILES", "PaperRunOptions", "PaperRunResult", "parse_speed", "run_paper"]
+__all__ = [
+    "PROFILES",
+    "PaperRunFailed",
+    "PaperRunOptions",
+    "PaperRunResult",
+    "parse_speed",
+    "run_paper",
+]
 
 PROFILES = {"bybit": bybit_like, "binance": binance_like}
 EQUITY_SAMPLE_S = 900
@@ -113,6 +121,9 @@ class PaperRunOptions:
             paper venue's fees and slippage, the signal-service client settings), or None
             for the built-in defaults.
         progress: draw a progress line on ``progress_stream`` while running.
+        max_move_pct: the replay's bound on a move between consecutive price points,
+            percent (None = price jumps allowed); see :mod:`tradebot.price_checks`.
+        allow_gaps: accept missing minutes in the data.
     """
 
     data_dir: Path | None = None
@@ -129,6 +140,8 @@ class PaperRunOptions:
     latency_s: float = 0.05
     config: Any = None
     progress: bool = True
+    max_move_pct: Decimal | None = DEFAULT_MAX_MOVE_PCT
+    allow_gaps: bool = False
 
 
 @attrs.frozen
@@ -139,6 +152,8 @@ class PaperRunResult:
     dsn: str
     instrument_lines: tuple[str, ...]
     examples: dict[str, list[str]]
+    notes: tuple[str, ...] = ()
+    """Human notes about the run's inputs (symbols left out of the window, ...)."""
 
 
 # --- database ------------------------------------------------------------------------------
@@ -348,6 +363,9 @@ class _RunState:
     journal_emitted: int = -1
     journal_spooled: int = -1
     projection_skipped: int = 0
+    journal_by_type: dict[str, int] = attrs.Factory(dict)
+    journal_server_restarts: int = 0
+    kept_spool: tuple[Path, int] | None = None
 
 
 def _default_config() -> Any:
@@ -467,12 +485,20 @@ async def _run_tree(
     pos_settings, wave_settings, _account = _settings(opts.config)
     spool_dir = state.spool_dir
     assert spool_dir is not None
+    restarter = None
+    if opts.dsn is None:  # the embedded server is this run's own child: restart it if it dies
+        from adapters.postgres.embedded import restart_embedded_server
+
+        def restarter() -> object:
+            return restart_embedded_server(opts.home)
+
     async with open_postgres_journal(
         dsn,
         spool_dir=spool_dir,
         durable_wait=False,
         clock=clock.now,
         drain_timeout_s=120.0,
+        server_restarter=restarter,
     ) as journal:
         profile = _profile(opts)
         engine = PaperEngine(
@@ -516,10 +542,25 @@ async def _run_tree(
                     wallet_usdt=opts.wallet_usdt,
                     instrument_sources=replay.instrument_sources,
                     signals=str(signals[0]),
+                    symbols_left_out=replay.left_out,
                 ),
                 clock.now(),
             )
         )
+        if state.kept_spool is not None:
+            kept_path, kept_events = state.kept_spool
+            journal.emit(
+                Event.of(
+                    SpoolKeptAside(
+                        path=str(kept_path),
+                        events=kept_events,
+                        reason="stale spool of an earlier paper run whose database is "
+                        "recreated for this run",
+                    ),
+                    clock.now(),
+                    severity=Severity.WARNING,
+                )
+            )
         stats = getattr(journal, "stats", None)
         prog = _Progress(stream, replay.start_ms, replay.end_ms, opts.progress)
 
@@ -533,40 +574,60 @@ async def _run_tree(
                 int(getattr(stats, "emitted", 0)) if stats is not None else 0,
             )
 
-        _desc, make_source = signals
-        async with open_account(
-            port=venue,
-            journal=journal,
-            clock=clock,
-            instruments=replay.instruments,
-            settings=pos_settings,
-            waves=wave_settings,
-            signal_source=make_source,
-            leverage=_leverage(opts.config, replay.symbols),
-            policy=RestartPolicy(),
-        ) as account:
-            wall0 = time.perf_counter()
-            await _drive(replay, venue, engine, account.market.set_mark, state, progress)
-            state.wall_s = time.perf_counter() - wall0
-            prog.update(
-                replay.end,
-                replay.end_ms,
-                state.ticks,
-                monitor.open_positions(),
-                monitor.positions_seen,
-                int(getattr(stats, "emitted", 0)) if stats is not None else 0,
-                force=True,
-            )
-            prog.done()
+        try:
+            _desc, make_source = signals
+            async with open_account(
+                port=venue,
+                journal=journal,
+                clock=clock,
+                instruments=replay.instruments,
+                settings=pos_settings,
+                waves=wave_settings,
+                signal_source=make_source,
+                leverage=_leverage(opts.config, replay.symbols),
+                policy=RestartPolicy(),
+            ) as account:
+                wall0 = time.perf_counter()
+                await _drive(replay, venue, engine, account.market.set_mark, state, progress)
+                state.wall_s = time.perf_counter() - wall0
+                prog.update(
+                    replay.end,
+                    replay.end_ms,
+                    state.ticks,
+                    monitor.open_positions(),
+                    monitor.positions_seen,
+                    int(getattr(stats, "emitted", 0)) if stats is not None else 0,
+                    force=True,
+                )
+                prog.done()
+                journal.emit(
+                    Event.of(
+                        BotStopping(
+                            reason="replay finished",
+                            open_positions=account.positions.open_count(),
+                        ),
+                        clock.now(),
+                    )
+                )
+        except BaseException as exc:
+            # The run failed: the journal still closes with bot.stopped and the reason;
+            # positions are left as they are, with their stops on the venue (no flatten).
+            from tradebot.cli._errors import user_error
+
+            err = user_error(exc)
+            _stop_autojump_spin()
             journal.emit(
                 Event.of(
-                    BotStopping(
-                        reason="replay finished",
-                        open_positions=account.positions.open_count(),
+                    BotStopped(
+                        reason="interrupted" if isinstance(err, KeyboardInterrupt) else "error",
+                        error=f"{type(err).__name__}: {err}"[:2000],
+                        open_positions=len(engine.positions()),
                     ),
                     clock.now(),
+                    severity=Severity.ERROR,
                 )
             )
+            raise
         journal.emit(Event.of(BotStopped(reason="replay finished"), clock.now()))
         state.sim_s = replay.duration_s
         _stop_autojump_spin()
@@ -575,24 +636,54 @@ async def _run_tree(
         state.journal_emitted = int(getattr(stats, "emitted", -1))
         state.journal_spooled = int(getattr(stats, "spooled", -1))
         state.projection_skipped = int(getattr(stats, "projection_skipped", 0))
+        state.journal_by_type = dict(getattr(stats, "by_type", {}))
+        state.journal_server_restarts = int(getattr(stats, "server_restarts", 0))
 
 
-def _paper_spool_dir(opts: PaperRunOptions, tmp: Path, err: TextIO) -> Path:
+def _paper_spool_dir(opts: PaperRunOptions, err: TextIO, state: _RunState) -> Path:
     """Where this run's journal spools if the database goes away mid-run.
 
-    ``<home>/paper-spool`` (a temporary directory without a home). A spool left there by an
+    ``<home>/paper-spool`` (home: ``opts.home``, else the embedded server's default home).
+    A spool left there by an
     earlier paper run belongs to a journal database that no longer exists (it is recreated
-    or emptied for every run), so it is discarded rather than replayed into this one.
+    or emptied for every run), so it is not replayed into this one — and never discarded:
+    it is moved to ``<home>/paper-spool/kept/journal-spool-<time>-previous-paper-run.jsonl``
+    (with its ``.meta.json``), the run says so and journals ``SPOOL_KEPT_ASIDE``, and
+    ``tradebot db replay-spool --spool FILE --dsn DSN --force`` loads it into a database.
     """
-    from adapters.postgres.journal import SPOOL_FILE_NAME
+    from adapters.postgres.embedded import default_home as embedded_home
+    from adapters.postgres.journal import (
+        SPOOL_FILE_NAME,
+        spool_event_count,
+        spool_meta_path_for,
+    )
 
-    spool_dir = tmp / "spool" if opts.home is None else opts.home / "paper-spool"
+    # never a temporary directory: a spool must outlive the run when the database is gone
+    spool_dir = (opts.home if opts.home is not None else embedded_home()) / "paper-spool"
     stale = spool_dir / SPOOL_FILE_NAME
-    if stale.exists() and stale.stat().st_size > 0:
-        with open(stale, "rb") as fh:
-            lines = sum(1 for _ in fh)
-        err.write(f"discarding a stale paper-run journal spool ({lines} events): {stale}\n")
-        stale.unlink()
+    n = spool_event_count(stale)
+    if n > 0:
+        stamp = datetime.fromtimestamp(stale.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
+        kept_dir = spool_dir / "kept"
+        kept_dir.mkdir(parents=True, exist_ok=True)
+        kept = kept_dir / f"journal-spool-{stamp}-previous-paper-run.jsonl"
+        k = 1
+        while kept.exists():
+            k += 1
+            kept = kept_dir / f"journal-spool-{stamp}-previous-paper-run-{k}.jsonl"
+        os.replace(stale, kept)
+        meta = spool_meta_path_for(stale)
+        if meta.exists():
+            os.replace(meta, spool_meta_path_for(kept))
+        state.kept_spool = (kept, n)
+        err.write(
+            f"kept a stale paper-run journal spool aside ({n} events; its database "
+            f"{PAPER_DATABASE} is recreated for this run): {kept}\n"
+            f"  load it into a database later: tradebot db replay-spool --spool {kept} "
+            "--dsn DSN --force\n"
+        )
+    else:
+        stale.unlink(missing_ok=True)
     return spool_dir
 
 
@@ -627,12 +718,17 @@ def _signal_source(
         spec = "bundled" if opts.data_dir is None else "generate"
     path = tmpdir / "signals-window.jsonl"
     if spec == "generate":
-        waves = signalgen.generate(
-            replay.data_dir,
-            start=replay.start - timedelta(minutes=15),
-            end=replay.end,
-            symbols=replay.symbols,
-        )
+        from adapters.replay import ReplayDataError
+
+        try:
+            waves = signalgen.generate(
+                replay.data_dir,
+                start=replay.start - timedelta(minutes=15),
+                end=replay.end,
+                symbols=replay.symbols,
+            )
+        except ValueError as exc:  # a bad row outside the window (the generator reads it all)
+            raise ReplayDataError(f"signal generation: {exc}", rule="format") from None
         src = tmpdir / "signals-generated.jsonl"
         with open(src, "w", encoding="utf-8") as fh:
             signalgen.write_jsonl(waves, fh)
@@ -652,25 +748,87 @@ def _signal_source(
     )
 
 
+class PaperRunFailed(TradebotError):
+    """The paper run stopped on an error (after the journal closed with ``bot.stopped``).
+
+    Attributes:
+        user_cause: the error that stopped it (possibly an exception group; the CLI shows
+            its leaf, :func:`tradebot.cli._errors.user_error`).
+        user_notes: what was left behind: the positions still open on the paper venue,
+            each with its stop (they are not flattened on an error).
+        open_positions: the same as ``(symbol, position_side, qty, entry_price, stops)``.
+    """
+
+    def __init__(
+        self,
+        cause: BaseException,
+        notes: list[str],
+        open_positions: list[tuple[str, str, Decimal, Decimal, list[Decimal]]],
+    ) -> None:
+        super().__init__(f"paper run failed: {type(cause).__name__}: {cause}")
+        self.user_cause = cause
+        self.user_notes = notes
+        self.open_positions = open_positions
+
+
+def _raise_run_failed(
+    exc: BaseException, engine_box: list[PaperEngine], replay: KlineReplay
+) -> NoReturn:
+    from tradebot.cli._errors import user_error
+
+    if isinstance(user_error(exc), KeyboardInterrupt):
+        raise KeyboardInterrupt from exc
+    engine = engine_box[0] if engine_box else None
+    open_positions: list[tuple[str, str, Decimal, Decimal, list[Decimal]]] = []
+    if engine is not None:
+        for p in engine.positions():
+            stops = [s.trigger_price for s in engine.stops_for(p.symbol, p.position_side)]
+            open_positions.append((p.symbol, p.position_side.value, p.qty, p.entry_price, stops))
+    notes = [
+        f"the run stopped at {engine.now.isoformat() if engine else replay.start.isoformat()}; "
+        "the journal closed with bot.stopped (reason: error)"
+    ]
+    if open_positions:
+        notes.append(
+            f"{len(open_positions)} position(s) left open, each with its stop on the paper venue:"
+        )
+        for sym, side, qty, entry, stops in open_positions:
+            stop_text = ", ".join(str(x) for x in stops) if stops else "NONE"
+            notes.append(f"  {sym} {side} qty {qty} entry {entry} stop {stop_text}")
+    else:
+        notes.append("no position was open")
+    raise PaperRunFailed(exc, notes, open_positions) from exc
+
+
 def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRunResult:
     """Run the paper account over the replay and return the report.
 
     Raises:
-        adapters.replay.ReplayDataError: bad ``--data`` / window.
+        adapters.replay.ReplayDataError: bad ``--data`` / window (before anything runs).
         ConfigError: bad options (unknown profile, WebSocket with ``max`` speed, ...).
-        Exception: database failures (embedded server, migrations) propagate.
+        PaperRunFailed: the run started and stopped on an error (its ``user_cause``); the
+            journal closed with ``bot.stopped``, open positions kept their stops.
+        Exception: database failures before the run (embedded server, migrations).
     """
     err = stream if stream is not None else sys.stderr
     if opts.config is None:
         opts = attrs.evolve(opts, config=_default_config())
     if opts.venue_profile not in PROFILES:
         raise ConfigError([("--venue-profile", f"expected one of {', '.join(PROFILES)}")])
-    replay = KlineReplay(opts.data_dir, symbols=opts.symbols, start=opts.start, end=opts.end)
+    replay = KlineReplay(
+        opts.data_dir,
+        symbols=opts.symbols,
+        start=opts.start,
+        end=opts.end,
+        max_move_pct=opts.max_move_pct,
+        allow_gaps=opts.allow_gaps,
+    )
     _pos, wave_settings, _account = _settings(opts.config)
     with tempfile.TemporaryDirectory(prefix="tradebot-paper-") as tmp:
         signals = _signal_source(opts, replay, Path(tmp), int(wave_settings.delay_min))
         dsn = prepare_database(opts)
-        state = _RunState(spool_dir=_paper_spool_dir(opts, Path(tmp), err))
+        state = _RunState()
+        state.spool_dir = _paper_spool_dir(opts, err, state)
         monitor = InvariantMonitor()
         engine_box: list[PaperEngine] = []
         clock_arg: dict[str, Any] = {}
@@ -683,20 +841,26 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
             deterministic = False
             if opts.speed is None:
                 deterministic = stack.enter_context(deterministic_trio_scheduling())
-            trio.run(
-                _run_tree,
-                opts,
-                replay,
-                dsn,
-                signals,
-                state,
-                monitor,
-                engine_box,
-                err,
-                **clock_arg,
-            )
+            try:
+                trio.run(
+                    _run_tree,
+                    opts,
+                    replay,
+                    dsn,
+                    signals,
+                    state,
+                    monitor,
+                    engine_box,
+                    err,
+                    **clock_arg,
+                )
+            except BaseException as exc:
+                _raise_run_failed(exc, engine_box, replay)
         total_wall = time.perf_counter() - t_wall
     engine = engine_box[0]
+    import psycopg
+
+    from adapters.postgres.journal import SPOOL_FILE_NAME, spool_event_count
     from tradebot.cli._journal_read import (
         close_reasons,
         event_counts,
@@ -704,13 +868,55 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         positions_by_exit,
     )
 
-    counts = event_counts(dsn)
+    spool_path = (state.spool_dir or Path(".")) / SPOOL_FILE_NAME
+    journal_state: dict[str, Any] = {"database": "reachable"}
+    db_reasons: dict[str, int] | None
+    try:
+        counts = event_counts(dsn)
+        journaled_fills: int | None = journaled_trade_fills(dsn)
+        db_reasons = close_reasons(dsn)
+        examples = positions_by_exit(dsn)
+    except psycopg.Error as exc:
+        # The database is gone (and could not be restarted): the events are in the spool.
+        # Report from the journal's own counts and say how to load the spool later.
+        counts = dict(state.journal_by_type)
+        journaled_fills, db_reasons, examples = None, None, {}
+        spooled = spool_event_count(spool_path)
+        journal_state = {
+            "database": "unreachable at the end of the run",
+            "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}",
+            "events_in_spool": spooled,
+            "spool": str(spool_path),
+            "replay_command": (
+                f"tradebot db replay-spool --paper --spool {spool_path}"
+                if opts.dsn is None
+                else f"tradebot db replay-spool --spool {spool_path} --dsn DSN"
+            ),
+            "counts_from": "the journal's own emit counters (not the database)",
+        }
+    else:
+        left = spool_event_count(spool_path)
+        if left:
+            journal_state = {
+                "database": "reachable",
+                "events_in_spool": left,
+                "spool": str(spool_path),
+                "replay_command": f"tradebot db replay-spool --paper --spool {spool_path}"
+                if opts.dsn is None
+                else f"tradebot db replay-spool --spool {spool_path} --dsn DSN",
+            }
+    journal_state["server_restarts"] = state.journal_server_restarts
+    if state.kept_spool is not None:
+        journal_state["kept_aside_spool"] = str(state.kept_spool[0])
     fills = sorted([*engine.trade_log, *engine.funding_log], key=lambda f: f.ts)
     details = {
         "venue_profile": opts.venue_profile,
         "window_start": replay.start.isoformat(),
         "window_end": replay.end.isoformat(),
         "symbols": list(replay.symbols),
+        "symbols_left_out": dict(replay.left_out),
+        "max_move_pct": opts.max_move_pct,
+        "allow_gaps": opts.allow_gaps,
         "instrument_sources": dict(replay.instrument_sources),
         "signals": signals[0],
         "speed": "max" if opts.speed is None else f"{opts.speed:g}x",
@@ -723,7 +929,8 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         "journal_emitted": state.journal_emitted,
         "journal_spooled": state.journal_spooled,
         "journal_projection_skipped": state.projection_skipped,
-        "trades_journaled_as_order_fill": journaled_trade_fills(dsn),
+        "trades_journaled_as_order_fill": journaled_fills,
+        "journal": journal_state,
     }
     report = build_report(
         event_counts=counts,
@@ -736,13 +943,14 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         wall_s=total_wall,
         sim_s=state.sim_s,
         details=details,
-        close_reasons=close_reasons(dsn),
+        close_reasons=db_reasons,
     )
     return PaperRunResult(
         report=report,
         dsn=dsn,
         instrument_lines=tuple(replay.describe_instruments()),
-        examples=positions_by_exit(dsn),
+        examples=examples,
+        notes=tuple(replay.notes),
     )
 
 

@@ -1,4 +1,12 @@
-"""``tradebot db migrate|status|partitions|dsn``: the PostgreSQL schema and journal store.
+"""``tradebot db migrate|status|partitions|dsn|replay-spool``: the PostgreSQL schema and
+journal store.
+
+``tradebot db replay-spool [--spool FILE] [--paper] [--dsn DSN] [--force]`` loads a journal
+spool (events written to disk while the database was unreachable) into the database,
+idempotently (events already stored are skipped), then empties it. Default spool:
+``<home>/spool/journal-spool.jsonl`` (``journal.spool_dir`` of ``--config``), with
+``--paper`` ``<home>/paper-spool/journal-spool.jsonl`` and the paper database. A spool
+whose ``.meta.json`` names another database than the target is refused unless ``--force``.
 
 DSN resolution (first that applies): ``--dsn``; ``database.dsn`` of ``--config``;
 ``$TRADEBOT_DSN``; the embedded server under ``database.home``/``$TRADEBOT_HOME``
@@ -44,6 +52,23 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("dsn", help="print the DSN in use (starts the embedded server if needed)")
     common(p)
     p.set_defaults(func=_dsn)
+    p = sub.add_parser(
+        "replay-spool",
+        help="load a journal spool (events kept on disk while the database was down)",
+    )
+    common(p)
+    p.add_argument("--spool", type=Path, default=None, help="spool file (default: see above)")
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper-run spool and database (embedded tradebot_paper)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replay even if the spool says it belongs to another database",
+    )
+    p.set_defaults(func=_replay_spool)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -141,4 +166,60 @@ def _partitions(args: argparse.Namespace) -> int:
 @_guard
 def _dsn(args: argparse.Namespace) -> int:
     print(resolve_cli_dsn(args))
+    return 0
+
+
+@_guard
+def _replay_spool(args: argparse.Namespace) -> int:
+    from adapters.postgres.journal import (
+        SPOOL_FILE_NAME,
+        read_spool_meta,
+        replay_spool_file,
+        spool_event_count,
+    )
+    from adapters.postgres.migrations import migrate
+    from tradebot.errors import ConfigError
+
+    cfg = _config(args)
+    if args.paper:
+        from adapters.postgres.embedded import default_home, ensure_embedded_server
+        from tradebot.cli._journal_read import PAPER_DATABASE
+
+        home = cfg.home_path() if cfg is not None else default_home()
+        spool = args.spool or home / "paper-spool" / SPOOL_FILE_NAME
+        dsn = args.dsn or ensure_embedded_server(home, database=PAPER_DATABASE)
+    else:
+        from adapters.postgres.embedded import default_home
+
+        spool_dir = cfg.spool_path() if cfg is not None else default_home() / "spool"
+        spool = args.spool or spool_dir / SPOOL_FILE_NAME
+        dsn = resolve_cli_dsn(args)
+    spool = Path(spool).expanduser()
+    if spool.exists() and not spool.is_file():
+        raise ConfigError([("--spool", f"{spool}: not a file")])
+    n = spool_event_count(spool)
+    if n == 0:
+        print(f"nothing to replay: {spool} is empty or missing")
+        return 0
+    from psycopg import conninfo
+
+    target = str(conninfo.conninfo_to_dict(dsn).get("dbname") or "")
+    meta = read_spool_meta(spool)
+    belongs = str(meta.get("database") or "")
+    if belongs and target and belongs != target and not args.force:
+        raise ConfigError(
+            [
+                (
+                    "--dsn",
+                    f"the spool {spool} belongs to database {belongs!r}, not {target!r}; "
+                    "pass --force to load it there anyway",
+                )
+            ]
+        )
+    migrate(dsn)
+    replayed = replay_spool_file(dsn, spool)
+    print(
+        f"replayed {replayed} events from {spool} into database {target or dsn!r} "
+        "(events already stored were skipped); the spool is now empty"
+    )
     return 0

@@ -24,6 +24,16 @@ is processed at 04:20)::
     tradebot paper --speed realtime --signals ws://127.0.0.1:8765/signals \
         --from 2025-05-20T04:19:00Z --to 2025-05-20T05:00:00Z
 
+Bad input never crashes the run and never hides in a clean report: numeric options are
+checked when parsed (finite, in range; the message names the option), window and path
+errors name the option or config key they came from (``--from/--to``, ``--data`` or
+``paper.data_dir``, ``--signals`` or ``paper.signals_file``), market data is validated
+before anything runs (:mod:`adapters.replay._klines`: file, line, rule; a move beyond
+``--max-move-pct`` or a gap is refused unless ``--allow-price-jumps`` / ``--allow-gaps``),
+and a symbol without candles in the window is left out with a note. A run that fails
+midway prints the error (not a traceback, unless ``--debug``), the journal closes with
+``bot.stopped`` and its reason, and the positions still open are listed with their stops.
+
 Exit codes: 0 finished (report printed), 1 runtime failure, 2 bad options/config/data,
 3 finished but invariant violations or stop coverage below 100 % (the report says which).
 """
@@ -32,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -55,14 +66,36 @@ def _speed(text: str) -> float | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _decimal(text: str) -> Decimal:
-    try:
-        d = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not a decimal: {text!r}") from None
-    if not d.is_finite() or d <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return d
+def _bounded_decimal(
+    low: Decimal, high: Decimal, *, low_inclusive: bool = False
+) -> Callable[[str], Decimal]:
+    """An argparse ``type``: a finite decimal in ``(low, high]`` (``[low, high]`` with
+    ``low_inclusive``); argparse names the option in its message."""
+
+    def parse(text: str) -> Decimal:
+        try:
+            d = Decimal(text.strip())
+        except InvalidOperation:
+            raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
+        if not d.is_finite():
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        ok_low = d >= low if low_inclusive else d > low
+        if not ok_low or d > high:
+            bracket = "[" if low_inclusive else "("
+            raise argparse.ArgumentTypeError(
+                f"must be in {bracket}{low:f}, {high:f}], got {text!r}"
+            )
+        return d
+
+    return parse
+
+
+_decimal = _bounded_decimal(Decimal(0), Decimal("1e12"))
+"""The starting wallet: > 0 and at most 1e12 USDT."""
+_latency_ms = _bounded_decimal(Decimal(0), Decimal(60_000), low_inclusive=True)
+"""A paper venue round trip: 0..60,000 ms (a minute; more is no longer a venue)."""
+_move_pct = _bounded_decimal(Decimal(0), Decimal(10_000))
+"""The move bound: > 0 and at most 10,000 % (use --allow-price-jumps for none)."""
 
 
 def _load_config(path: Path | None) -> Any:
@@ -133,10 +166,28 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--latency-ms",
-        type=float,
+        type=_latency_ms,
         default=None,
-        help="paper venue round trip per request, ms (default: paper.latency_ms, 50)",
+        help="paper venue round trip per request, ms, 0..60000 (default: paper.latency_ms, 50)",
     )
+    p.add_argument(
+        "--max-move-pct",
+        type=_move_pct,
+        default=None,
+        metavar="PCT",
+        help="refuse data that moves more than PCT %% between two consecutive price points "
+        "(default: 50)",
+    )
+    p.add_argument(
+        "--allow-price-jumps",
+        action="store_true",
+        help="accept any move between consecutive price points (stop fills beyond the "
+        "trigger are still reported as stop.gap_fill incidents)",
+    )
+    p.add_argument(
+        "--allow-gaps", action="store_true", help="accept missing minutes in the kline files"
+    )
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error")
     p.add_argument("--report-json", type=Path, default=None, help="write the report as JSON")
     p.add_argument("--chart", type=Path, default=None, help="write the equity curve as PNG")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -147,16 +198,35 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from adapters.replay import ReplayDataError
+    from tradebot.cli._errors import report_error
     from tradebot.cli._paper_run import PaperRunOptions, default_home, run_paper
     from tradebot.errors import ConfigError
+    from tradebot.price_checks import DEFAULT_MAX_MOVE_PCT
     from tradebot.report import format_table, require_chart_support, write_equity_chart
 
     # The journal logs one warning per event it stores without a relational projection;
     # the run's report carries their count (details.journal_projection_skipped) instead.
     logging.getLogger("tradebot.journal").setLevel(logging.ERROR)
+    debug = bool(getattr(args, "debug", False) or getattr(args, "global_debug", False))
+    data_source = "--data"
+    signals_source = "--signals"
     try:
         if args.chart is not None:
             require_chart_support()  # before the run, not after it
+        if args.start is not None and args.end is not None and args.start >= args.end:
+            raise ConfigError(
+                [
+                    (
+                        "--from/--to",
+                        f"--from {args.start.isoformat()} is not before --to "
+                        f"{args.end.isoformat()}",
+                    )
+                ]
+            )
+        if args.allow_price_jumps and args.max_move_pct is not None:
+            raise ConfigError(
+                [("--max-move-pct", "cannot be combined with --allow-price-jumps (no bound)")]
+            )
         config = _load_config(args.config)
         paper = getattr(config, "paper", None)
         home = config.home_path() if config is not None else default_home()
@@ -164,21 +234,32 @@ def run(args: argparse.Namespace) -> int:
         data = args.data
         if data is None and paper is not None and paper.data_dir:
             data = Path(paper.data_dir).expanduser()
+            data_source = "paper.data_dir"
         signals = args.signals
         if signals == "auto" and paper is not None and paper.signals_file:
             signals = paper.signals_file
+            signals_source = "paper.signals_file"
         profile = args.venue_profile or (config.exchange.venue if config is not None else "bybit")
         wallet = args.wallet or (
             Decimal(paper.wallet_usdt) if paper is not None else Decimal(10000)
         )
-        latency_ms = args.latency_ms
-        if latency_ms is None:
-            latency_ms = float(paper.latency_ms) if paper is not None else 50.0
-        if latency_ms < 0:
-            raise ConfigError([("--latency-ms", "must be >= 0")])
+        if args.latency_ms is not None:
+            latency_s = float(args.latency_ms) / 1000
+        elif paper is not None:
+            try:
+                latency_s = float(_latency_ms(str(paper.latency_ms))) / 1000
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError([("paper.latency_ms", str(exc))]) from None
+        else:
+            latency_s = 0.05
+        symbols = None
+        if args.symbols is not None:
+            symbols = [x.strip() for x in args.symbols.split(",") if x.strip()]
+            if not symbols:
+                raise ConfigError([("--symbols", f"no symbol in {args.symbols!r}")])
         opts = PaperRunOptions(
             data_dir=data,
-            symbols=args.symbols.split(",") if args.symbols else None,
+            symbols=symbols,
             signals=signals,
             start=args.start,
             end=args.end,
@@ -188,21 +269,28 @@ def run(args: argparse.Namespace) -> int:
             reset_db=args.reset_db,
             home=home,
             wallet_usdt=wallet,
-            latency_s=latency_ms / 1000,
+            latency_s=latency_s,
             config=config,
             progress=not args.no_progress,
+            max_move_pct=(
+                None
+                if args.allow_price_jumps
+                else (args.max_move_pct if args.max_move_pct is not None else DEFAULT_MAX_MOVE_PCT)
+            ),
+            allow_gaps=bool(args.allow_gaps),
         )
         result = run_paper(opts)
+    except KeyboardInterrupt:
+        raise
     except ConfigError as exc:
-        for key, reason in exc.problems:
-            print(f"{key}: {reason}", file=sys.stderr)
-        return 2
+        renamed = [(signals_source if k == "--signals" else k, r) for k, r in exc.problems]
+        return report_error(ConfigError(renamed), debug=debug)
     except ReplayDataError as exc:
-        print(f"--data: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return report_error(exc, debug=debug, data_source=data_source)
+    except BaseException as exc:  # the run failed midway, or a runtime failure before it
+        return report_error(exc, debug=debug, data_source=data_source)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     report = result.report
     print("instruments:")
     for line in result.instrument_lines:

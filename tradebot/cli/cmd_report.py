@@ -43,11 +43,23 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     by_type = summary.pop("events_by_type")
+    gap_fills = summary.pop("stop_gap_fills", [])
+    incidents = summary.get("incidents") or {}
+    summary["incidents"] = (
+        ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in incidents.items()) or "none"
+    )
     width = max(len(k) for k in summary)
     print("journal summary")
     print("===============")
     for k, v in summary.items():
         print(f"{k:<{width}}  {v}")
+    if gap_fills:
+        print("\nstop gap fills (filled worse than the trigger beyond the bound):")
+        for g in gap_fills:
+            print(
+                f"  {g['ts']} {g['symbol']} {g['position_side']} trigger {g['trigger_price']} "
+                f"filled {g['fill_price']} ({g['slippage_pct']} % worse)"
+            )
     if by_type:
         print("\nevents by type:")
         tw = max(len(k) for k in by_type)

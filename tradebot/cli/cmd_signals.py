@@ -3,18 +3,29 @@
 ``tradebot signals listen URL [--json] [--duration S] [--token-env NAME]`` connects exactly
 as the bot does (:class:`adapters.signals.WebSocketSignalSource`: bearer-token auth,
 20 s ping with pong deadline, silence watchdog, capped jittered reconnect backoff,
-resubscribe, the same validation) and prints every wave and signal as accepted or rejected
-with the reason, plus connects/disconnects. Text output::
+resubscribe, the same validation) and prints every wave and signal as the bot would take
+it — accepted, rejected with the reason, or a duplicate with the reason — plus
+connects/disconnects. Text output::
 
     # connected ws://127.0.0.1:8765/signals
     wave wave-20250521T1100Z 2025-05-21T11:00:00+00:00  accepted=6 rejected=1
       ACCEPT s1 BTCUSDT bybit BUY score_week=72.5 score_month=65.1
       REJECT s7 negative_score:score_week=-1  {"id":"s7",...}
+    wave wave-20250521T1100Z 2025-05-21T11:00:00+00:00  accepted=0 rejected=1 duplicates=6  (re-sent: delivery 2)
+      DUPLICATE s1 duplicate_delivery:already received in wave-20250521T1100Z ...
     REJECT invalid_json:Expecting value: line 1 column 1 (char 0)  not json
 
+Duplicates (:class:`DeliveryTracker`): a signal id already received in the same wave is
+``duplicate_delivery`` (a wave re-sent across a reconnect: the bot de-duplicates it and
+trades it once, ``actors/wave.py``); a signal id already used in an *earlier* wave is
+``signal_id_reused`` — signal ids are unique across waves, so the service sent a stale or
+conflicting signal. (The bot's WaveProcessor de-duplicates within a wave only; a reused id
+in another wave reaches its filters. Reported here so the service can be fixed.)
+
 ``--json`` prints JSON lines instead: ``{"kind": "signal", "status": "accepted"|
-"rejected", ...}``, ``{"kind": "wave", "wave_id", "accepted", "rejected"}`` and
-``{"kind": "stream", "event": "stream.connected"|..., ...}``; decimals are strings.
+"rejected"|"duplicate", ...}``, ``{"kind": "wave", "wave_id", "accepted", "rejected",
+"duplicates", "delivery"}`` and ``{"kind": "stream", "event": "stream.connected"|...,
+...}``; decimals are strings.
 
 ``tradebot signals generate ...`` is :mod:`tradebot.signalgen` (H-replay).
 
@@ -40,7 +51,7 @@ from tradebot.signals import (
     wave_id_for,
 )
 
-__all__ = ["listen", "register"]
+__all__ = ["DeliveryTracker", "listen", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -181,9 +192,62 @@ def _rejection_json(r: Rejection) -> dict[str, Any]:
     }
 
 
-def print_item(item: FeedItem, out: TextIO, as_json: bool) -> None:
-    """Print one feed item (wave, signal or rejection) as text or JSON lines."""
+class DeliveryTracker:
+    """Which accepted signals the bot would see as duplicates (rules in the module docstring).
+
+    Remembers the wave of every signal id (the most recent ``max_ids``; older ones are
+    forgotten first) and how many times each wave was delivered.
+    """
+
+    def __init__(self, max_ids: int = 100_000) -> None:
+        self._wave_of: dict[str, str] = {}
+        self._deliveries: dict[str, int] = {}
+        self._max_ids = max_ids
+
+    def delivery(self, wave_id: str) -> int:
+        """Count one more delivery of ``wave_id``; returns its number (1 = first)."""
+        n = self._deliveries.get(wave_id, 0) + 1
+        self._deliveries[wave_id] = n
+        if len(self._deliveries) > self._max_ids:
+            del self._deliveries[next(iter(self._deliveries))]
+        return n
+
+    def duplicate_reason(self, s: Signal) -> str | None:
+        """None for a new signal id (remembered now), else the reason it is a duplicate."""
+        first = self._wave_of.get(s.signal_id)
+        if first is None:
+            self._wave_of[s.signal_id] = s.wave_id
+            if len(self._wave_of) > self._max_ids:
+                del self._wave_of[next(iter(self._wave_of))]
+            return None
+        if first == s.wave_id:
+            return f"duplicate_delivery:already received in {first} (the bot takes it once)"
+        return (
+            f"signal_id_reused:first used in {first}, now in {s.wave_id} "
+            "(signal ids are unique across waves)"
+        )
+
+
+def _duplicate_json(s: Signal, reason: str) -> dict[str, Any]:
+    return {**_signal_json(s), "status": "duplicate", "reason": reason}
+
+
+def print_item(
+    item: FeedItem, out: TextIO, as_json: bool, tracker: DeliveryTracker | None = None
+) -> None:
+    """Print one feed item (wave, signal or rejection) as text or JSON lines; with a
+    ``tracker``, signals the bot would treat as duplicates are printed as such."""
+    tracker = tracker if tracker is not None else DeliveryTracker()
     if isinstance(item, Wave):
+        delivery = tracker.delivery(item.wave_id)
+        fresh: list[Signal] = []
+        dups: list[tuple[Signal, str]] = []
+        for s in item.signals:
+            why = tracker.duplicate_reason(s)
+            if why is None:
+                fresh.append(s)
+            else:
+                dups.append((s, why))
         if as_json:
             _print_json(
                 out,
@@ -191,30 +255,41 @@ def print_item(item: FeedItem, out: TextIO, as_json: bool) -> None:
                     "kind": "wave",
                     "wave_id": item.wave_id,
                     "wave_ts": item.wave_ts,
-                    "accepted": len(item.signals),
+                    "accepted": len(fresh),
                     "rejected": len(item.rejections),
+                    "duplicates": len(dups),
+                    "delivery": delivery,
                 },
             )
-            for s in item.signals:
+            for s in fresh:
                 _print_json(out, _signal_json(s))
+            for s, why in dups:
+                _print_json(out, _duplicate_json(s, why))
             for r in item.rejections:
                 _print_json(out, _rejection_json(r))
             return
+        extra = f" duplicates={len(dups)}" if dups else ""
+        resent = f"  (re-sent: delivery {delivery})" if delivery > 1 else ""
         print(
-            f"wave {item.wave_id} {item.wave_ts.isoformat()}  accepted={len(item.signals)} "
-            f"rejected={len(item.rejections)}",
+            f"wave {item.wave_id} {item.wave_ts.isoformat()}  accepted={len(fresh)} "
+            f"rejected={len(item.rejections)}{extra}{resent}",
             file=out,
         )
-        for s in item.signals:
+        for s in fresh:
             print("  " + _signal_line(s), file=out)
+        for s, why in dups:
+            print(f"  DUPLICATE {s.signal_id} {why}", file=out)
         for r in item.rejections:
             print(f"  REJECT {r.signal_id or '-'} {r.reason}  {r.excerpt}", file=out)
         out.flush()
     elif isinstance(item, Signal):
+        why = tracker.duplicate_reason(item)
         if as_json:
-            _print_json(out, _signal_json(item))
-        else:
+            _print_json(out, _signal_json(item) if why is None else _duplicate_json(item, why))
+        elif why is None:
             print(f"signal {item.wave_id} " + _signal_line(item), file=out, flush=True)
+        else:
+            print(f"signal {item.wave_id} DUPLICATE {item.signal_id} {why}", file=out, flush=True)
     elif as_json:
         _print_json(out, _rejection_json(item))
     else:
@@ -245,8 +320,10 @@ async def listen(
         settings, journal=_ConsoleJournal(out, as_json), clock=WallClock()
     )
 
+    tracker = DeliveryTracker()
+
     async def emit(item: FeedItem) -> None:
-        print_item(item, out, as_json)
+        print_item(item, out, as_json, tracker)
 
     with trio.move_on_after(duration_s if duration_s is not None else float("inf")):
         await source.run(emit)

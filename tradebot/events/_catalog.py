@@ -58,6 +58,7 @@ class EventType(enum.Enum):
     STOP_MOVED = "stop.moved"
     STOP_CANCELLED = "stop.cancelled"
     STOP_TRIGGERED = "stop.triggered"
+    STOP_GAP_FILL = "stop.gap_fill"  # a stop filled worse than its trigger beyond the bound
     EMERGENCY_STOP_PLACED = "stop.emergency"
     # trailing
     TRAILING_ACTIVATED = "trailing.activated"
@@ -124,10 +125,13 @@ class EventType(enum.Enum):
     STREAM_DISCONNECTED = "stream.disconnected"
     STREAM_GAP = "stream.gap"
     STREAM_SILENT = "stream.silent"
+    MARK_REJECTED = "market.mark_rejected"  # a venue mark price failed the sanity check
     # database / journal
     DB_UNAVAILABLE = "db.unavailable"
     DB_RECOVERED = "db.recovered"
     SPOOL_REPLAYED = "db.spool_replayed"
+    DB_SERVER_RESTART = "db.server_restart"  # the embedded server died: one restart attempt
+    SPOOL_KEPT_ASIDE = "db.spool_kept_aside"  # a stale spool moved aside, never discarded
     EVENT_SCHEMA_ERROR = "db.schema_error"  # an event whose data does not match its payload class
     # alerts and operator
     ALERT_RAISED = "alert.raised"

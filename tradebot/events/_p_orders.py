@@ -42,6 +42,7 @@ __all__ = [
     "RateLimitHit",
     "StopCancelled",
     "StopConfirmed",
+    "StopGapFill",
     "StopIntent",
     "StopMoved",
     "StopPlaced",
@@ -272,6 +273,31 @@ class StopTriggered(PositionScoped):
     stop_price: Decimal | None = None
 
 
+@payload(E.STOP_GAP_FILL)
+@attrs.frozen(kw_only=True)
+class StopGapFill(Payload):
+    """A stop filled worse than its trigger price by more than the bound (an incident of
+    the run report; journaled by the AccountRouter next to the fill's ``order.fill``).
+
+    Attributes:
+        position_side: the side the stop protected.
+        trigger_price / fill_price: USDT.
+        slippage_pct: how much worse than the trigger, percent of the trigger (> bound).
+        bound_pct: the bound (``tradebot.price_checks.DEFAULT_GAP_FILL_PCT`` by default).
+        qty: base units filled; trade_id: the venue's execution id.
+        fill_ts: the venue's execution time (aware UTC).
+    """
+
+    position_side: PositionSide
+    trigger_price: Decimal
+    fill_price: Decimal
+    slippage_pct: Decimal
+    bound_pct: Decimal
+    qty: Decimal
+    trade_id: str = ""
+    fill_ts: datetime | None = None
+
+
 @payload(E.EMERGENCY_STOP_PLACED)
 @attrs.frozen(kw_only=True)
 class EmergencyStopPlaced(PositionScoped):
@@ -371,6 +397,9 @@ class FillRecorded(Payload):
         reason: "", ``stop``, ``liquidation``, ``adl`` or ``funding``.
         realized_pnl_usdt: the venue's realized PnL of this execution, when it reports one.
         fill_ts: the venue's execution time (aware UTC).
+        trigger_price: on a stop's fill, the stop's trigger price (USDT).
+        slippage_pct: on a stop's fill, how much worse than the trigger it filled, percent
+            of the trigger (<= 0: at or better).
     """
 
     qty: Decimal
@@ -384,6 +413,8 @@ class FillRecorded(Payload):
     reason: str = ""
     realized_pnl_usdt: Decimal | None = None
     fill_ts: datetime | None = None
+    trigger_price: Decimal | None = None
+    slippage_pct: Decimal | None = None
 
 
 @payload(E.FUNDING)

@@ -26,10 +26,13 @@ __all__ = [
     "BotStopping",
     "ConfigLoaded",
     "DbRecovered",
+    "DbServerRestart",
     "DbUnavailable",
     "EventSchemaErrorRecorded",
+    "MarkRejected",
     "OperatorCommand",
     "SafeModeEntered",
+    "SpoolKeptAside",
     "SpoolReplayed",
     "StreamConnected",
     "StreamDisconnected",
@@ -56,6 +59,7 @@ class BotStarted(Payload):
         instrument_sources: symbol → where its instrument rules came from (``bundled``,
             ``data-dir``, ``derived``; paper).
         signals: the signal source (a file path, ``generate`` or a ``ws://`` URL).
+        symbols_left_out: symbol → why it is not replayed (no candle in the window; paper).
     """
 
     mode: str
@@ -67,6 +71,7 @@ class BotStarted(Payload):
     wallet_usdt: Decimal | None = None
     instrument_sources: Mapping[str, str] = attrs.field(factory=dict)
     signals: str = ""
+    symbols_left_out: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @payload(E.BOT_STOPPING)
@@ -81,9 +86,18 @@ class BotStopping(Payload):
 @payload(E.BOT_STOPPED)
 @attrs.frozen(kw_only=True)
 class BotStopped(Payload):
-    """The bot stopped (the journal drains after this event)."""
+    """The bot stopped (the journal drains after this event).
+
+    Attributes:
+        reason: why (``replay finished``, ``error``, ``interrupted``, ...).
+        error: the error that stopped it (``Type: message``), "" when it ended normally.
+        open_positions: positions still open when it stopped (they keep their stops), when
+            known.
+    """
 
     reason: str
+    error: str = ""
+    open_positions: int | None = None
 
 
 @payload(E.SAFE_MODE_ENTERED)
@@ -247,6 +261,23 @@ class StreamGapped(_Stream):
     reason: str
 
 
+@payload(E.MARK_REJECTED)
+@attrs.frozen(kw_only=True)
+class MarkRejected(Payload):
+    """A mark price from the venue failed the sanity check and was dropped, never acted on
+    (``tradebot.price_checks.price_problem``).
+
+    Attributes:
+        mark_price: the value as received, as text (it may not even be a number).
+        reason: why it was refused (``not finite (NaN)``, ``not positive (0)``, ...).
+        mark_ts: the mark's own timestamp (aware UTC).
+    """
+
+    mark_price: str
+    reason: str
+    mark_ts: datetime | None = None
+
+
 @payload(E.STREAM_SILENT)
 @attrs.frozen(kw_only=True)
 class StreamSilent(_Stream):
@@ -291,6 +322,36 @@ class SpoolReplayed(Payload):
 
     events: int
     spool_path: str
+
+
+@payload(E.DB_SERVER_RESTART)
+@attrs.frozen(kw_only=True)
+class DbServerRestart(Payload):
+    """One attempt to restart the embedded PostgreSQL server after it died.
+
+    Attributes:
+        attempt / max_attempts: this attempt's number in the current outage, and the bound.
+        ok: the server was started again; ``error`` says why not.
+        gave_up: the last attempt failed: the events stay in ``spool_path`` (load them
+            later with ``tradebot db replay-spool``).
+    """
+
+    attempt: int
+    max_attempts: int
+    ok: bool
+    error: str | None = None
+    gave_up: bool = False
+    spool_path: str = ""
+
+
+@payload(E.SPOOL_KEPT_ASIDE)
+@attrs.frozen(kw_only=True)
+class SpoolKeptAside(Payload):
+    """A stale journal spool was moved to ``path`` (not replayed here, never discarded)."""
+
+    path: str
+    events: int
+    reason: str
 
 
 @payload(E.EVENT_SCHEMA_ERROR)
