@@ -52,7 +52,7 @@ from actors.runtime import (
     supervise,
 )
 from actors.signal_feed import SignalFeed
-from actors.wave import WaveProcessor
+from actors.wave import EntryGate, SetEntriesPaused, WaveProcessor
 from tradebot.domain import Instrument
 from tradebot.events import JournalReader
 from tradebot.policies import PositionSettings, TrailingDecision
@@ -81,6 +81,7 @@ class Account:
         account_router: routes account events to the owning PositionActor.
         positions: the PositionSupervisor (the PositionOpener).
         wave_processor: address of the WaveProcessor, or None when no ``waves`` were given.
+        entries: the entry gate (operator pause; :meth:`set_entries_paused`).
     """
 
     port: ExchangePort
@@ -93,7 +94,23 @@ class Account:
     _dyn: DynamicSupervisor
     _account_sup: Supervisor | None
     _signals_sup: Supervisor | None
+    entries: EntryGate = attrs.Factory(EntryGate)
     _stopped: bool = False
+
+    async def set_entries_paused(
+        self, paused: bool, *, source: str, reason: str = "", timeout_s: float = 10.0
+    ) -> bool:
+        """Turn new entries off/on (``tradebot pause|resume``); open positions are still
+        managed. Through the WaveProcessor when there is one (it journals
+        ``bot.paused``/``bot.resumed``), else on the gate directly. True when it changed.
+
+        Raises:
+            ActorStopped / AskTimeout: the WaveProcessor is stopping or did not answer.
+        """
+        msg = SetEntriesPaused(paused, source, reason)
+        if self.wave_processor is not None:
+            return bool(await self.wave_processor.ask(msg, timeout_s))
+        return self.entries.set(msg, self.journal, self.clock)
 
     async def stop_signals(self, grace_s: float = DEFAULT_STOP_GRACE_S) -> None:
         """Stop taking signals (the SignalFeed); idempotent."""
@@ -203,6 +220,7 @@ async def open_account(
             )
             account_sup: Supervisor | None = None
             wave_addr: Address[Any] | None = None
+            gate = EntryGate()
             if waves is not None:
                 wave_settings = waves
                 wave_reader = reader if reader is not None else journal
@@ -219,6 +237,7 @@ async def open_account(
                                 opener=positions,
                                 instruments=instruments,
                                 price_of=market.latest,
+                                gate=gate,
                             ),
                         )
                     ],
@@ -253,6 +272,7 @@ async def open_account(
                 dyn=dyn,
                 account_sup=account_sup,
                 signals_sup=signals_sup,
+                entries=gate,
             )
             yield account
             # normal exit only: on an error or a cancel the nursery tears the tree down

@@ -190,14 +190,27 @@ class PositionSupervisor:
         return self._sup.get((symbol, position_side))
 
     async def close(
-        self, symbol: str, position_side: PositionSide, reason: str, timeout_s: float = 60.0
+        self,
+        symbol: str,
+        position_side: PositionSide,
+        reason: str,
+        timeout_s: float = 60.0,
+        fraction: Decimal | None = None,
     ) -> PositionStatus | None:
-        """Ask the position's actor to close at market. None when there is no such actor."""
+        """Ask the position's actor to close at market (all of it, or ``fraction`` in
+        (0, 1] of it, reduce-only: see :class:`actors.position.Close`). A message to the
+        owner: the actor does the close and keeps its stop. None when there is no such
+        actor or it did not answer within ``timeout_s``.
+
+        Raises:
+            ValueError: ``fraction`` outside (0, 1].
+        """
+        msg = Close(reason, fraction)
         addr = self._sup.get((symbol, position_side))
         if addr is None:
             return None
         try:
-            result: PositionStatus = await addr.ask(Close(reason), timeout_s)
+            result: PositionStatus = await addr.ask(msg, timeout_s)
         except (ActorStopped, AskTimeout):
             return None
         return result

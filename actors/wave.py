@@ -12,8 +12,15 @@ Emits (journal):
     reason`` plus ``rank``/``qty``/``position_id`` where they apply), ``SIGNAL_LATE``,
     ``WAVE_STARTED``, ``WAVE_COMPLETED`` (``wave_id, wave_ts, received, taken, filtered,
     rejected, opened`` plus detail counts), ``WAVE_DUPLICATE``.
+    ``BOT_PAUSED`` / ``BOT_RESUMED`` when :class:`SetEntriesPaused` flips the entry gate.
 Calls:
     :meth:`tradebot.ports.PositionOpener.open_position` (the PositionSupervisor).
+
+Entry gate (operator pause/resume): an :class:`EntryGate` shared across restarts of the
+processor. While it is paused, waves are still collected, processed once and completed,
+but no candidate is opened: each is journaled ``SIGNAL_FILTERED`` with reason
+``entries_paused`` (checked right before every open, so a pause also stops the rest of a
+wave being opened). Open positions are not affected.
 Owns:
     the waves being collected, and which waves this incarnation has processed.
 
@@ -51,6 +58,8 @@ from actors.runtime import Actor
 from tradebot.domain import Instrument
 from tradebot.errors import JournalError
 from tradebot.events import (
+    BotPaused,
+    BotResumed,
     Event,
     EventType,
     JournalPort,
@@ -78,6 +87,8 @@ from tradebot.signals import (
 
 __all__ = [
     "Deliver",
+    "EntryGate",
+    "SetEntriesPaused",
     "GetWaveStatus",
     "UpdateInstruments",
     "WaveMessage",
@@ -110,6 +121,34 @@ class GetWaveStatus:
 
 
 @attrs.frozen
+class SetEntriesPaused:
+    """Ask: turn new entries off (``paused=True``) or on; replies True when the gate
+    changed (and ``BOT_PAUSED``/``BOT_RESUMED`` was journaled), False when it already was
+    so. ``source`` (``http``, ``cli``, ``telegram``) and ``reason`` are journaled."""
+
+    paused: bool
+    source: str = ""
+    reason: str = ""
+
+
+@attrs.define
+class EntryGate:
+    """The pause switch of new entries, shared by every incarnation of the WaveProcessor
+    (a restart keeps the operator's pause). ``paused``: no new position is opened."""
+
+    paused: bool = False
+
+    def set(self, msg: SetEntriesPaused, journal: JournalPort, clock: Clock) -> bool:
+        """Apply ``msg``; journal the change (durability: ``emit``). True when it changed."""
+        if self.paused == msg.paused:
+            return False
+        self.paused = msg.paused
+        payload = (BotPaused if msg.paused else BotResumed)(source=msg.source, reason=msg.reason)
+        journal.emit(Event.of(payload, clock.now(), severity=Severity.WARNING))
+        return True
+
+
+@attrs.frozen
 class _ProcessDue:
     wave_ts: datetime
 
@@ -119,7 +158,9 @@ class _WaveDone:
     summary: WaveSummary
 
 
-WaveMessage = Deliver | UpdateInstruments | GetWaveStatus | _ProcessDue | _WaveDone
+WaveMessage = (
+    Deliver | UpdateInstruments | GetWaveStatus | SetEntriesPaused | _ProcessDue | _WaveDone
+)
 
 # --- replies -----------------------------------------------------------------------------
 
@@ -222,6 +263,7 @@ class WaveProcessor(Actor[WaveMessage]):
             :class:`UpdateInstruments`).
         price_of: latest mark price of a symbol, or None (the bot passes its mark-price
             cells' current values).
+        gate: the entry gate (operator pause); default: a new open gate.
     """
 
     mailbox_size = 1000
@@ -236,7 +278,9 @@ class WaveProcessor(Actor[WaveMessage]):
         opener: PositionOpener,
         instruments: Mapping[str, Instrument],
         price_of: Callable[[str], Decimal | None],
+        gate: EntryGate | None = None,
     ) -> None:
+        self._gate = gate if gate is not None else EntryGate()
         self._settings = settings
         self._journal = journal
         self._reader = reader
@@ -265,6 +309,8 @@ class WaveProcessor(Actor[WaveMessage]):
             self._instruments = dict(message.instruments)
         elif isinstance(message, GetWaveStatus):
             return self._status()
+        elif isinstance(message, SetEntriesPaused):
+            return self._gate.set(message, self._journal, self._clock)
         return None
 
     def _status(self) -> WaveStatus:
@@ -487,7 +533,9 @@ class WaveProcessor(Actor[WaveMessage]):
             for cand in reserve:
                 s = cand.signal
                 reason: str | None = None
-                if len(opened) >= settings.max_trades_per_wave:
+                if self._gate.paused:
+                    reason = "entries_paused"
+                elif len(opened) >= settings.max_trades_per_wave:
                     reason = "max_trades_per_wave"
                 elif opener.has_position(s.symbol, s.position_side):
                     reason = "existing_position"

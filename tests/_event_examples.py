@@ -19,6 +19,8 @@ from tradebot.events import (
     AgedStarted,
     AlertRaised,
     AlertSuppressed,
+    BotPaused,
+    BotResumed,
     BotStarted,
     BotStopped,
     BotStopping,
@@ -648,6 +650,8 @@ def _process() -> list[tuple[Payload, dict[str, object]]]:
         ),
         (AlertSuppressed(key="flatten_failed", message="flatten failed", suppressed_count=2), {}),
         (OperatorCommand(command="close", args={"position_id": PID}, source="cli"), {}),
+        (BotPaused(source="http", reason="maintenance"), {}),
+        (BotResumed(source="telegram"), {}),
         (BotStopping(reason="SIGTERM", open_positions=0), {}),
         (
             WaveCompleted(

@@ -124,6 +124,14 @@ def _leverage_map(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -
             raise FieldValueError(attribute.name, f"[{symbol!r}] {reason} (got {leverage!r})")
 
 
+_CHAT_IDS = re.compile(r"^\s*(-?\d+\s*(,\s*-?\d+\s*)*)?$")
+
+
+def _chat_ids(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not _CHAT_IDS.match(value):
+        raise ValueError(f"must be comma-separated integer chat ids (got {value!r})")
+
+
 def _non_empty(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise FieldValueError(attribute.name, f"must not be empty (got {value!r})")
@@ -243,13 +251,20 @@ class HealthConfig:
         host: bind address; loopback by default (docs/ARCHITECTURE.md §10).
         port: TCP port, in [0, 65535]; 0 = any free port.
         watchdog_interval_s: systemd watchdog ping period, in (0, 3600]
-            (``WATCHDOG_USEC`` wins if set).
+            (``WATCHDOG_USEC`` wins if set: half of it).
+        control_token_env: env var NAME of the bearer token of the control API
+            (``/control/*``, the operator CLI); unset variable = the control API refuses
+            every request (403).
+        market_stale_s: ``/health`` says the market stream is stale when no mark price
+            arrived for this long, seconds, in (0, 86400]; 60.
     """
 
     enabled: bool = setting(True)
     host: str = setting("127.0.0.1", validator=_non_empty)
     port: int = int_field(8787, ge="0", le="65535")
     watchdog_interval_s: float = number_field(10.0, gt="0", le="3600")
+    control_token_env: str = setting("TRADEBOT_CONTROL_TOKEN", validator=env_var_name())
+    market_stale_s: float = number_field(60.0, gt="0", le="86400")
 
 
 @attrs.frozen
@@ -264,6 +279,15 @@ class AlertsConfig:
             [0, 86400]; 300.
         max_per_hour: alerts sent per hour at most, in [1, 3600] (the rest are counted as
             suppressed); 30.
+        command_chat_ids: further Telegram chat ids (comma-separated integers) whose
+            commands are obeyed besides the alert chat; "" = the alert chat only.
+        unprotected_after_s: alert when an open position has had no verified stop for this
+            long, seconds, in (0, 86400]; 60.
+        db_down_after_s: alert when the journal database has been down this long, seconds,
+            in (0, 86400]; 60.
+        reconnects_alert: alert when a stream reconnects this many times within
+            ``dedup_window_s`` (at least 10 minutes), in [1, 1000]; 3.
+        daily_summary_hour_utc: hour (UTC) of the daily summary, in [0, 23]; 0.
     """
 
     enabled: bool = setting(False)
@@ -272,6 +296,15 @@ class AlertsConfig:
     telegram_api_url: str = setting("https://api.telegram.org", validator=url("http", "https"))
     dedup_window_s: float = number_field(300.0, ge="0", le="86400")
     max_per_hour: int = int_field(30, ge="1", le="3600")
+    command_chat_ids: str = setting("", validator=_chat_ids)
+    unprotected_after_s: float = number_field(60.0, gt="0", le="86400")
+    db_down_after_s: float = number_field(60.0, gt="0", le="86400")
+    reconnects_alert: int = int_field(3, ge="1", le="1000")
+    daily_summary_hour_utc: int = int_field(0, ge="0", le="23")
+
+    def chat_ids(self) -> frozenset[str]:
+        """The extra allowlisted chat ids of :attr:`command_chat_ids`."""
+        return frozenset(p.strip() for p in self.command_chat_ids.split(",") if p.strip())
 
 
 @attrs.frozen
@@ -381,6 +414,19 @@ class Config:
         s = self.signals
         token = resolve_secret(s.token_env, environ) if s.token_env else None
         return attrs.evolve(s, token=token)
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        """Names of every environment variable this config reads a secret from (exchange
+        keys, Telegram token, signal token, control token), for redaction
+        (:mod:`tradebot.redact`)."""
+        names = (
+            self.exchange.api_key_env,
+            self.exchange.api_secret_env,
+            self.alerts.telegram_token_env,
+            self.signals.token_env,
+            self.health.control_token_env,
+        )
+        return tuple(n for n in names if n)
 
     def home_path(self, environ: Mapping[str, str] | None = None) -> Path:
         """``database.home``, else ``$TRADEBOT_HOME``, else ``~/.local/share/tradebot``."""

@@ -170,8 +170,11 @@ class PositionActor(PositionRecovery):
                     self._age_n = math.floor((now - self._age_start) / age_s) + 1
                     await self._on_age_tick()
                 return None
-            case Close(reason=reason):
-                await self._close(reason)
+            case Close(reason=reason, fraction=fraction):
+                if fraction is None or fraction == 1:
+                    await self._close(reason)
+                else:
+                    await self._close_part(fraction, reason)
                 return self.status()
             case Query():
                 return self.status()

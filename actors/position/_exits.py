@@ -197,6 +197,64 @@ class PositionExits(PositionBase):
         await self._cleanup_orders()
         await self._finish_closed(reason)
 
+    async def _close_part(self, fraction: Decimal, reason: str) -> None:
+        """Reduce-only partial close of ``fraction`` (in (0, 1)) of the current quantity.
+
+        Only an ACTIVE position; the stop stays in place (the exchange-side stop covers the
+        smaller position; the next verification re-checks it). A part below ``min_qty`` is
+        journaled ``order.rejected`` and nothing is sent; a remainder below ``min_qty``
+        closes the whole position (:meth:`_close`).
+        """
+        if self.lifecycle is not Lifecycle.ACTIVE:
+            return
+        part = self.instrument.floor_qty(self._r.qty * fraction)
+        if part <= 0 or part < self.instrument.min_qty:
+            self._ev(
+                EventType.ORDER_REJECTED,
+                Severity.WARNING,
+                None,
+                error=f"partial close of {fraction} is {part}, below min_qty "
+                f"{self.instrument.min_qty}",
+                reason=reason,
+            )
+            return
+        if self._r.qty - part < self.instrument.min_qty:
+            await self._close(reason)
+            return
+        cid = self._r.next_cid(OrderRole.CLOSE)
+        await self._ev_durable(
+            EventType.ORDER_INTENT,
+            cid=cid,
+            qty=part,
+            reason=f"partial close: {reason}",
+            role=OrderRole.CLOSE.name,
+        )
+        req = ReduceRequest(
+            symbol=self.symbol,
+            position_side=self.position_side,
+            qty=part,
+            client_order_id=cid,
+            role=OrderRole.CLOSE,
+        )
+        try:
+            await self._retry("place_reduce", lambda: self._venue.place_reduce(req), 2)
+        except OutcomeUnknown:
+            pass  # the position read below says what happened
+        except VenueError as exc:
+            self._ev(EventType.ORDER_REJECTED, Severity.ERROR, cid, error=exc, code=exc.code)
+        try:
+            pos = await self._venue_position()
+        except VenueError as exc:
+            self._ev(EventType.EXCHANGE_ERROR, Severity.ERROR, what="positions", error=exc)
+            return
+        if pos is None:
+            self._r.qty = Decimal(0)
+            await self._cleanup_orders()
+            await self._finish_closed(reason)
+            return
+        self._r.qty = pos.qty
+        await self._snapshot()
+
     async def _cancel_exit_orders(self) -> None:
         for cid in [*self._r.tp_orders, *([self._r.aged_cid] if self._r.aged_cid else [])]:
             try:

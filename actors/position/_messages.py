@@ -82,9 +82,22 @@ class _ManageTick:
 
 @attrs.frozen
 class Close:
-    """Close the position at market (reduce-only) and end the actor; ``reason`` is journaled."""
+    """Close the position at market (reduce-only) and end the actor; ``reason`` is journaled.
+
+    ``fraction`` (None = all): a reduce-only partial close of ``fraction`` of the current
+    quantity, in (0, 1], floored to the instrument's quantity step. The actor stays ACTIVE
+    and keeps its stop; a part below ``min_qty`` is refused (journaled ``order.rejected``);
+    a remainder below ``min_qty`` closes the whole position instead. Only an ACTIVE position
+    is partially closed (any other state: nothing happens, the status says why not).
+    """
 
     reason: str
+    fraction: Decimal | None = attrs.field(default=None)
+
+    @fraction.validator
+    def _check_fraction(self, _attribute: object, value: Decimal | None) -> None:
+        if value is not None and not (Decimal(0) < value <= Decimal(1)):
+            raise ValueError(f"Close.fraction must be in (0, 1] (got {value})")
 
 
 @attrs.frozen

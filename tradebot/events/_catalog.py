@@ -29,6 +29,8 @@ class EventType(enum.Enum):
     BOT_STOPPING = "bot.stopping"
     BOT_STOPPED = "bot.stopped"
     SAFE_MODE_ENTERED = "bot.safe_mode"
+    BOT_PAUSED = "bot.paused"  # operator: new entries off (management continues)
+    BOT_RESUMED = "bot.resumed"  # operator: new entries on again
     CONFIG_LOADED = "bot.config_loaded"
     # signals and waves
     SIGNAL_RECEIVED = "signal.received"

@@ -21,6 +21,8 @@ __all__ = [
     "ChildStopped",
     "AlertRaised",
     "AlertSuppressed",
+    "BotPaused",
+    "BotResumed",
     "BotStarted",
     "BotStopped",
     "BotStopping",
@@ -109,6 +111,32 @@ class SafeModeEntered(Payload):
     reason: str
     supervisor: str = ""
     child: str = ""
+
+
+@payload(E.BOT_PAUSED)
+@attrs.frozen(kw_only=True)
+class BotPaused(Payload):
+    """New entries are off (``tradebot pause``, ``/pause``): waves are still collected and
+    their signals journaled ``signal.filtered`` with reason ``entries_paused``; open
+    positions are managed as before (stops, trailing, exits).
+
+    Attributes:
+        source: who asked (``http``, ``cli``, ``telegram``, ...).
+        reason: free text from the operator, "" when none.
+    """
+
+    source: str = ""
+    reason: str = ""
+
+
+@payload(E.BOT_RESUMED)
+@attrs.frozen(kw_only=True)
+class BotResumed(Payload):
+    """New entries are on again (``tradebot resume``, ``/resume``); ``source``/``reason``
+    as in :class:`BotPaused`."""
+
+    source: str = ""
+    reason: str = ""
 
 
 @payload(E.CONFIG_LOADED)
