@@ -271,7 +271,9 @@ class Alerter(Actor[AlerterMessage]):
             n = self._suppressed[a.key] = self._suppressed.get(a.key, 0) + 1
             acct.journal.emit(
                 Event.of(
-                    AlertSuppressed(key=a.key, message=f"{why}: {a.message}"[:500], suppressed_count=n),
+                    AlertSuppressed(
+                        key=a.key, message=f"{why}: {a.message}"[:500], suppressed_count=n
+                    ),
                     acct.clock.now(),
                     severity=Severity.DEBUG,
                     position_id=a.position_id,
@@ -423,7 +425,11 @@ class Alerter(Actor[AlerterMessage]):
                 Event.of(
                     OperatorCommand(
                         command=name[:40] or "(message)",
-                        args={"chat_id": cmd.chat_id, "accepted": False, "reason": "chat not allowlisted"},
+                        args={
+                            "chat_id": cmd.chat_id,
+                            "accepted": False,
+                            "reason": "chat not allowlisted",
+                        },
                         source="telegram",
                     ),
                     acct.clock.now(),

@@ -39,7 +39,7 @@ def parse_close_args(
     frac: Decimal | None = None
     if fraction is not None and fraction != "":
         if isinstance(fraction, float | bool):
-            raise CommandError("fraction: expected a decimal string like \"0.5\"")
+            raise CommandError('fraction: expected a decimal string like "0.5"')
         try:
             frac = Decimal(str(fraction))
         except InvalidOperation:

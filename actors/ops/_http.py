@@ -189,8 +189,8 @@ async def serve_ops(
     app: OpsApp,
     host: str,
     port: int,
-    *,
     shutdown: trio.Event,
+    *,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``shutdown`` is set; ``task_status`` gets the

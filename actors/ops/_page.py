@@ -37,8 +37,10 @@ def render_status_page(state: OpsState) -> str:
     """The page's HTML for the current ``state`` (call :meth:`OpsState.refresh` first)."""
     rep = state.report
     acct = state.account
-    badge = '<span class="badge ok">healthy</span>' if rep.ok else (
-        '<span class="badge bad">unhealthy</span>'
+    badge = (
+        '<span class="badge ok">healthy</span>'
+        if rep.ok
+        else ('<span class="badge bad">unhealthy</span>')
     )
     reasons = "".join(f"<li>{escape(r)}</li>" for r in rep.reasons)
     paused = (
@@ -80,12 +82,12 @@ def render_status_page(state: OpsState) -> str:
 <body>
 <h1>tradebot · {_v(state.account_name)} <span class="muted">{_v(state.mode)}</span></h1>
 <div class="card">{badge} {paused}
-{f'<ul id="reasons">{reasons}</ul>' if reasons else ''}
-<div class="muted">streams: {streams or '–'} · checked {escape(rep.at.strftime('%Y-%m-%d %H:%M:%S'))} UTC</div>
+{f'<ul id="reasons">{reasons}</ul>' if reasons else ""}
+<div class="muted">streams: {streams or "–"} · checked {escape(rep.at.strftime("%Y-%m-%d %H:%M:%S"))} UTC</div>
 </div>
 <h2>Open positions ({len(state.positions)})</h2>
 <div class="card">{table}</div>
 <h2>Last events</h2>
-<div class="card"><ul id="events">{events or '<li class=muted>none</li>'}</ul></div>
+<div class="card"><ul id="events">{events or "<li class=muted>none</li>"}</ul></div>
 </body></html>
 """

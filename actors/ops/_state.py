@@ -207,7 +207,9 @@ class OpsState:
             "tradebot_trailing_activations", "Trailing activations", ["symbol"], registry=r
         )
         self.m_stop_moves = Counter("tradebot_stop_moves", "Stop moves", ["symbol"], registry=r)
-        self.m_aged = Gauge("tradebot_aged_positions", "Positions by aged phase", ["phase"], registry=r)
+        self.m_aged = Gauge(
+            "tradebot_aged_positions", "Positions by aged phase", ["phase"], registry=r
+        )
         self.m_restarts = Counter(
             "tradebot_actor_restarts", "Actor restarts", ["supervisor"], registry=r
         )
@@ -381,7 +383,7 @@ class OpsState:
         checks = {
             "journal": self._journal_check(now),
             "market_stream": self._market_check(now),
-            "private_stream": self._private_check(open_),
+            "private_stream": self._private_check(open_, now),
             "stops": "ok" if not stale_stops else "; ".join(stale_stops),
             "safe_mode": "ok" if not self.safe_mode else f"in safe mode: {self.safe_mode}",
         }
@@ -405,7 +407,10 @@ class OpsState:
                 phase, target = t.phase.value, t.price
             except ValueError:
                 pass
-        verified = self.verified_at.get(s.position_id)
+        verified = max(
+            (t for t in (self.verified_at.get(s.position_id), s.stop_verified_at) if t),
+            default=None,
+        )
         return PositionView(
             position_id=s.position_id,
             symbol=s.symbol,
@@ -461,7 +466,7 @@ class OpsState:
             return f"no mark price for more than {self.health_cfg.market_stale_s:g}s"
         return "ok"
 
-    def _private_check(self, open_: Sequence[PositionView]) -> str:
+    def _private_check(self, open_: Sequence[PositionView], now: datetime) -> str:
         names = [n for n in self.streams if n in PRIVATE_STREAMS]
         if not names:
             return "ok" if self.mode == "paper" else "private stream not connected yet"
@@ -476,7 +481,10 @@ class OpsState:
                 f"{p.symbol} {p.side}"
                 for p in open_
                 if p.lifecycle == "ACTIVE"
-                and (self.verified_at.get(p.position_id) or self.started_at) < gap
+                and (
+                    p.stop_age_s is None
+                    or now - timedelta(seconds=p.stop_age_s) < gap
+                )
             ]
             if waiting:
                 return f"{n} stream reconnected; stops not re-verified yet: {', '.join(waiting)}"
@@ -519,4 +527,3 @@ def rate_headroom(port: object) -> dict[str, float]:
             if callable(avail):
                 out[str(group)] = float(avail())
     return out
-

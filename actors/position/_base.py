@@ -114,6 +114,7 @@ class PositionBase(Actor[PositionMessage]):
         self._last_snapshot_s = -1e18
         self._snapshot_wm: Decimal | None = None
         self._verified_journaled_at: datetime | None = None
+        self._stop_verified_at: datetime | None = None  # last check that found the stop
         self._verified_journaled_price: Decimal | None = None
         self._quiet_verifications = 0
         self._finished = False
@@ -153,6 +154,7 @@ class PositionBase(Actor[PositionMessage]):
             opened_at=r.opened_at,
             mark_price=self._mark,
             close_reason=r.close_reason,
+            stop_verified_at=self._stop_verified_at,
         )
 
     @property

@@ -235,6 +235,7 @@ class PositionManage(PositionOpen):
         position.
         """
         now = self._clock.now()
+        self._stop_verified_at = now
         last = self._verified_journaled_at
         if (
             reason == "periodic"

@@ -118,7 +118,9 @@ MESSAGE_TYPES: tuple[type, ...] = typing.get_args(PositionMessage)
 class PositionStatus:
     """A snapshot of the actor's view (reply to :class:`Query`).
 
-    Prices in USDT, quantities in base units, times aware UTC.
+    Prices in USDT, quantities in base units, times aware UTC. ``stop_verified_at``: the
+    last verification (this incarnation) that found the stop in place on the exchange,
+    journaled or quiet (None: none yet).
     """
 
     position_id: str
@@ -136,6 +138,7 @@ class PositionStatus:
     opened_at: datetime | None
     mark_price: Decimal | None
     close_reason: str
+    stop_verified_at: datetime | None = None
 
 
 @attrs.define
