@@ -26,6 +26,11 @@ th,td{text-align:right;padding:4px 6px;border-bottom:1px solid #e5e7eb;white-spa
 th:first-child,td:first-child{text-align:left}
 .scroll{overflow-x:auto}.muted{color:#656d76;font-size:.85rem}
 ul{padding-left:18px;margin:4px 0}li{margin:2px 0}
+@media (max-width:640px){#positions thead{display:none}
+#positions tr{display:block;border-bottom:2px solid #d0d7de;padding:4px 0}
+#positions td{display:flex;justify-content:space-between;border:0;padding:2px 4px}
+#positions td::before{content:attr(data-label);color:#656d76;margin-right:12px}
+#positions td:first-child{font-weight:700}}
 """
 
 
@@ -50,14 +55,21 @@ def render_status_page(state: OpsState) -> str:
     )
     rows = []
     for p in state.positions:
-        rows.append(
-            f'<tr data-symbol="{escape(p.symbol)}" data-side="{escape(p.side)}">'
-            f"<td>{_v(p.symbol)} {_v(p.side)}</td><td>{_v(p.lifecycle)}</td><td>{_v(p.qty)}</td>"
-            f"<td>{_v(p.entry_price)}</td><td>{_v(p.mark_price)}</td><td>{_v(p.stop_price)}</td>"
-            f"<td>{_v(p.distance_pct)}%</td><td>{_v(p.trailing)}</td>"
-            f"<td>{_v(p.aged_phase)}</td><td>{_v(p.aged_target)}</td>"
-            f"<td>{'–' if p.stop_age_s is None else f'{p.stop_age_s:.0f}s'}</td></tr>"
+        cells = (
+            ("position", f"{_v(p.symbol)} {_v(p.side)}"),
+            ("state", _v(p.lifecycle)),
+            ("qty", _v(p.qty)),
+            ("entry", _v(p.entry_price)),
+            ("mark", _v(p.mark_price)),
+            ("stop", _v(p.stop_price)),
+            ("distance", f"{_v(p.distance_pct)}%"),
+            ("trailing", _v(p.trailing)),
+            ("aged", _v(p.aged_phase)),
+            ("aged target", _v(p.aged_target)),
+            ("stop verified", "–" if p.stop_age_s is None else f"{p.stop_age_s:.0f}s ago"),
         )
+        tds = "".join(f'<td data-label="{k}">{v}</td>' for k, v in cells)
+        rows.append(f'<tr data-symbol="{escape(p.symbol)}" data-side="{escape(p.side)}">{tds}</tr>')
     table = (
         '<div class="scroll"><table id="positions"><thead><tr><th>position</th><th>state</th>'
         "<th>qty</th><th>entry</th><th>mark</th><th>stop</th><th>distance</th>"
@@ -68,7 +80,8 @@ def render_status_page(state: OpsState) -> str:
     )
     events = "".join(
         f"<li><span class=muted>{escape(e.ts.strftime('%H:%M:%S'))}</span> "
-        f"{escape(e.severity.value)} {escape(e.type.value)} {_v(e.symbol or '')}</li>"
+        f"{escape(e.severity.value)} {escape(e.type.value)} "
+        f"{_v(e.symbol or e.data.get('stream') or '')}</li>"
         for e in reversed(state.last_events[-12:])
     )
     streams = ", ".join(

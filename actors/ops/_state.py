@@ -481,10 +481,7 @@ class OpsState:
                 f"{p.symbol} {p.side}"
                 for p in open_
                 if p.lifecycle == "ACTIVE"
-                and (
-                    p.stop_age_s is None
-                    or now - timedelta(seconds=p.stop_age_s) < gap
-                )
+                and (p.stop_age_s is None or now - timedelta(seconds=p.stop_age_s) < gap)
             ]
             if waiting:
                 return f"{n} stream reconnected; stops not re-verified yet: {', '.join(waiting)}"
