@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import trio
 from _bybit_support import KEY, SECRET, D, bybit_env, until
 
 from actors.account import Account, open_account
@@ -78,17 +77,18 @@ async def ops_session(
             await venue.sync_time()
             instruments = await venue.instruments()
             policy = RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.1, jitter=0.0)
-            async with open_account(
-                port=venue,
-                journal=tap,
-                clock=WallClock(),
-                instruments=instruments,
-                settings=settings,
-                leverage={s: 5 for s in symbols},
-                market_symbols=list(symbols),
-                policy=policy,
-            ) as account:
-                async with open_operations(
+            async with (
+                open_account(
+                    port=venue,
+                    journal=tap,
+                    clock=WallClock(),
+                    instruments=instruments,
+                    settings=settings,
+                    leverage={s: 5 for s in symbols},
+                    market_symbols=list(symbols),
+                    policy=policy,
+                ) as account,
+                open_operations(
                     account,
                     tap,
                     health=HealthConfig(port=0, market_stale_s=30.0),
@@ -102,12 +102,13 @@ async def ops_session(
                     notifier=notifier or SdNotifier(environ={}),
                     tick_s=0.2,
                     **ops_kwargs,
-                ) as ops:
-                    await until(lambda: all(account.market.latest(s) for s in symbols))
-                    await until(
-                        lambda: sb.subscriptions("private") == [{"order", "execution", "position"}]
-                    )
-                    yield OpsSession(sb, venue, account, ops, tap, dsn)
+                ) as ops,
+            ):
+                await until(lambda: all(account.market.latest(s) for s in symbols))
+                await until(
+                    lambda: sb.subscriptions("private") == [{"order", "execution", "position"}]
+                )
+                yield OpsSession(sb, venue, account, ops, tap, dsn)
 
 
 def secrets_in(text: str) -> list[str]:

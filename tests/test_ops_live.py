@@ -173,7 +173,7 @@ async def _scenario(s: OpsSession, tmp_path: Path, outputs: list[str]) -> None:
     r = await _get(url + "/metrics")
     assert r.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
-    assert SERIES <= set(families), SERIES - set(families)
+    assert set(families) >= SERIES, SERIES - set(families)
     open_positions = [smp.value for smp in families["tradebot_open_positions"].samples]
     assert open_positions == [2.0]
     dist = {

@@ -32,7 +32,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "MIN_SECRET_LEN", "Redactor", "mask_dsn", "secret_values"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LEN",
+    "Redactor",
+    "dsn_without_password",
+    "mask_dsn",
+    "secret_values",
+]
 
 MASK = "****"
 MIN_SECRET_LEN = 6
@@ -57,6 +64,14 @@ _SECRET_KEYS = re.compile(
 def mask_dsn(dsn: str) -> str:
     """``dsn`` with its password (URI or ``password=`` form) replaced by ``****``."""
     return _KV_PASSWORD.sub(rf"\g<1>{MASK}", _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", dsn))
+
+
+def dsn_without_password(dsn: str) -> str:
+    """``dsn`` with its password removed (``user:PASS@`` → ``user@``, ``password=PASS``
+    dropped): a hint a user can paste, with the password supplied by ``PGPASSWORD`` or
+    ``~/.pgpass``."""
+    out = _URL_PASSWORD.sub(lambda m: m.group(1)[:-1] + "@", dsn)
+    return re.sub(r"\s{2,}", " ", _KV_PASSWORD.sub("", out)).strip()
 
 
 class Redactor:

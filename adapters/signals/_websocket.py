@@ -55,6 +55,7 @@ from tradebot.events import (
     StreamSilent,
 )
 from tradebot.ports import Clock
+from tradebot.redact import Redactor
 from tradebot.signals import (
     Control,
     Emit,
@@ -144,7 +145,7 @@ class WebSocketSignalSource:
             self._emit_event(
                 StreamDisconnected(
                     stream="signals",
-                    url=self._settings.url,
+                    url=_safe_url(self._settings.url),
                     reason=reason,
                     attempt=attempt,
                     retry_in_s=round(delay, 6),
@@ -199,7 +200,9 @@ class WebSocketSignalSource:
                     return ended
                 self.connects += 1
                 self._emit_event(
-                    StreamConnected(stream="signals", url=settings.url, connects=self.connects)
+                    StreamConnected(
+                        stream="signals", url=_safe_url(settings.url), connects=self.connects
+                    )
                 )
                 try:
                     if settings.subscribe_message is not None:
@@ -290,7 +293,7 @@ class WebSocketSignalSource:
                 self._emit_event(
                     StreamSilent(
                         stream="signals",
-                        url=settings.url,
+                        url=_safe_url(settings.url),
                         reason="pong_timeout",
                         pong_timeout_s=settings.pong_timeout_s,
                     ),
@@ -311,7 +314,7 @@ class WebSocketSignalSource:
                 self._emit_event(
                     StreamSilent(
                         stream="signals",
-                        url=settings.url,
+                        url=_safe_url(settings.url),
                         reason="silence",
                         silence_timeout_s=settings.silence_timeout_s,
                     ),
@@ -386,3 +389,11 @@ def _split_url(url: str) -> tuple[str, int, str, bool]:
     if parts.query:
         resource += "?" + parts.query
     return parts.hostname, port, resource, tls
+
+
+_SHAPES = Redactor()
+
+
+def _safe_url(url: str) -> str:
+    """The URL as journaled: a token in its query (``?token=``) or userinfo masked."""
+    return _SHAPES.text(url)

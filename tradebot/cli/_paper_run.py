@@ -56,6 +56,7 @@ from tradebot.events import BotStarted, BotStopped, BotStopping, Event, Severity
 from tradebot.invariants import InvariantMonitor
 from tradebot.ports import MarkPrice
 from tradebot.price_checks import DEFAULT_MAX_MOVE_PCT
+from tradebot.redact import Redactor
 from tradebot.report import RunReport, build_report
 
 __all__ = [
@@ -541,7 +542,7 @@ async def _run_tree(
                     symbols=tuple(replay.symbols),
                     wallet_usdt=opts.wallet_usdt,
                     instrument_sources=replay.instrument_sources,
-                    signals=str(signals[0]),
+                    signals=Redactor().text(str(signals[0])),
                     symbols_left_out=replay.left_out,
                 ),
                 clock.now(),

@@ -312,8 +312,13 @@ def run(args: argparse.Namespace) -> int:
             title=f"Equity, paper {report.details.get('venue_profile')} (USDT)",
         )
         print(f"equity chart written to {args.chart}")
-    where = "--paper" if args.dsn is None else f"--dsn '{args.dsn}'"
+    from tradebot.redact import dsn_without_password
+
+    hint_dsn = None if args.dsn is None else dsn_without_password(args.dsn)
+    where = "--paper" if hint_dsn is None else f"--dsn '{hint_dsn}'"
     print("\ninspect the journal:")
+    if hint_dsn is not None and hint_dsn != args.dsn:
+        print("  (password left out: set PGPASSWORD or use ~/.pgpass)")
     print(f"  tradebot report {where}")
     for kind, ids in result.examples.items():
         if ids:
