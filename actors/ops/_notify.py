@@ -63,6 +63,7 @@ class SdNotifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.setblocking(False)  # a full receiver queue never blocks the loop
             self._sock.sendto(msg.encode(), self.address)
         except OSError:
             return False

@@ -38,7 +38,8 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -125,6 +126,9 @@ class PaperRunOptions:
         max_move_pct: the replay's bound on a move between consecutive price points,
             percent (None = price jumps allowed); see :mod:`tradebot.price_checks`.
         allow_gaps: accept missing minutes in the data.
+        ops: run the operations surface beside the account (``[health]`` HTTP server,
+            control API, alerts, sd_notify ``READY=1`` / ``WATCHDOG=1`` / ``STOPPING=1``;
+            :mod:`tradebot.cli._ops_wiring`); needs a ``speed`` (not virtual ``max``).
     """
 
     data_dir: Path | None = None
@@ -143,6 +147,7 @@ class PaperRunOptions:
     progress: bool = True
     max_move_pct: Decimal | None = DEFAULT_MAX_MOVE_PCT
     allow_gaps: bool = False
+    ops: bool = False
 
 
 @attrs.frozen
@@ -468,6 +473,20 @@ def _stop_autojump_spin() -> None:
         trio_clock.autojump_threshold = 0.05
 
 
+@asynccontextmanager
+async def _paper_ops(opts: PaperRunOptions, account: Any, tap: Any) -> AsyncIterator[Any]:
+    """The operations surface of a ``--ops`` paper run (None without ``--ops``)."""
+    if not opts.ops:
+        yield None
+        return
+    from tradebot.cli._ops_wiring import open_ops_from_config
+
+    async with open_ops_from_config(
+        opts.config or _default_config(), account, tap, mode="paper", setup_logs=False
+    ) as ops:
+        yield ops
+
+
 async def _run_tree(
     opts: PaperRunOptions,
     replay: KlineReplay,
@@ -577,20 +596,32 @@ async def _run_tree(
 
         try:
             _desc, make_source = signals
-            async with open_account(
-                port=venue,
-                journal=journal,
-                clock=clock,
-                instruments=replay.instruments,
-                settings=pos_settings,
-                waves=wave_settings,
-                signal_source=make_source,
-                leverage=_leverage(opts.config, replay.symbols),
-                policy=RestartPolicy(),
-            ) as account:
+            acct_journal = journal
+            if opts.ops:
+                from tradebot.cli._ops_wiring import ops_journal
+
+                acct_journal = ops_journal(journal, opts.config or _default_config())
+            async with (
+                open_account(
+                    port=venue,
+                    journal=acct_journal,
+                    clock=clock,
+                    instruments=replay.instruments,
+                    settings=pos_settings,
+                    waves=wave_settings,
+                    signal_source=make_source,
+                    leverage=_leverage(opts.config, replay.symbols),
+                    policy=RestartPolicy(),
+                ) as account,
+                _paper_ops(opts, account, acct_journal) as ops,
+            ):
+                if ops is not None:
+                    ops.ready("paper replay running")
                 wall0 = time.perf_counter()
                 await _drive(replay, venue, engine, account.market.set_mark, state, progress)
                 state.wall_s = time.perf_counter() - wall0
+                if ops is not None:
+                    ops.stopping("paper replay finished")
                 prog.update(
                     replay.end,
                     replay.end_ms,

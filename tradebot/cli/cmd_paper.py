@@ -159,6 +159,12 @@ def register(subparsers: Any) -> None:
         "--reset-db", action="store_true", help="with --dsn: empty the journal tables first"
     )
     p.add_argument(
+        "--ops",
+        action="store_true",
+        help="with --speed realtime|Nx: run the operations surface too ([health] HTTP server "
+        "with /health, /metrics, the status page and the control API; alerts; systemd notify)",
+    )
+    p.add_argument(
         "--wallet",
         type=_decimal,
         default=None,
@@ -278,7 +284,10 @@ def run(args: argparse.Namespace) -> int:
                 else (args.max_move_pct if args.max_move_pct is not None else DEFAULT_MAX_MOVE_PCT)
             ),
             allow_gaps=bool(args.allow_gaps),
+            ops=bool(args.ops),
         )
+        if opts.ops and opts.speed is None:
+            raise ConfigError([("--ops", "needs --speed realtime or Nx (not virtual time)")])
         result = run_paper(opts)
     except KeyboardInterrupt:
         raise
