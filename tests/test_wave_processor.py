@@ -362,3 +362,35 @@ async def test_unknown_processed_state_never_trades_the_wave(
     }
     (done,) = journal.of_type(EventType.WAVE_COMPLETED)
     assert (done.data["received"], done.data["filtered"], done.data["opened"]) == (2, 2, 0)
+
+
+async def test_paused_entries_open_nothing_and_resume_opens_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The entry gate (operator pause): a paused processor still processes the wave once and
+    journals every candidate ``entries_paused``; after resume the next wave opens."""
+    from actors.wave import SetEntriesPaused
+
+    journal = MemoryJournal()
+    opener = RecordingOpener()
+    with trio.fail_after(3600):
+        async with processor(journal, opener) as (address, _clock):
+            assert await address.ask(SetEntriesPaused(True, "http", "maintenance"), 5) is True
+            assert await address.ask(SetEntriesPaused(True, "http"), 5) is False  # no change
+            await address.send(Deliver(Wave(T0, tuple(sig(i, str(50 + i)) for i in range(3)))))
+            await trio.sleep(10 * 60)
+            assert opener.requests == []
+            assert await address.ask(SetEntriesPaused(False, "cli"), 5) is True
+            t1 = T0 + timedelta(minutes=15)
+            await address.send(Deliver(Wave(t1, (sig(5, "60", ts=t1),))))
+            await trio.sleep(15 * 60)
+    assert [r.symbol for _, r in opener.requests] == [SYMBOLS[5]]
+    d = decisions(journal)
+    assert {d[f"sig-{i}"] for i in range(3)} == {("filtered", "entries_paused")}
+    assert d["sig-5"] == ("taken", "opened")
+    gate = journal.of_type(EventType.BOT_PAUSED, EventType.BOT_RESUMED)
+    assert [(e.type, e.data["source"]) for e in gate] == [
+        (EventType.BOT_PAUSED, "http"),
+        (EventType.BOT_RESUMED, "cli"),
+    ]
+    assert len(journal.of_type(EventType.WAVE_COMPLETED)) == 2
