@@ -15,7 +15,7 @@ every event's data against its class (:class:`EventSchemaError`).
 
 from __future__ import annotations
 
-from tradebot.events import _p_orders, _p_position, _p_runtime, _p_signals
+from tradebot.events import _p_legacy, _p_orders, _p_position, _p_runtime, _p_signals
 from tradebot.events._base import PAYLOADS as PAYLOADS
 from tradebot.events._base import Payload as Payload
 from tradebot.events._base import PositionScoped as PositionScoped
@@ -33,6 +33,7 @@ from tradebot.events._event import JournalReader as JournalReader
 from tradebot.events._json import dumps as dumps
 from tradebot.events._json import jsonable as jsonable
 from tradebot.events._memory import MemoryJournal as MemoryJournal
+from tradebot.events._p_legacy import *  # noqa: F403
 from tradebot.events._p_orders import *  # noqa: F403
 from tradebot.events._p_position import *  # noqa: F403
 from tradebot.events._p_runtime import *  # noqa: F403
@@ -56,6 +57,7 @@ __all__ = [
     "jsonable",
     "payload",
     "payload_class",
+    *_p_legacy.__all__,
     *_p_orders.__all__,
     *_p_position.__all__,
     *_p_runtime.__all__,

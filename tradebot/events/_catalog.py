@@ -139,3 +139,8 @@ class EventType(enum.Enum):
     ALERT_RAISED = "alert.raised"
     ALERT_SUPPRESSED = "alert.suppressed"
     OPERATOR_COMMAND = "operator.command"
+    # import from the bot tradebot replaces (`tradebot import legacy`, tradebot/legacy/)
+    LEGACY_POSITION_IMPORTED = "legacy.position_imported"
+    LEGACY_SIGNAL_IMPORTED = "legacy.signal_imported"
+    LEGACY_EVENT = "legacy.event"  # one row of the old bot's events / risk_events tables
+    LEGACY_IMPORT_COMPLETED = "legacy.import_completed"
