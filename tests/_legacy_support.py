@@ -174,15 +174,25 @@ RISK_EVENTS: list[tuple[Any, ...]] = [
 # fmt: on
 
 
-def seed_legacy(dsn: str) -> None:
-    """Create the old schema in the (empty) database ``dsn`` and insert the rows above."""
+def seed_legacy(dsn: str, *, open_since: str | None = None) -> None:
+    """Create the old schema in the (empty) database ``dsn`` and insert the rows above.
+
+    ``open_since``: naive UTC ``opened_at`` of the two OPEN positions (their
+    ``last_update`` too) instead of the fixed 2025 one (a run against the sandbox wants
+    positions younger than the aged-exit threshold)."""
+    rows = POSITIONS
+    if open_since is not None:
+        rows = [
+            (*r[:19], open_since, r[20], open_since, r[22]) if r[14] == "OPEN" else r
+            for r in POSITIONS
+        ]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(LEGACY_DDL)
         with conn.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO monitoring.positions ({_POS_COLS}) VALUES "
                 f"({', '.join(['%s'] * 23)})",
-                POSITIONS,
+                rows,
             )
             cur.executemany(
                 "INSERT INTO fas.signals VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", SIGNALS
@@ -208,9 +218,10 @@ def seed_legacy(dsn: str) -> None:
             )
 
 
-def source_float_count(dsn: str) -> int:
+def source_float_count(dsn: str, exclude: dict[str, tuple[int, ...]] | None = None) -> int:
     """Non-NULL FLOAT values in the tables the importer converts (positions, signals,
-    events, risk_events), counted by the database itself."""
+    events, risk_events), counted by the database itself; ``exclude``: ``schema.table`` →
+    ids of rows not to count."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         cols = conn.execute(
             """SELECT table_schema, table_name, column_name FROM information_schema.columns
@@ -220,6 +231,10 @@ def source_float_count(dsn: str) -> int:
         ).fetchall()
         n = 0
         for schema, table, col in cols:
-            row = conn.execute(f'SELECT count("{col}") FROM "{schema}"."{table}"').fetchone()
+            skip = list((exclude or {}).get(f"{schema}.{table}", ()))
+            row = conn.execute(
+                f'SELECT count("{col}") FROM "{schema}"."{table}" WHERE NOT (id = ANY(%s))',
+                (skip,),
+            ).fetchone()
             n += int(row[0]) if row else 0
         return n

@@ -236,6 +236,25 @@ class _Planner:
                 adj.append(f"symbol {text!r} → {s}")
         return s
 
+    def _save(self) -> tuple[int, dict[str, int], int, int, int]:
+        r = self.r
+        return (
+            r.floats_converted,
+            dict(r.moved),
+            len(r.prices_unknown),
+            r.naive_timestamps,
+            r.symbols_normalised,
+        )
+
+    def _restore(self, saved: tuple[int, dict[str, int], int, int, int]) -> None:
+        """Forget what a skipped row counted: the money section covers imported rows."""
+        r = self.r
+        r.floats_converted, r.moved, n_unknown, r.naive_timestamps, r.symbols_normalised = saved
+        del r.prices_unknown[n_unknown:]
+
+    def _imported(self, row: Mapping[str, Any]) -> None:
+        self.r.floats_converted += sum(1 for v in row.values() if isinstance(v, float))
+
     # -- tables --------------------------------------------------------------------------
 
     def check_columns(self, spec: TableSpec) -> SourceTable | None:
@@ -260,10 +279,6 @@ class _Planner:
                 optional_missing.append(" or ".join(spec.time_candidates))
         rep.missing_columns = [*[c for c in spec.required if c not in cols], *optional_missing]
         missing_required = [c for c in spec.required if c not in cols]
-        if spec is not TRADES:  # every FLOAT read is converted (at least for the journal copy)
-            self.r.floats_converted += sum(
-                1 for row in t.rows for v in row.values() if isinstance(v, float)
-            )
         if missing_required:
             for _ in range(t.read):
                 rep.skip(f"required column missing: {', '.join(missing_required)}")
@@ -333,9 +348,11 @@ class _Planner:
                 if status == "OPEN":
                     self._describe_open_already(row, sid)
                 continue
+            saved = self._save()
             try:
                 item = self._position(t, row, sid, status, trade_signal, live)
             except _Skip as skip:
+                self._restore(saved)
                 rep.skip(str(skip))
                 if status == "OPEN":
                     self.r.open_positions.append(
@@ -350,6 +367,7 @@ class _Planner:
                         }
                     )
                 continue
+            self._imported(row)
             rep.imported += 1
             self.kept_position_ids.add(sid)
             self.r.source_kept.add(*money)
@@ -585,6 +603,7 @@ class _Planner:
                 "side": p.position_side.value,
                 "qty": str(p.qty),
                 "entry_price": str(p.entry_price),
+                "opened_at": p.opened_at.isoformat(),
                 "stop_price": None if p.stop_price is None else str(p.stop_price),
                 "trailing_phase": trailing.phase.value,
                 "water_mark": None if trailing.water_mark is None else str(trailing.water_mark),
@@ -593,7 +612,8 @@ class _Planner:
                 "adoption": "tracked",
                 "description": (
                     f"id {sid} → {pid} {p.symbol} {p.position_side.value} qty {p.qty} entry "
-                    f"{p.entry_price}, {stop}; {tr}"
+                    f"{p.entry_price} opened {p.opened_at.isoformat()} (tradebot's aged-exit "
+                    f"rule counts from it), {stop}; {tr}"
                     + (f" ({', '.join(legacy_tr)}; tradebot's trailing settings apply)"
                        if legacy_tr else "")
                     + "; tracked ACTIVE: open on the exchange → restarted from its snapshot, "
@@ -630,11 +650,14 @@ class _Planner:
             if (spec.name, sid) in self.target.imported_keys:
                 rep.already_imported += 1
                 continue
+            saved = self._save()
             try:
                 item = self._signal(t, row, sid, tcol, taken)
             except _Skip as skip:
+                self._restore(saved)
                 rep.skip(str(skip))
                 continue
+            self._imported(row)
             rep.imported += 1
             self.items.append(item)
 
@@ -706,6 +729,7 @@ class _Planner:
             if (spec.name, sid) in self.target.imported_keys:
                 rep.already_imported += 1
                 continue
+            saved = self._save()
             try:
                 if tcol is None:
                     raise _Skip("no timestamp column")
@@ -714,8 +738,10 @@ class _Planner:
                     raise _Skip(f"{tcol} is NULL")
                 item = self._legacy_event(t, spec, row, sid, ts, known)
             except _Skip as skip:
+                self._restore(saved)
                 rep.skip(str(skip))
                 continue
+            self._imported(row)
             rep.imported += 1
             self.items.append(item)
 

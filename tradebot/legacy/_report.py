@@ -100,11 +100,12 @@ class ImportReport:
         naive_tz: the zone naive timestamps were read in.
         since: the ``--since`` bound (ISO-8601) or "".
         tables: per source table.
-        floats_converted: FLOAT values converted to decimals.
-        moved: per ``table.column``, values the tick/step rounding changed.
-        prices_unknown: prices that were zero/negative/non-finite, imported as unknown.
-        naive_timestamps: timestamps without time zone read in ``naive_tz``.
-        symbols_normalised: ccxt-style symbols rewritten.
+        floats_converted: FLOAT values of the rows this run imports, converted to decimals.
+        moved: per ``table.column``, values of those rows the tick/step rounding changed.
+        prices_unknown: their prices that were zero/negative/non-finite: imported as unknown.
+        naive_timestamps: their timestamps without time zone, read in ``naive_tz``.
+        symbols_normalised: their ccxt-style symbols rewritten.
+        (The money section covers what this run imports: a second run reports zeros.)
         source_all / source_kept / tradebot: the money sums (module docstring).
         open_positions: one entry per OPEN source position (how it is adopted).
         notes: anything else the operator must know.
