@@ -53,6 +53,10 @@ from tradebot.events import (
     FlattenIntent,
     FlattenVerified,
     Funding,
+    LegacyEventImported,
+    LegacyImportCompleted,
+    LegacyPositionImported,
+    LegacySignalImported,
     MarkRejected,
     OperatorCommand,
     OrderCancelled,
@@ -530,6 +534,83 @@ def _position() -> list[tuple[Payload, dict[str, object]]]:
     ]
 
 
+def _legacy() -> list[tuple[Payload, dict[str, object]]]:
+    """``tradebot import legacy``: one row of each kind and the run's completion."""
+    lpid = "1e9ac11e9ac11e9a"
+    return [
+        (
+            LegacyPositionImported(
+                source_table="monitoring.positions",
+                source_id="7",
+                legacy_status="CLOSED",
+                imported_as="CLOSED",
+                position_side=LONG,
+                symbol=SYMBOL,
+                venue="bybit",
+                qty=D("0.100"),
+                entry_price=D("0.3000"),
+                exit_price=None,
+                stop_price=D("2450.00"),
+                realized_pnl_usdt=D("-2.5"),
+                fees_usdt=D("0.30000000000000004"),
+                opened_at=T0 - timedelta(days=30),
+                closed_at=T0 - timedelta(days=29),
+                close_reason="aged_exit",
+                trailing_activated=False,
+                trailing_activation_price=D("2537.50"),
+                trailing_callback_pct=D("0.5"),
+                stop_order_id="bb-7",
+                adjustments=("exit_price 0.0 → unknown (a price must be > 0)",),
+                source_row={"id": 7, "symbol": "ETH/USDT:USDT", "exit_price": "0.0"},
+            ),
+            {"position_id": lpid, "symbol": SYMBOL},
+        ),
+        (
+            LegacySignalImported(
+                source_table="fas.signals",
+                source_id="3",
+                signal_id="legacy:3",
+                symbol=SYMBOL,
+                venue="bybit",
+                action="BUY",
+                score_week=D("72.5"),
+                score_month=None,
+                decision="filtered",
+                reason="legacy: processed, no position opened",
+                source_row={"id": 3, "pair_symbol": "ETH/USDT:USDT"},
+            ),
+            {"symbol": SYMBOL},
+        ),
+        (
+            LegacyEventImported(
+                source_table="public.events",
+                source_id="12",
+                original_type="stop_loss_error",
+                original_severity="ERROR",
+                data={"attempt": 3, "price": 2450.5},
+                legacy_position_id="7",
+                order_id="o-12",
+                exchange="bybit",
+                correlation_id="w-1",
+                error_message="timeout",
+                stack_trace="Traceback ...",
+                extra={"host": "old-bot-1"},
+            ),
+            {"position_id": lpid, "symbol": SYMBOL, "correlation_id": "w-1"},
+        ),
+        (
+            LegacyImportCompleted(
+                run_id="00000000-0000-0000-0000-000000000001",
+                source="host=old dbname=bot",
+                imported={"monitoring.positions": 1, "fas.signals": 1, "public.events": 1},
+                skipped={"monitoring.alerts": 2},
+                open_positions=0,
+            ),
+            {},
+        ),
+    ]
+
+
 def _process() -> list[tuple[Payload, dict[str, object]]]:
     sup = {"supervisor": "positions", "child": f"position-{PID}"}
     return [
@@ -652,6 +733,7 @@ def _process() -> list[tuple[Payload, dict[str, object]]]:
         (OperatorCommand(command="close", args={"position_id": PID}, source="cli"), {}),
         (BotPaused(source="http", reason="maintenance"), {}),
         (BotResumed(source="telegram"), {}),
+        *_legacy(),
         (BotStopping(reason="SIGTERM", open_positions=0), {}),
         (
             WaveCompleted(
