@@ -190,8 +190,7 @@ def seed_legacy(dsn: str, *, open_since: str | None = None) -> None:
         conn.execute(LEGACY_DDL)
         with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO monitoring.positions ({_POS_COLS}) VALUES "
-                f"({', '.join(['%s'] * 23)})",
+                f"INSERT INTO monitoring.positions ({_POS_COLS}) VALUES ({', '.join(['%s'] * 23)})",
                 rows,
             )
             cur.executemany(

@@ -140,9 +140,7 @@ async def test_run_adopts_the_open_one_with_its_trailing_state_and_closes_the_fl
                 assert sb.engine.position("ETHUSDT", LONG).stop_price == D("2587.00")
                 # the next high trails at once (≥ 1 % better): 2630 × 0.995
                 sb.set_mark("ETHUSDT", D("2630"))
-                await until(
-                    lambda: sb.engine.position("ETHUSDT", LONG).stop_price == D("2616.85")
-                )
+                await until(lambda: sb.engine.position("ETHUSDT", LONG).stop_price == D("2616.85"))
             await journal.flush()
 
     with psycopg.connect(dst, autocommit=True) as conn:

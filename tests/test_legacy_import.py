@@ -57,7 +57,9 @@ def _counts(dsn: str) -> dict[str, int]:
 def _source_digest(dsn: str) -> list[Any]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         return [
-            conn.execute(f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM {t} t").fetchone()  # fmt: skip
+            conn.execute(
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM {t} t"
+            ).fetchone()
             for t in ("monitoring.positions", "fas.signals", "events", "monitoring.risk_events")
         ]
 
@@ -182,9 +184,7 @@ def _check_money(m: dict[str, Any], src: str) -> None:
     # 0.30000000000000004 → 0.30 (SOL step)
     assert m["moved_by_tick_or_step"] == {f"{PT}.entry_price": 2, f"{PT}.quantity": 1}
     assert m["moved_total"] == 3
-    assert m["prices_unknown"] == [
-        {"table": PT, "id": "2", "column": "exit_price", "value": "0.0"}
-    ]
+    assert m["prices_unknown"] == [{"table": PT, "id": "2", "column": "exit_price", "value": "0.0"}]
     # positions 1,2,3: opened+closed; 5,6: opened+last_update; signals 1-4; the risk event
     assert m["naive_timestamps"] == 2 * 5 + 4 + 1
     # positions 1 and 5, signal 1, event 1 are ccxt-style
@@ -291,9 +291,7 @@ def _check_imported_rows(dst: str) -> None:
         )  # fmt: skip
         assert rows[pid[5]][10:12] == (None, None) and rows[pid[5]][12] == "legacy"
         assert rows[pid[6]][:4] == ("SOLUSDT", "SHORT", "ACTIVE", D("2.00"))
-        decisions = dict(
-            conn.execute("SELECT signal_id, decision::text FROM signals").fetchall()
-        )
+        decisions = dict(conn.execute("SELECT signal_id, decision::text FROM signals").fetchall())
         assert decisions == {
             "legacy:1": "taken",
             "legacy:2": "taken",

@@ -119,102 +119,105 @@ def write_plan(dsn: str, plan: ImportPlan, *, now: datetime, started_at: datetim
             (nothing written; run the import again).
         psycopg.Error: the database refused (nothing written).
     """
-    with connect(dsn, application_name="tradebot-legacy-import") as conn:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(_LOCK)
-            done = _target_state(cur).imported_keys
-            clash = [(it.source_table, it.source_id) for it in plan.items if (it.source_table, it.source_id) in done]  # fmt: skip
-            if clash:
-                raise LegacyImportConflict(
-                    f"{len(clash)} rows were imported by another run meanwhile (first: "
-                    f"{clash[0][0]} id {clash[0][1]}); nothing written: run the import again"
-                )
-            for it in plan.items:
-                first_event = it.events[0].event_id if it.events else None
-                if it.position is not None:
-                    p = it.position
-                    cur.execute(
-                        """INSERT INTO positions (position_id, account, venue, symbol,
-                               position_side, status, qty, entry_price, intended_stop_price,
-                               stop_price, exit_price, realized_pnl_usdt, fees_usdt, signal_id,
-                               opened_at, closed_at, close_reason, origin)
-                           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                                   %s, %s, %s, %s)
-                           ON CONFLICT (position_id) DO NOTHING""",
-                        (
-                            p.position_id,
-                            p.account,
-                            p.venue,
-                            p.symbol,
-                            p.position_side.value,
-                            p.status,
-                            p.qty,
-                            p.entry_price,
-                            p.stop_price,
-                            p.stop_price,
-                            p.exit_price,
-                            p.realized_pnl_usdt,
-                            p.fees_usdt,
-                            p.signal_id,
-                            p.opened_at,
-                            p.closed_at,
-                            p.close_reason,
-                            ORIGIN_LEGACY,
-                        ),
-                    )
-                for ev in it.events:
-                    _insert_event(cur, ev)
-                if it.signal is not None:
-                    s = it.signal
-                    cur.execute(
-                        """INSERT INTO signals (event_id, signal_id, wave_id, wave_ts, symbol,
-                               venue, action, score_week, score_month, decision, reason, ts)
-                           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                           ON CONFLICT (event_id) DO NOTHING""",
-                        (
-                            s.event_id,
-                            s.signal_id,
-                            s.wave_id,
-                            s.wave_ts,
-                            s.symbol,
-                            s.venue or None,
-                            s.action or None,
-                            s.score_week,
-                            s.score_month,
-                            s.decision,
-                            s.reason,
-                            s.ts,
-                        ),
-                    )
+    with (
+        connect(dsn, application_name="tradebot-legacy-import") as conn,
+        conn.transaction(),
+        conn.cursor() as cur,
+    ):
+        cur.execute(_LOCK)
+        done = _target_state(cur).imported_keys
+        clash = [(it.source_table, it.source_id) for it in plan.items if (it.source_table, it.source_id) in done]  # fmt: skip
+        if clash:
+            raise LegacyImportConflict(
+                f"{len(clash)} rows were imported by another run meanwhile (first: "
+                f"{clash[0][0]} id {clash[0][1]}); nothing written: run the import again"
+            )
+        for it in plan.items:
+            first_event = it.events[0].event_id if it.events else None
+            if it.position is not None:
+                p = it.position
                 cur.execute(
-                    """INSERT INTO legacy_import_map (source_table, source_id, target_kind,
-                           target_id, event_id, run_id)
-                       VALUES (%s, %s, %s, %s, %s, %s)""",
-                    (it.source_table, it.source_id, it.kind, it.target_id, first_event, plan.run_id),
-                )  # fmt: skip
-            finish_report(plan, _money(cur))
-            rep = plan.report
-            imported = {k: t.imported for k, t in rep.tables.items() if t.imported}
-            skipped = {k: t.skipped_total for k, t in rep.tables.items() if t.skipped_total}
-            opened = sum(1 for it in plan.items if it.position and it.position.status == "ACTIVE")
-            _insert_event(
-                cur,
-                Event.of(
-                    LegacyImportCompleted(
-                        run_id=str(plan.run_id),
-                        source=rep.source,
-                        imported=imported,
-                        skipped=skipped,
-                        open_positions=opened,
+                    """INSERT INTO positions (position_id, account, venue, symbol,
+                           position_side, status, qty, entry_price, intended_stop_price,
+                           stop_price, exit_price, realized_pnl_usdt, fees_usdt, signal_id,
+                           opened_at, closed_at, close_reason, origin)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                               %s, %s, %s, %s)
+                       ON CONFLICT (position_id) DO NOTHING""",
+                    (
+                        p.position_id,
+                        p.account,
+                        p.venue,
+                        p.symbol,
+                        p.position_side.value,
+                        p.status,
+                        p.qty,
+                        p.entry_price,
+                        p.stop_price,
+                        p.stop_price,
+                        p.exit_price,
+                        p.realized_pnl_usdt,
+                        p.fees_usdt,
+                        p.signal_id,
+                        p.opened_at,
+                        p.closed_at,
+                        p.close_reason,
+                        ORIGIN_LEGACY,
                     ),
-                    now,
-                ),
-            )
+                )
+            for ev in it.events:
+                _insert_event(cur, ev)
+            if it.signal is not None:
+                s = it.signal
+                cur.execute(
+                    """INSERT INTO signals (event_id, signal_id, wave_id, wave_ts, symbol,
+                           venue, action, score_week, score_month, decision, reason, ts)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (event_id) DO NOTHING""",
+                    (
+                        s.event_id,
+                        s.signal_id,
+                        s.wave_id,
+                        s.wave_ts,
+                        s.symbol,
+                        s.venue or None,
+                        s.action or None,
+                        s.score_week,
+                        s.score_month,
+                        s.decision,
+                        s.reason,
+                        s.ts,
+                    ),
+                )
             cur.execute(
-                """INSERT INTO legacy_import_runs (run_id, started_at, finished_at, source, report)
-                   VALUES (%s, %s, %s, %s, %s)""",
-                (plan.run_id, started_at, now, rep.source, Jsonb(json.loads(rep.to_json_text()))),
-            )
+                """INSERT INTO legacy_import_map (source_table, source_id, target_kind,
+                       target_id, event_id, run_id)
+                   VALUES (%s, %s, %s, %s, %s, %s)""",
+                (it.source_table, it.source_id, it.kind, it.target_id, first_event, plan.run_id),
+            )  # fmt: skip
+        finish_report(plan, _money(cur))
+        rep = plan.report
+        imported = {k: t.imported for k, t in rep.tables.items() if t.imported}
+        skipped = {k: t.skipped_total for k, t in rep.tables.items() if t.skipped_total}
+        opened = sum(1 for it in plan.items if it.position and it.position.status == "ACTIVE")
+        _insert_event(
+            cur,
+            Event.of(
+                LegacyImportCompleted(
+                    run_id=str(plan.run_id),
+                    source=rep.source,
+                    imported=imported,
+                    skipped=skipped,
+                    open_positions=opened,
+                ),
+                now,
+            ),
+        )
+        cur.execute(
+            """INSERT INTO legacy_import_runs (run_id, started_at, finished_at, source, report)
+               VALUES (%s, %s, %s, %s, %s)""",
+            (plan.run_id, started_at, now, rep.source, Jsonb(json.loads(rep.to_json_text()))),
+        )
 
 
 def is_legacy_origin(dsn_or_conn: str | psycopg.Connection[Any], position_id: str) -> bool:

@@ -24,32 +24,68 @@ from __future__ import annotations
 
 from tradebot.legacy._convert import (
     nearest_step as nearest_step,
+)
+from tradebot.legacy._convert import (
     normalise_symbol as normalise_symbol,
+)
+from tradebot.legacy._convert import (
     to_aware_utc as to_aware_utc,
+)
+from tradebot.legacy._convert import (
     to_decimal_exact as to_decimal_exact,
 )
 from tradebot.legacy._model import (
     AdoptionSpec as AdoptionSpec,
+)
+from tradebot.legacy._model import (
     ImportItem as ImportItem,
+)
+from tradebot.legacy._model import (
     ImportPlan as ImportPlan,
+)
+from tradebot.legacy._model import (
     LegacySource as LegacySource,
+)
+from tradebot.legacy._model import (
     PositionRow as PositionRow,
+)
+from tradebot.legacy._model import (
     SignalRow as SignalRow,
+)
+from tradebot.legacy._model import (
     SourceTable as SourceTable,
+)
+from tradebot.legacy._model import (
     TargetState as TargetState,
 )
 from tradebot.legacy._plan import (
     CLOSED_BEFORE_IMPORT as CLOSED_BEFORE_IMPORT,
+)
+from tradebot.legacy._plan import (
     ORIGIN_LEGACY as ORIGIN_LEGACY,
+)
+from tradebot.legacy._plan import (
     SnapshotBuilder as SnapshotBuilder,
+)
+from tradebot.legacy._plan import (
     finish_report as finish_report,
+)
+from tradebot.legacy._plan import (
     legacy_event_id as legacy_event_id,
+)
+from tradebot.legacy._plan import (
     legacy_position_id as legacy_position_id,
+)
+from tradebot.legacy._plan import (
     plan_import as plan_import,
 )
 from tradebot.legacy._report import (
     ImportReport as ImportReport,
+)
+from tradebot.legacy._report import (
     MoneySums as MoneySums,
+)
+from tradebot.legacy._report import (
     TableReport as TableReport,
 )
 from tradebot.legacy._schema import IMPORTED as IMPORTED

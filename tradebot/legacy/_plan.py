@@ -211,7 +211,9 @@ class _Planner:
         )
         adj.append(f"{col} {raw!r} → unknown (a price must be > 0)")
 
-    def when(self, row: Mapping[str, Any], col: str, adj: list[str] | None = None) -> datetime | None:
+    def when(
+        self, row: Mapping[str, Any], col: str, adj: list[str] | None = None
+    ) -> datetime | None:
         if col not in row:
             return None
         try:
@@ -778,9 +780,7 @@ class _Planner:
             correlation_id=str(row.get("correlation_id") or ""),
             error_message=str(row.get("error_message") or ""),
             stack_trace=str(row.get("stack_trace") or ""),
-            extra={
-                k: _jsonable(v, t.columns.get(k, "")) for k, v in row.items() if k not in known
-            },
+            extra={k: _jsonable(v, t.columns.get(k, "")) for k, v in row.items() if k not in known},
         )
         eid = legacy_event_id(t.name, sid, "event")
         ev = self._event(

@@ -207,9 +207,7 @@ class ImportReport:
             + (f"; since {self.since}" if self.since else "")
         )
         out.append("")
-        out.append(
-            f"  {'table':<28} {'read':>7} {'imported':>9} {'earlier':>8} {'skipped':>8}"
-        )
+        out.append(f"  {'table':<28} {'read':>7} {'imported':>9} {'earlier':>8} {'skipped':>8}")
         for name, t in sorted(self.tables.items()):
             if not t.present:
                 out.append(f"  {name:<28} {'missing':>7}  {t.note}")
