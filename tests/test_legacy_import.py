@@ -483,3 +483,19 @@ def test_symbols_and_times() -> None:
     assert to_aware_utc(aware) == (aware, False)
     assert close_reason_when_flat("legacy", "closed_while_down") == CLOSED_BEFORE_IMPORT
     assert close_reason_when_flat("tradebot", "closed_while_down") == "closed_while_down"
+
+
+def test_a_dry_run_never_migrates_tradebot_s_database(
+    make_db_dsn: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_db_dsn(False)
+    seed_legacy(src)
+    dst = make_db_dsn(False)  # a database tradebot has never migrated
+    rep = _json_run(capsys, "--from-dsn", src, "--dsn", dst, "--dry-run")
+    assert rep["imported_total"] == 13 and rep["sums"]["equal"] is True
+    assert any("not migrated" in n and "0004_legacy_import" in n for n in rep["notes"])
+    with psycopg.connect(dst, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert row == (0,)
