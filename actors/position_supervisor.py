@@ -189,6 +189,21 @@ class PositionSupervisor:
     def address(self, symbol: str, position_side: PositionSide) -> Address[object] | None:
         return self._sup.get((symbol, position_side))
 
+    def owned_position_ids(self) -> set[str]:
+        """Ids of every position with a live owner or an open in flight (the Reconciler's
+        zombie sweep leaves their orders alone)."""
+        ids = {a.position_id for a in self._actors.values()}
+        ids.update(req.position_id for req in self._pending.values())
+        return ids
+
+    def live_qty(self, symbol: str, position_side: PositionSide) -> Decimal | None:
+        """The quantity the key's owner holds (base units), None while it opens or when
+        there is no owner."""
+        actor = self._actors.get((symbol, position_side))
+        if actor is None or actor.lifecycle not in (Lifecycle.ACTIVE, Lifecycle.FAILED):
+            return None
+        return actor.status().qty
+
     async def close(
         self,
         symbol: str,

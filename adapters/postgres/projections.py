@@ -52,6 +52,7 @@ from tradebot.events import (
     Payload,
     PositionActivated,
     PositionClosed,
+    PositionExitRecorded,
     PositionFailed,
     SignalDecision,
     SignalRejected,
@@ -258,6 +259,20 @@ def _terminal(status: str) -> Projection:
         )
 
     return run
+
+
+def _exit_recorded(cur: Cursor, ev: ProjectableEvent, p: PositionExitRecorded) -> None:
+    """An exit found in the venue's executions (closed while the bot was down): exit price,
+    PnL and the closing fees, unless the fills were already projected (exit_price set)."""
+    _update_position(
+        cur,
+        ev,
+        """fees_usdt = fees_usdt + CASE WHEN exit_price IS NULL THEN %s ELSE 0 END,
+           realized_pnl_usdt = CASE WHEN exit_price IS NULL THEN %s
+                                    ELSE realized_pnl_usdt END,
+           exit_price = COALESCE(exit_price, %s)""",
+        (p.fees_usdt, p.realized_pnl_usdt, p.exit_price),
+    )
 
 
 # -- orders -----------------------------------------------------------------------------------
@@ -548,6 +563,7 @@ PROJECTIONS: dict[str, Projection] = {
     E.POSITION_CLOSED.value: _terminal("CLOSED"),
     E.POSITION_ROLLED_BACK.value: _terminal("ROLLED_BACK"),
     E.POSITION_FAILED.value: _terminal("FAILED"),
+    E.POSITION_EXIT_RECORDED.value: _exit_recorded,
     E.ORDER_INTENT.value: _order_intent,
     E.STOP_INTENT.value: _stop_intent,
     E.STOP_PLACED.value: _stop_live,
