@@ -262,6 +262,7 @@ async def open_account(
                 instruments=instruments,
                 settings=settings,
                 on_decision=on_decision,
+                account_name=account_name,
             )
             reconcile_sup: Supervisor | None = None
             reconciler: Address[ReconcileNow] | None = None

@@ -67,6 +67,7 @@ class PositionSupervisor:
         settings: policy/execution settings for every position.
         restart: restart type of the children (TRANSIENT: restarted after crashes only).
         on_decision: optional observer of trailing decisions (metrics/benchmarks).
+        account_name: ``bot.account``, journaled with each position.
     """
 
     def __init__(
@@ -82,7 +83,9 @@ class PositionSupervisor:
         settings: PositionSettings | None = None,
         restart: Restart = Restart.TRANSIENT,
         on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None,
+        account_name: str = "",
     ) -> None:
+        self._account_name = account_name
         self._sup = supervisor
         self._port = port
         self._journal = journal
@@ -274,6 +277,7 @@ class PositionSupervisor:
                 on_decision=self._on_decision,
                 on_closed=closed,
                 on_attach=attach,
+                account=self._account_name,
             )
 
         await self._sup.start_child(key, factory, self._restart, name=f"position-{position_id}")

@@ -198,7 +198,13 @@ class PositionRecovery(PositionManage):
         self._r.entry_price = pos.entry_price
         self._r.opened_at = self._clock.now()
         self._transition(Lifecycle.ACTIVE, "adopted")
-        self._ev(EventType.RECONCILE_ADOPTED, qty=pos.qty, entry_price=pos.entry_price)
+        self._ev(
+            EventType.RECONCILE_ADOPTED,
+            qty=pos.qty,
+            entry_price=pos.entry_price,
+            account=self.account,
+            venue=self._caps.venue,
+        )
         stops = await self._venue_stops()
         if stops:
             self._r.stop = stops[0]

@@ -26,7 +26,8 @@ untracked position                ``reconcile.untracked = "adopt"``: a PositionA
 quantity changed                  ``VerifyProtection("reconcile_qty_changed")`` to the owner
                                   (it re-reads the venue and re-sizes/repairs its stop)
 zombie order (our prefix,         cancelled through :class:`ZombieCanceller` and journaled
-no live owner)
+no live owner)                    (a stop order only once its side is flat on the venue: a
+                                  stop that still protects a position is never swept)
 foreign order (no prefix)         never touched; reported once
 ================================  ===========================================================
 
@@ -53,7 +54,7 @@ import trio
 
 from actors.position import VerifyProtection
 from actors.runtime import Actor
-from tradebot.domain import Instrument, PositionSide
+from tradebot.domain import Instrument, OrderType, PositionSide
 from tradebot.errors import ActorStopped, JournalError, MailboxFull, UnknownOrder, VenueError
 from tradebot.events import (
     AlertRaised,
@@ -229,7 +230,8 @@ class Reconciler(Actor[ReconcileNow]):
             venue_positions = await self._venue.positions()
             await self._check_venue_positions(venue_positions, found)
             orders = await self._venue.open_orders()
-            await self._sweep_orders(orders, found)
+            live = {(p.symbol, p.position_side) for p in venue_positions if p.qty > 0}
+            await self._sweep_orders(orders, live, found)
         except (VenueError, JournalError) as exc:
             what = "journal" if isinstance(exc, JournalError) else "venue"
             self._emit(
@@ -348,7 +350,12 @@ class Reconciler(Actor[ReconcileNow]):
                 symbol=vp.symbol,
             )
 
-    async def _sweep_orders(self, orders: list[OrderState] | Any, found: dict[str, int]) -> None:
+    async def _sweep_orders(
+        self,
+        orders: list[OrderState] | Any,
+        live: set[tuple[str, PositionSide]],
+        found: dict[str, int],
+    ) -> None:
         owned = self._positions.owned_position_ids()
         for o in orders:
             parsed = parse_client_order_id(o.client_order_id)
@@ -377,6 +384,11 @@ class Reconciler(Actor[ReconcileNow]):
                 "symbol": o.symbol,
                 "client_order_id": o.client_order_id,
             }
+            if o.order_type is OrderType.STOP_MARKET and (o.symbol, o.position_side) in live:
+                # a stop of ours on a side that is not flat still protects that position
+                # (e.g. one the owner of which is being adopted): its owner decides, never
+                # the sweep — a stop is only a zombie once its side is flat
+                continue
             self._emit(
                 ZombieOrderFound(reason="no live owner", venue_order_id=o.venue_order_id),
                 Severity.WARNING,

@@ -513,10 +513,13 @@ class ReconcileUntracked(Payload):
 @attrs.frozen(kw_only=True)
 class ReconcileAdopted(PositionScoped):
     """A PositionActor adopted an untracked position: ``qty`` (base) at ``entry_price``
-    (USDT); it is protected with the emergency stop when it has none."""
+    (USDT); it is protected with the emergency stop when it has none. ``account``
+    (``bot.account``) and ``venue`` give its ``positions`` row."""
 
     qty: Decimal
     entry_price: Decimal | None = None
+    account: str = ""
+    venue: str = ""
 
 
 @payload(E.ZOMBIE_ORDER)
