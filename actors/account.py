@@ -12,6 +12,8 @@ the instruments, the settings and a signal source of their mode::
     │                     (replay driver: ``account.market.set_mark``)
     ├─ supervisor "positions" (keyed DynamicSupervisor)
     │  └─ PositionSupervisor → one PositionActor per (symbol, position side)
+    ├─ supervisor "reconcile": Reconciler (when ``reconcile`` is given): its start-up
+    │                     pass runs BEFORE the wave processor and the signal feed start
     ├─ supervisor "account":  WaveProcessor (when ``waves`` is given)
     └─ supervisor "signals":  SignalFeed (when ``signal_source`` is given)
 
@@ -21,7 +23,7 @@ stop with leftover messages) goes to the journal through the one
 
 Ordered graceful stop (:meth:`Account.stop`, also run when the context exits normally):
 the signal feed first (no new signals), then the wave processor (no new opens), then the
-positions (each PositionActor stops its loop; its exchange-side stop stays in place), then
+reconciler, then the positions (each PositionActor stops its loop; its exchange-side stop stays in place), then
 the streams are cancelled. Exchange stops are never cancelled by a shutdown.
 
 Consumes: the port's account stream (and market stream when asked). Emits: supervision
@@ -39,6 +41,7 @@ import trio
 
 from actors.position import PositionActor, PositionJournal
 from actors.position_supervisor import PositionSupervisor
+from actors.reconcile import ReconcileNow, Reconciler, ReconcileReport, ZombieCanceller
 from actors.routers import AccountRouter, MarketRouter
 from actors.runtime import (
     Address,
@@ -54,12 +57,16 @@ from actors.runtime import (
 from actors.signal_feed import SignalFeed
 from actors.wave import EntryGate, SetEntriesPaused, WaveProcessor
 from tradebot.domain import Instrument
-from tradebot.events import JournalReader
-from tradebot.policies import PositionSettings, TrailingDecision
+from tradebot.errors import ReconcileFailed
+from tradebot.events import JournalReader, OpenPositionsReader
+from tradebot.policies import PositionSettings, ReconcileSettings, TrailingDecision
 from tradebot.ports import Clock, ExchangePort, MarkPrice
 from tradebot.signals import WaveSettings
 
 __all__ = ["Account", "SignalSourceFactory", "open_account"]
+
+STARTUP_RECONCILE_TIMEOUT_S = 300.0
+"""The start-up reconciliation pass must end within this many seconds (trio clock)."""
 
 SignalSourceFactory = Callable[[Any, Clock], Any]
 """``(journal, clock) -> SignalSource``: builds the signal source (called on every start of
@@ -82,6 +89,8 @@ class Account:
         positions: the PositionSupervisor (the PositionOpener).
         wave_processor: address of the WaveProcessor, or None when no ``waves`` were given.
         entries: the entry gate (operator pause; :meth:`set_entries_paused`).
+        reconciler: address of the Reconciler, or None when no ``reconcile`` was given.
+        startup_reconcile: the report of the start-up pass (None without a Reconciler).
     """
 
     port: ExchangePort
@@ -95,6 +104,9 @@ class Account:
     _account_sup: Supervisor | None
     _signals_sup: Supervisor | None
     entries: EntryGate = attrs.Factory(EntryGate)
+    reconciler: Address[ReconcileNow] | None = None
+    startup_reconcile: ReconcileReport | None = None
+    _reconcile_sup: Supervisor | None = None
     _stopped: bool = False
 
     async def set_entries_paused(
@@ -111,6 +123,20 @@ class Account:
         if self.wave_processor is not None:
             return bool(await self.wave_processor.ask(msg, timeout_s))
         return self.entries.set(msg, self.journal, self.clock)
+
+    async def reconcile_now(
+        self, trigger: str = "operator", timeout_s: float = 120.0
+    ) -> ReconcileReport:
+        """Run one reconciliation pass now and return its report.
+
+        Raises:
+            RuntimeError: the account runs without a Reconciler.
+            ActorStopped / AskTimeout: the Reconciler is stopping or did not answer.
+        """
+        if self.reconciler is None:
+            raise RuntimeError("this account runs without a Reconciler")
+        report: ReconcileReport = await self.reconciler.ask(ReconcileNow(trigger), timeout_s)
+        return report
 
     async def stop_signals(self, grace_s: float = DEFAULT_STOP_GRACE_S) -> None:
         """Stop taking signals (the SignalFeed); idempotent."""
@@ -130,6 +156,8 @@ class Account:
         await self.stop_signals(grace_s)
         if self._account_sup is not None:
             await self._account_sup.stop(grace_s)
+        if self._reconcile_sup is not None:
+            await self._reconcile_sup.stop(grace_s)
         await self._dyn.stop(grace_s)
 
 
@@ -153,6 +181,9 @@ async def open_account(
     stop_grace_s: float = DEFAULT_STOP_GRACE_S,
     market: MarketRouter | None = None,
     account_router: AccountRouter | None = None,
+    reconcile: ReconcileSettings | None = None,
+    account_name: str = "default",
+    tracked: OpenPositionsReader | None = None,
 ) -> AsyncIterator[Account]:
     """Start the actor tree of one account; stop it in order when the block ends.
 
@@ -180,16 +211,30 @@ async def open_account(
         account_router: an existing AccountRouter to use; the caller then runs
             ``port.run_account_stream`` into it (default: a new router and the stream run
             here). Test worlds that also run bare actors on the same routers pass both.
+        reconcile: when given, a Reconciler runs under supervisor "reconcile" (every
+            ``interval_s`` and after private-stream gaps) and its start-up pass — journaled
+            intents resolved, tracked positions resumed from their snapshots, untracked
+            ones adopted or alerted, zombie orders cancelled — completes before the wave
+            processor and the signal feed start. None (``tradebot paper``): no Reconciler.
+        account_name: ``bot.account`` (the Reconciler's journal filter and adopted ids).
+        tracked: the journal's open positions for the Reconciler (default: ``journal``,
+            which must then implement :class:`tradebot.events.OpenPositionsReader`).
 
     Yields:
         the running :class:`Account`.
 
     Raises:
-        ValueError: ``signal_source`` without ``waves``.
+        ValueError: ``signal_source`` without ``waves``; ``reconcile`` without an
+            :class:`~tradebot.events.OpenPositionsReader`.
+        ReconcileFailed: the start-up reconciliation could not read the venue or the
+            journal (no signal is taken then).
         whatever ``port.setup_account`` raises (``tradebot.errors`` tree).
     """
     if signal_source is not None and waves is None:
         raise ValueError("open_account: a signal_source needs waves (WaveSettings)")
+    tracked_reader: Any = tracked if tracked is not None else journal
+    if reconcile is not None and not callable(getattr(tracked_reader, "open_positions", None)):
+        raise ValueError("open_account: reconcile needs a journal with open_positions()")
     policy = policy or RestartPolicy()
     sink = sink or journal_sink(journal, clock)
     if leverage is not None:
@@ -217,7 +262,41 @@ async def open_account(
                 instruments=instruments,
                 settings=settings,
                 on_decision=on_decision,
+                account_name=account_name,
             )
+            reconcile_sup: Supervisor | None = None
+            reconciler: Address[ReconcileNow] | None = None
+            startup: ReconcileReport | None = None
+            if reconcile is not None:
+                rsettings = reconcile
+                router = account_router
+                zombies = ZombieCanceller(port)
+
+                def make_reconciler() -> Reconciler:
+                    r = Reconciler(
+                        venue=port,
+                        zombies=zombies,
+                        tracked=tracked_reader,
+                        positions=positions,
+                        journal=journal,
+                        clock=clock,
+                        instruments=instruments,
+                        settings=rsettings,
+                        account=account_name,
+                    )
+                    router.on_gap(r.on_stream_gap)
+                    return r
+
+                reconcile_sup = await nursery.start(
+                    supervise,
+                    [ChildSpec("reconciler", make_reconciler)],
+                    policy,
+                    sink,
+                )
+                reconciler = reconcile_sup.address("reconciler")
+                startup = await reconciler.ask(ReconcileNow("startup"), STARTUP_RECONCILE_TIMEOUT_S)
+                if not startup.ok:
+                    raise ReconcileFailed(f"start-up reconciliation failed: {startup.error}")
             account_sup: Supervisor | None = None
             wave_addr: Address[Any] | None = None
             gate = EntryGate()
@@ -273,6 +352,9 @@ async def open_account(
                 account_sup=account_sup,
                 signals_sup=signals_sup,
                 entries=gate,
+                reconciler=reconciler,
+                startup_reconcile=startup,
+                reconcile_sup=reconcile_sup,
             )
             yield account
             # normal exit only: on an error or a cancel the nursery tears the tree down

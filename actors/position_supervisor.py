@@ -67,6 +67,7 @@ class PositionSupervisor:
         settings: policy/execution settings for every position.
         restart: restart type of the children (TRANSIENT: restarted after crashes only).
         on_decision: optional observer of trailing decisions (metrics/benchmarks).
+        account_name: ``bot.account``, journaled with each position.
     """
 
     def __init__(
@@ -82,7 +83,9 @@ class PositionSupervisor:
         settings: PositionSettings | None = None,
         restart: Restart = Restart.TRANSIENT,
         on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None,
+        account_name: str = "",
     ) -> None:
+        self._account_name = account_name
         self._sup = supervisor
         self._port = port
         self._journal = journal
@@ -189,6 +192,21 @@ class PositionSupervisor:
     def address(self, symbol: str, position_side: PositionSide) -> Address[object] | None:
         return self._sup.get((symbol, position_side))
 
+    def owned_position_ids(self) -> set[str]:
+        """Ids of every position with a live owner or an open in flight (the Reconciler's
+        zombie sweep leaves their orders alone)."""
+        ids = {a.position_id for a in self._actors.values()}
+        ids.update(req.position_id for req in self._pending.values())
+        return ids
+
+    def live_qty(self, symbol: str, position_side: PositionSide) -> Decimal | None:
+        """The quantity the key's owner holds (base units), None while it opens or when
+        there is no owner."""
+        actor = self._actors.get((symbol, position_side))
+        if actor is None or actor.lifecycle not in (Lifecycle.ACTIVE, Lifecycle.FAILED):
+            return None
+        return actor.status().qty
+
     async def close(
         self,
         symbol: str,
@@ -259,6 +277,7 @@ class PositionSupervisor:
                 on_decision=self._on_decision,
                 on_closed=closed,
                 on_attach=attach,
+                account=self._account_name,
             )
 
         await self._sup.start_child(key, factory, self._restart, name=f"position-{position_id}")

@@ -19,6 +19,7 @@ Both expose ``emit`` with the signature the port's ``run_market_stream`` /
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -159,6 +160,7 @@ class AccountRouter:
         self._gap_fill_pct = gap_fill_pct
         self.unrouted = 0
         self.gap_fills = 0
+        self._gap_listeners: list[Callable[[StreamGap], None]] = []
 
     def register(
         self,
@@ -169,6 +171,11 @@ class AccountRouter:
     ) -> None:
         self._by_position[position_id] = address
         self._by_key[(symbol, position_side)] = position_id
+
+    def on_gap(self, listener: Callable[[StreamGap], None]) -> None:
+        """Also call ``listener(gap)`` (synchronously; it must not block) on every
+        ``StreamGap`` (the Reconciler starts a pass after a private-stream gap)."""
+        self._gap_listeners.append(listener)
 
     def unregister(self, position_id: str) -> None:
         self._by_position.pop(position_id, None)
@@ -199,6 +206,8 @@ class AccountRouter:
 
     async def emit(self, event: AccountEvent) -> None:
         if isinstance(event, StreamGap):
+            for listener in self._gap_listeners:
+                listener(event)
             for addr in self.addresses():
                 await self._deliver(addr, VerifyProtection("stream_gap"))
             return

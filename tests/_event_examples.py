@@ -68,6 +68,7 @@ from tradebot.events import (
     PositionActivated,
     PositionClosed,
     PositionClosing,
+    PositionExitRecorded,
     PositionFailed,
     PositionIllegalTransition,
     PositionOpening,
@@ -81,7 +82,11 @@ from tradebot.events import (
     RateLimitHit,
     ReconcileAdopted,
     ReconcileCompleted,
+    ReconcileForeignOrder,
+    ReconcileIntentRolledBack,
     ReconcilePhantom,
+    ReconcileQtyChanged,
+    ReconcileResumed,
     ReconcileStarted,
     ReconcileUntracked,
     SafeModeEntered,
@@ -531,6 +536,19 @@ def _position() -> list[tuple[Payload, dict[str, object]]]:
             ReconcileAdopted(position_side=s, qty=D("0.100"), entry_price=D("2500.00")),
             pos,
         ),
+        (
+            PositionExitRecorded(
+                position_side=s,
+                qty=D("0.100"),
+                exit_price=D("2450.0"),
+                realized_pnl_usdt=D("-5.000"),
+                fees_usdt=D("0.1347"),
+                reason="stop",
+                fills=1,
+                trade_ids=("t-9",),
+            ),
+            pos,
+        ),
     ]
 
 
@@ -705,6 +723,28 @@ def _process() -> list[tuple[Payload, dict[str, object]]]:
         ),
         (ZombieOrderFound(reason="no live actor", venue_order_id="v-z"), {}),
         (ZombieCancelled(venue_order_id="v-z"), {}),
+        (
+            ReconcileForeignOrder(
+                venue_order_id="v-f",
+                order_type="LIMIT",
+                position_side=LONG,
+                qty=D("1"),
+                price=D("140"),
+            ),
+            {"symbol": "SOLUSDT", "client_order_id": "manual-1"},
+        ),
+        (
+            ReconcileQtyChanged(position_side=LONG, owner_qty=D("0.100"), venue_qty=D("0.050")),
+            {"symbol": SYMBOL, "position_id": PID},
+        ),
+        (
+            ReconcileResumed(position_side=LONG, lifecycle="ACTIVE", managed=True),
+            {"symbol": SYMBOL, "position_id": PID},
+        ),
+        (
+            ReconcileIntentRolledBack(position_side=LONG),
+            {"symbol": "SOLUSDT", "position_id": "0ddba11000000001"},
+        ),
         (ReconcileCompleted(trigger="startup", findings=3), {}),
         (DbUnavailable(reason="connection lost", spool_path="/tmp/spool.jsonl"), {}),
         (DbRecovered(down_for_s=2.5, spooled=10), {}),

@@ -36,10 +36,12 @@ STOP_PORT_METHODS = frozenset({"place_entry", "place_stop", "amend_stop", "cance
 STOP_PORT_NAMES = frozenset({"StopPort"})
 STOP_KEEPER = Path("actors/position/_stop_keeper.py")
 PORT_DEFINITION = Path("tradebot/ports.py")
-RECONCILER_ZOMBIE_CANCEL_MODULES: dict[Path, frozenset[str]] = {}
-"""HOOK for the Reconciler (next issue): the module of its own narrow zombie-cancel port
-and the stop methods it may call there (only ``cancel_stop``, for a zombie stop that no
-live actor owns: our client-id prefix, no position). It never obtains a StopPort."""
+RECONCILER_ZOMBIE_CANCEL_MODULES: dict[Path, frozenset[str]] = {
+    Path("actors/reconcile/_zombie.py"): frozenset({"cancel_stop"}),
+}
+"""The Reconciler's own narrow zombie-cancel port and the stop methods it may call there
+(only ``cancel_stop``, for a zombie stop that no live actor owns: our client-id prefix,
+no position). It never obtains a StopPort."""
 IMPLEMENTERS = tuple(
     Path("adapters") / v for v in ("paper", "bybit", "binance", "bybit_sandbox", "binance_sandbox")
 )

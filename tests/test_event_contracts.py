@@ -217,12 +217,16 @@ async def test_every_event_type_projects_through_the_real_journal_with_no_skip(
             Decimal("0.100"),
             Decimal("2500.00"),
             Decimal("2425.00"),  # the emergency stop, the last live stop recorded
-            Decimal("0.1375"),
+            Decimal("0.2722"),  # entry 0.1375 + the exit's 0.1347 (position.exit_recorded)
             "stop_triggered",
             "wave-20260302T0900Z",
             "s1",
             "paper",
         )
+        exit_row = conn.execute(
+            "SELECT exit_price, realized_pnl_usdt FROM positions WHERE position_id = %s", (PID,)
+        ).fetchone()
+        assert exit_row == (Decimal("2450.0"), Decimal("-5.000"))  # position.exit_recorded
         orders = dict(
             conn.execute(
                 "SELECT role::text, status::text FROM orders WHERE position_id = %s", (PID,)

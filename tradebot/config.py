@@ -4,6 +4,7 @@ One model: the policy sections of the file are structured *straight into* the re
 policies and actors use — ``[risk]`` → :class:`~tradebot.policies.sizing.SizingSettings`,
 ``[stop_loss]``, ``[trailing]``, ``[protection]``, ``[take_profit]``, ``[aged]``,
 ``[execution]`` → the records of :class:`~tradebot.policies.settings.PositionSettings`,
+``[reconcile]`` → :class:`~tradebot.policies.reconcile.ReconcileSettings`,
 ``[waves]`` → :class:`~tradebot.signals.WaveSettings`, ``[signals]`` →
 :class:`~tradebot.signals.FeedSettings`. The other sections (``[bot]``, ``[exchange]``,
 ``[database]``, ``[journal]``, ``[health]``, ``[alerts]``, ``[paper]``, ``[logging]``) are
@@ -74,6 +75,7 @@ from tradebot.bounds import (
 from tradebot.errors import ConfigError
 from tradebot.policies.aged import AgedSettings
 from tradebot.policies.protection import ProtectionSettings
+from tradebot.policies.reconcile import ReconcileSettings
 from tradebot.policies.settings import ExecutionSettings, PositionSettings
 from tradebot.policies.sizing import SizingSettings
 from tradebot.policies.stops import StopLossSettings
@@ -366,6 +368,7 @@ class Config:
     take_profit: TakeProfitSettings = attrs.Factory(TakeProfitSettings)
     aged: AgedSettings = attrs.Factory(AgedSettings)
     execution: ExecutionSettings = attrs.Factory(ExecutionSettings)
+    reconcile: ReconcileSettings = attrs.Factory(ReconcileSettings)
     waves: WaveSettings = attrs.Factory(WaveSettings)
     signals: FeedSettings = attrs.Factory(FeedSettings)
     database: DatabaseConfig = attrs.Factory(DatabaseConfig)

@@ -56,6 +56,7 @@ __all__ = [
     "OutcomeUnknown",
     "FatalVenueError",
     "JournalError",
+    "ReconcileFailed",
     "ActorError",
     "ActorStopped",
     "AskTimeout",
@@ -162,6 +163,11 @@ class OutcomeUnknown(VenueError):
 
 class FatalVenueError(VenueError):
     """Authentication/permission/ban: no retry helps; stop trading and alert."""
+
+
+class ReconcileFailed(TradebotError):
+    """The start-up reconciliation could not read the venue or the journal: the account
+    must not take signals (the launcher exits 1 and systemd retries)."""
 
 
 class JournalError(TradebotError):

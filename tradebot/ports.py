@@ -285,6 +285,13 @@ class VenueReadPort(Protocol):
         """Live protective stops of one position side (position-level and orders)."""
         ...
 
+    async def executions(self, symbol: str, since: datetime) -> Sequence[Fill]:
+        """Executions of ``symbol`` at or after ``since`` (aware UTC), oldest first: what
+        closed a position while the bot was down (stop, liquidation, a close by hand).
+        Fees and prices as in :class:`Fill`; ``client_order_id`` "" when the venue
+        generated the order (a triggered position-level stop, a liquidation)."""
+        ...
+
 
 class AccountSetupPort(Protocol):
     """Account configuration done once at start-up."""

@@ -74,6 +74,8 @@ class PositionActor(PositionRecovery):
         on_attach: optional callback at the start of ``on_start`` (``self.address`` is
             valid): the supervisor registers the address with the AccountRouter there, so
             account events reach the actor while it opens.
+        account: ``bot.account`` (journaled with the entry intent / adoption; the
+            Reconciler's journal filter).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class PositionActor(PositionRecovery):
         on_decision: Callable[[PositionActor, MarkPrice, TrailingDecision], None] | None = None,
         on_closed: Callable[[PositionActor], None] | None = None,
         on_attach: Callable[[PositionActor], None] | None = None,
+        account: str = "",
     ) -> None:
         super().__init__(
             position_id=position_id,
@@ -109,6 +112,7 @@ class PositionActor(PositionRecovery):
             on_decision=on_decision,
             on_closed=on_closed,
             on_attach=on_attach,
+            account=account,
         )
 
     # --- runtime hooks ---------------------------------------------------------------

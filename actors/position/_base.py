@@ -79,8 +79,10 @@ class PositionBase(Actor[PositionMessage]):
         on_decision: Callable[[Any, MarkPrice, TrailingDecision], None] | None = None,
         on_closed: Callable[[Any], None] | None = None,
         on_attach: Callable[[Any], None] | None = None,
+        account: str = "",
     ) -> None:
         self.position_id = position_id
+        self.account = account
         self.symbol = symbol
         self.position_side = position_side
         self.instrument = instrument

@@ -72,6 +72,7 @@ class PositionOpen(PositionExits):
             score_month=req.score_month,
             attached_stop=self._caps.attached_stop,
             venue=self._caps.venue,
+            account=self.account,
         )
         await self._snapshot()
         self._ev(EventType.POSITION_OPENING, cid=self._r.entry_cid)

@@ -70,6 +70,8 @@ class PositionRecord:
         aged_price: its limit price.
         aged_started: the aged-exit schedule has started (journaled once).
         adopted: found on the exchange without our intent (reconciler).
+        origin: ``tradebot`` or ``legacy`` (imported by ``tradebot import legacy``).
+        imported: imported and not yet seen on the venue by tradebot.
         close_reason: why the position ended (or failed).
     """
 
@@ -93,6 +95,8 @@ class PositionRecord:
     aged_price: Decimal | None = None
     aged_started: bool = False
     adopted: bool = False
+    origin: str = "tradebot"
+    imported: bool = False
     close_reason: str = ""
 
     @classmethod
@@ -132,7 +136,7 @@ def _dec_str(v: Decimal | None) -> str | None:
 
 def snapshot_data(r: PositionRecord) -> dict[str, Any]:
     """``position.snapshot`` data of ``r`` (the JSON shape in the module docstring)."""
-    return {
+    out = {
         "lifecycle": r.state.value,
         "symbol": r.symbol,
         "position_side": r.position_side.value,
@@ -155,6 +159,10 @@ def snapshot_data(r: PositionRecord) -> dict[str, Any]:
         "adopted": r.adopted,
         "close_reason": r.close_reason,
     }
+    if r.origin != "tradebot":  # imported positions only: the shape of ours is unchanged
+        out["origin"] = r.origin
+        out["imported"] = r.imported
+    return out
 
 
 def load_snapshot(r: PositionRecord, d: Mapping[str, Any]) -> None:
@@ -188,4 +196,6 @@ def load_snapshot(r: PositionRecord, d: Mapping[str, Any]) -> None:
     r.aged_price = dec("aged_exit_price")
     r.aged_started = bool(d.get("aged_started", False))
     r.adopted = bool(d.get("adopted", r.adopted))
+    r.origin = "legacy" if d.get("origin") == "legacy" else "tradebot"
+    r.imported = bool(d.get("imported", False))
     r.close_reason = str(d.get("close_reason", ""))

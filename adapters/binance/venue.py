@@ -31,6 +31,7 @@ Protocol choices, each for a documented Binance pitfall (exchanges.md sections 0
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -526,6 +527,14 @@ class BinanceVenue:
             if st is not None:
                 found.append(st)
         return found
+
+    async def executions(self, symbol: str, since: datetime) -> Sequence[Fill]:
+        """:meth:`tradebot.ports.VenueReadPort.executions`: :meth:`account_trades` from
+        ``since`` (at most 1,000 trades, oldest first)."""
+        trades = await self.account_trades(
+            symbol, start_ms=int(since.timestamp() * 1000), limit=1000
+        )
+        return sorted(trades, key=lambda f: (f.ts, f.trade_id))
 
     async def account_trades(
         self,

@@ -92,6 +92,7 @@ from tradebot.ports import (
     Capabilities,
     Clock,
     EntryRequest,
+    Fill,
     MarketEvent,
     OrderState,
     PositionState,
@@ -1124,6 +1125,35 @@ class BybitVenue:
             lo = hi + 1
         rows.sort(key=lambda r: (int(str(r.get("execTime") or 0)), str(r.get("execId", ""))))
         return rows
+
+    async def executions(self, symbol: str, since: datetime) -> Sequence[Fill]:
+        """:meth:`tradebot.ports.VenueReadPort.executions` from ``/v5/execution/list``
+        (oldest first). A row that cannot be parsed is journaled and skipped.
+
+        Raises:
+            VenueError: a failed page.
+        """
+        start_ms = int(since.timestamp() * 1000)
+        rows = await self.execution_rows(start_ms, self.http.server_clock.now_ms())
+        out: list[Fill] = []
+        for row in rows:
+            if row.get("symbol") != symbol:
+                continue
+            try:
+                side = execution_position_side(row, self.fills.idx_of(str(row.get("orderId"))))
+                out.append(parse_execution(row, side))
+            except (ParseError, ValueError) as exc:
+                self._journal(
+                    EventType.EXCHANGE_ERROR,
+                    {
+                        "error": "ParseError",
+                        "venue": "bybit",
+                        "what": "executions",
+                        "message": str(exc),
+                    },
+                    Severity.WARNING,
+                )
+        return out
 
     async def backfill_executions(
         self, emit: Callable[[AccountEvent], Awaitable[None]], *, since_ms: int | None = None

@@ -42,6 +42,7 @@ from tradebot.ports import (
     Capabilities,
     Clock,
     EntryRequest,
+    Fill,
     MarketEvent,
     MarkPrice,
     OrderState,
@@ -127,6 +128,7 @@ class PaperVenue:
         self._account_subs: list[_Subscriber] = []
         self._market_subs: list[_Subscriber] = []
         self.dropped_events: list[AccountEvent] = []
+        self.fill_history: list[Fill] = []
         engine.subscribe(self._on_account_event)
 
     # --- feeding ------------------------------------------------------------------------
@@ -159,6 +161,8 @@ class PaperVenue:
             sub.send.send_nowait(_Queued(gap, 0.0, now))
 
     def _on_account_event(self, event: AccountEvent) -> None:
+        if isinstance(event, Fill):
+            self.fill_history.append(event)  # the venue's own record (``executions``)
         fault = self.faults.pick_event()
         now = _trio_now()
         if fault is not None and fault.kind in (EventFaultKind.DROP, EventFaultKind.GAP):
@@ -364,6 +368,13 @@ class PaperVenue:
 
     async def positions(self, symbol: str | None = None) -> Sequence[PositionState]:
         return await self._call("positions", lambda: self.engine.positions(symbol), symbol=symbol)
+
+    async def executions(self, symbol: str, since: datetime) -> Sequence[Fill]:
+        """:meth:`tradebot.ports.VenueReadPort.executions` from the engine's fill history."""
+        return await self._call(
+            "executions",
+            lambda: [f for f in self.fill_history if f.symbol == symbol and f.ts >= since],
+        )
 
     async def stops(self, symbol: str, position_side: PositionSide) -> Sequence[StopState]:
         return await self._call(

@@ -83,6 +83,7 @@ from tradebot.events import (
     Payload,
     Severity,
     SpoolReplayed,
+    TrackedPosition,
     decode_data,
     jsonable,
 )
@@ -482,6 +483,17 @@ class PostgresJournal:
         if not self._waves.get(wave_id):
             self._waves[wave_id] = found is not None
         return self._waves[wave_id]
+
+    async def open_positions(self, account: str | None = None) -> list[TrackedPosition]:
+        """:class:`tradebot.events.OpenPositionsReader` (see
+        :mod:`adapters.postgres.open_positions`)."""
+        from adapters.postgres.open_positions import open_positions_of
+
+        return await open_positions_of(self, account)
+
+    def cached_snapshots(self) -> Mapping[str, Mapping[str, Any]]:
+        """The reader cache's newest snapshot data per position id (read-only use)."""
+        return {k: v for k, v in self._snapshots.items() if v is not None}
 
     async def _read_miss(
         self, query: str, params: tuple[Any, ...], spool_match: Callable[[_Item], bool]

@@ -52,7 +52,9 @@ from tradebot.events import (
     Payload,
     PositionActivated,
     PositionClosed,
+    PositionExitRecorded,
     PositionFailed,
+    ReconcileAdopted,
     SignalDecision,
     SignalRejected,
     StopIntent,
@@ -258,6 +260,44 @@ def _terminal(status: str) -> Projection:
         )
 
     return run
+
+
+def _adopted(cur: Cursor, ev: ProjectableEvent, p: ReconcileAdopted) -> None:
+    """A position adopted from the exchange: its ``positions`` row (ACTIVE)."""
+    position_id = _field(ev, "position_id")
+    symbol = _field(ev, "symbol")
+    if p.position_side is None:
+        raise ProjectionSkip("reconcile.adopted without position_side")
+    cur.execute(
+        """INSERT INTO positions (position_id, account, venue, symbol, position_side, status, qty,
+                                  entry_price, opened_at)
+           VALUES (%s, %s, %s, %s, %s, 'ACTIVE', %s, %s, %s)
+           ON CONFLICT (position_id) DO NOTHING""",
+        (
+            position_id,
+            p.account or "default",
+            p.venue,
+            symbol,
+            p.position_side.name,
+            p.qty,
+            p.entry_price if p.entry_price is not None and p.entry_price > 0 else None,
+            ev.ts,
+        ),
+    )
+
+
+def _exit_recorded(cur: Cursor, ev: ProjectableEvent, p: PositionExitRecorded) -> None:
+    """An exit found in the venue's executions (closed while the bot was down): exit price,
+    PnL and the closing fees, unless the fills were already projected (exit_price set)."""
+    _update_position(
+        cur,
+        ev,
+        """fees_usdt = fees_usdt + CASE WHEN exit_price IS NULL THEN %s ELSE 0 END,
+           realized_pnl_usdt = CASE WHEN exit_price IS NULL THEN %s
+                                    ELSE realized_pnl_usdt END,
+           exit_price = COALESCE(exit_price, %s)""",
+        (p.fees_usdt, p.realized_pnl_usdt, p.exit_price),
+    )
 
 
 # -- orders -----------------------------------------------------------------------------------
@@ -548,6 +588,8 @@ PROJECTIONS: dict[str, Projection] = {
     E.POSITION_CLOSED.value: _terminal("CLOSED"),
     E.POSITION_ROLLED_BACK.value: _terminal("ROLLED_BACK"),
     E.POSITION_FAILED.value: _terminal("FAILED"),
+    E.POSITION_EXIT_RECORDED.value: _exit_recorded,
+    E.RECONCILE_ADOPTED.value: _adopted,
     E.ORDER_INTENT.value: _order_intent,
     E.STOP_INTENT.value: _stop_intent,
     E.STOP_PLACED.value: _stop_live,

@@ -30,6 +30,9 @@ from tradebot.events._codec import encode as encode
 from tradebot.events._event import Event as Event
 from tradebot.events._event import JournalPort as JournalPort
 from tradebot.events._event import JournalReader as JournalReader
+from tradebot.events._event import OpenPositionsReader as OpenPositionsReader
+from tradebot.events._event import TrackedPosition as TrackedPosition
+from tradebot.events._event import tracked_from_snapshot as tracked_from_snapshot
 from tradebot.events._json import dumps as dumps
 from tradebot.events._json import jsonable as jsonable
 from tradebot.events._memory import MemoryJournal as MemoryJournal
@@ -47,15 +50,18 @@ __all__ = [
     "JournalPort",
     "JournalReader",
     "MemoryJournal",
+    "OpenPositionsReader",
     "Payload",
     "PositionScoped",
     "Severity",
+    "TrackedPosition",
     "decode",
     "decode_data",
     "dumps",
     "encode",
     "jsonable",
     "payload",
+    "tracked_from_snapshot",
     "payload_class",
     *_p_legacy.__all__,
     *_p_orders.__all__,

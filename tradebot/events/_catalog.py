@@ -86,6 +86,7 @@ class EventType(enum.Enum):
     POSITION_ACTIVE = "position.active"
     POSITION_CLOSING = "position.closing"
     POSITION_CLOSED = "position.closed"
+    POSITION_EXIT_RECORDED = "position.exit_recorded"  # exit found in venue executions
     POSITION_ROLLED_BACK = "position.rolled_back"
     POSITION_FAILED = "position.failed"
     POSITION_ILLEGAL_TRANSITION = "position.illegal_transition"  # a bug: from, to, reason
@@ -116,6 +117,10 @@ class EventType(enum.Enum):
     RECONCILE_ADOPTED = "reconcile.adopted"
     ZOMBIE_ORDER = "reconcile.zombie_order"
     ZOMBIE_CANCELLED = "reconcile.zombie_cancelled"
+    RECONCILE_FOREIGN_ORDER = "reconcile.foreign_order"  # not our prefix: reported once
+    RECONCILE_QTY_CHANGED = "reconcile.qty_changed"  # venue qty != the owner's
+    RECONCILE_RESUMED = "reconcile.resumed"  # a tracked position's actor (re)started
+    RECONCILE_INTENT_ROLLED_BACK = "reconcile.intent_rolled_back"  # intent, no snapshot
     # actors
     ACTOR_STARTED = "actor.started"
     ACTOR_CRASHED = "actor.crashed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -14,7 +14,7 @@ from tradebot.events._base import Payload
 from tradebot.events._catalog import EventType, Severity
 from tradebot.events._codec import decode, encode
 
-__all__ = ["Event", "JournalPort", "JournalReader"]
+__all__ = ["Event", "JournalPort", "JournalReader", "OpenPositionsReader", "TrackedPosition"]
 
 P = TypeVar("P", bound=Payload)
 
@@ -131,3 +131,53 @@ class JournalReader(Protocol):
     async def is_wave_processed(self, wave_id: str) -> bool:
         """True once a ``WAVE_COMPLETED`` event with ``data["wave_id"] == wave_id`` exists."""
         ...
+
+
+FINAL_LIFECYCLES = frozenset({"CLOSED", "ROLLED_BACK"})
+"""Snapshot ``lifecycle`` values of a position that is over (nothing left to manage)."""
+
+
+@attrs.frozen
+class TrackedPosition:
+    """A position the journal says is not over (the Reconciler's view of the journal).
+
+    Attributes:
+        position_id: 16 hex chars.
+        symbol: instrument symbol.
+        position_side: ``"LONG"`` or ``"SHORT"``.
+        lifecycle: the newest snapshot's lifecycle (``OPENING``, ``ACTIVE``, ``CLOSING``,
+            ``FAILED``), or ``"INTENT"`` when an entry intent was journaled but no snapshot
+            followed it (the process died between the two: the entry was never sent, since
+            the snapshot is made durable before the entry request).
+        origin: ``"tradebot"``, or e.g. ``"legacy"`` for positions imported from another bot.
+    """
+
+    position_id: str
+    symbol: str
+    position_side: str
+    lifecycle: str
+    origin: str = "tradebot"
+
+
+class OpenPositionsReader(Protocol):
+    """The journal's open positions (start-up recovery and reconciliation)."""
+
+    async def open_positions(self, account: str | None = None) -> Sequence[TrackedPosition]:
+        """Positions whose newest snapshot is not final, plus entry intents without a
+        snapshot; ``account`` filters where the journal knows the account (PostgreSQL).
+
+        Raises:
+            JournalError: the database is unreachable (PostgreSQL journal).
+        """
+        ...
+
+
+def tracked_from_snapshot(position_id: str, data: Mapping[str, Any]) -> TrackedPosition | None:
+    """The :class:`TrackedPosition` of a snapshot's data, or None when it is final or not
+    a position snapshot (no symbol/side)."""
+    lifecycle = str(data.get("lifecycle", ""))
+    symbol, side = data.get("symbol"), data.get("position_side")
+    if lifecycle in FINAL_LIFECYCLES or not symbol or side not in ("LONG", "SHORT"):
+        return None
+    origin = "legacy" if data.get("origin") == "legacy" else "tradebot"
+    return TrackedPosition(position_id, str(symbol), str(side), lifecycle or "ACTIVE", origin)

@@ -8,7 +8,7 @@ from typing import Any
 
 from tradebot.events._catalog import EventType
 from tradebot.events._codec import decode_data
-from tradebot.events._event import Event
+from tradebot.events._event import Event, TrackedPosition, tracked_from_snapshot
 from tradebot.events._json import jsonable
 
 __all__ = ["MemoryJournal"]
@@ -32,6 +32,7 @@ class MemoryJournal:
         self.validate = validate
         self._snapshots: dict[str, Mapping[str, Any]] = {}
         self._waves: set[str] = set()
+        self._intents: dict[str, tuple[str, str]] = {}
 
     def emit(self, event: Event) -> None:
         jdata = jsonable(event.data)  # same encoding path as the database journal
@@ -39,6 +40,12 @@ class MemoryJournal:
         if self.validate:
             decode_data(event.type, jdata)
         self.events.append(event)
+        if event.type is EventType.ENTRY_INTENT and event.position_id is not None:
+            side = event.data.get("position_side")
+            self._intents[event.position_id] = (
+                str(event.symbol or ""),
+                str(getattr(side, "value", side) or ""),
+            )
         if event.type is EventType.POSITION_SNAPSHOT and event.position_id is not None:
             self._snapshots[event.position_id] = event.data
         elif event.type is EventType.WAVE_COMPLETED and "wave_id" in event.data:
@@ -52,6 +59,19 @@ class MemoryJournal:
 
     async def is_wave_processed(self, wave_id: str) -> bool:
         return wave_id in self._waves
+
+    async def open_positions(self, account: str | None = None) -> list[TrackedPosition]:
+        """:meth:`tradebot.events.OpenPositionsReader.open_positions` (``account`` is not
+        known to this journal and ignored)."""
+        out = []
+        for pid, data in self._snapshots.items():
+            t = tracked_from_snapshot(pid, data)
+            if t is not None:
+                out.append(t)
+        for pid, (symbol, side) in self._intents.items():
+            if pid not in self._snapshots and symbol and side in ("LONG", "SHORT"):
+                out.append(TrackedPosition(pid, symbol, side, "INTENT"))
+        return out
 
     def of_type(self, *types: EventType) -> list[Event]:
         """Events of the given types, in emission order."""

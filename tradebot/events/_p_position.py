@@ -31,6 +31,7 @@ __all__ = [
     "PositionActivated",
     "PositionClosed",
     "PositionClosing",
+    "PositionExitRecorded",
     "PositionFailed",
     "PositionIllegalTransition",
     "PositionUnknownMessage",
@@ -43,7 +44,11 @@ __all__ = [
     "ProtectionVerified",
     "ReconcileAdopted",
     "ReconcileCompleted",
+    "ReconcileForeignOrder",
+    "ReconcileIntentRolledBack",
     "ReconcilePhantom",
+    "ReconcileQtyChanged",
+    "ReconcileResumed",
     "ReconcileStarted",
     "ReconcileUntracked",
     "TakeProfitFilled",
@@ -185,6 +190,10 @@ class PositionSnapshot(PositionScoped):
             (client order id → level).
         aged_client_order_id / aged_exit_price (USDT) / aged_started: the aged exit.
         adopted: found on the exchange without our intent (reconciler).
+        origin: ``tradebot``, or ``legacy`` for a position imported from the bot tradebot
+            replaces (``tradebot import legacy``).
+        imported: an imported position that tradebot has not yet seen on the venue (its
+            first recovery clears it; found flat then, it closes "closed before import").
         close_reason: why it ended ("" while open).
     """
 
@@ -207,6 +216,8 @@ class PositionSnapshot(PositionScoped):
     aged_exit_price: Decimal | None = None
     aged_started: bool = False
     adopted: bool = False
+    origin: Literal["tradebot", "legacy"] = "tradebot"
+    imported: bool = False
     close_reason: str = ""
 
 
@@ -430,7 +441,34 @@ class AgedMarketClose(PositionScoped):
 
 
 # -- reconciliation (docs/ARCHITECTURE.md §1 invariant 7) -------------------------------------
-# No emitter yet except RECONCILE_ADOPTED: the Reconciler (a later issue) emits these.
+# Emitted by the Reconciler (actors/reconcile) and, for adoption, the PositionActor.
+
+
+@payload(E.POSITION_EXIT_RECORDED)
+@attrs.frozen(kw_only=True)
+class PositionExitRecorded(PositionScoped):
+    """The position went flat while nobody watched it (bot down, stream gap): its exit as
+    the venue's executions show it.
+
+    Attributes:
+        qty: closed quantity, base units (> 0), the sum of the closing fills.
+        exit_price: quantity-weighted average price of those fills, USDT.
+        realized_pnl_usdt: (exit − entry) × qty for a LONG, (entry − exit) × qty for a
+            SHORT, before fees; None without a known entry price.
+        fees_usdt: fees of the closing fills (> 0 cost, < 0 rebate).
+        reason: ``stop``, ``liquidation``, ``adl``, ``take_profit``, ``aged_exit``,
+            ``closed_by_hand`` (a fill of an order that is not ours) or ``unknown`` (no
+            closing execution found in the venue's history).
+        fills: how many executions; trade_ids: their venue ids.
+    """
+
+    qty: Decimal | None = None
+    exit_price: Decimal | None = None
+    realized_pnl_usdt: Decimal | None = None
+    fees_usdt: Decimal = Decimal(0)
+    reason: str
+    fills: int = 0
+    trade_ids: tuple[str, ...] = ()
 
 
 @payload(E.RECONCILE_STARTED)
@@ -475,10 +513,13 @@ class ReconcileUntracked(Payload):
 @attrs.frozen(kw_only=True)
 class ReconcileAdopted(PositionScoped):
     """A PositionActor adopted an untracked position: ``qty`` (base) at ``entry_price``
-    (USDT); it is protected with the emergency stop when it has none."""
+    (USDT); it is protected with the emergency stop when it has none. ``account``
+    (``bot.account``) and ``venue`` give its ``positions`` row."""
 
     qty: Decimal
     entry_price: Decimal | None = None
+    account: str = ""
+    venue: str = ""
 
 
 @payload(E.ZOMBIE_ORDER)
@@ -497,3 +538,53 @@ class ZombieCancelled(Payload):
     """The Reconciler cancelled a zombie order (its own narrow port)."""
 
     venue_order_id: str = ""
+
+
+@payload(E.RECONCILE_FOREIGN_ORDER)
+@attrs.frozen(kw_only=True)
+class ReconcileForeignOrder(Payload):
+    """An open order without our client-id prefix (placed by hand or by another tool):
+    never touched, reported once per order (the event's ``client_order_id``)."""
+
+    venue_order_id: str = ""
+    order_type: str = ""
+    position_side: PositionSide | None = None
+    qty: Decimal | None = None
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+
+
+@payload(E.RECONCILE_QTY_CHANGED)
+@attrs.frozen(kw_only=True)
+class ReconcileQtyChanged(Payload):
+    """The venue's quantity of a managed position differs from its owner's (a partial
+    close by hand, ADL): the owner is told to re-verify and re-size its stop."""
+
+    position_side: PositionSide
+    owner_qty: Decimal
+    venue_qty: Decimal
+
+
+@payload(E.RECONCILE_RESUMED)
+@attrs.frozen(kw_only=True)
+class ReconcileResumed(Payload):
+    """A position the journal tracks had no running actor: its actor was started and
+    recovers from its snapshot and the venue. ``lifecycle`` of the snapshot; ``managed``:
+    whether it is managed afterwards (False: it was found closed and closed in the
+    journal)."""
+
+    position_side: PositionSide
+    lifecycle: str
+    managed: bool
+    origin: str = "tradebot"
+
+
+@payload(E.RECONCILE_INTENT_ROLLED_BACK)
+@attrs.frozen(kw_only=True)
+class ReconcileIntentRolledBack(Payload):
+    """An entry intent without a snapshot: the process died before the entry was sent
+    (the snapshot is durable before the entry request), so there is nothing on the venue
+    to resolve; the position is rolled back in the journal."""
+
+    position_side: PositionSide
+    reason: str = "entry_never_sent"

@@ -20,6 +20,7 @@ from tradebot.policies.protection import (
     RepairDecision,
     decide_repair,
 )
+from tradebot.policies.reconcile import ReconcileSettings
 from tradebot.policies.settings import ExecutionSettings, PositionSettings
 from tradebot.policies.sizing import (
     SizingResult,
@@ -62,6 +63,7 @@ __all__ = [
     "NoValidStop",
     "PositionSettings",
     "ProtectionSettings",
+    "ReconcileSettings",
     "RepairAction",
     "RepairDecision",
     "SizingResult",
