@@ -5,12 +5,11 @@ with trailing activated (stop 2587 = water mark 2600 − 0.5 %), still open on t
 and SOLUSDT short, already flat there. ``tradebot import legacy`` imports both as tracked
 ACTIVE positions with a ``position.snapshot``. Then the account tree (``open_account``)
 runs over the real Bybit adapter against the Bybit sandbox on loopback, with the
-PostgreSQL journal on the imported database, and the reconciliation step a Reconciler
-performs for journal-tracked positions (:func:`reconcile_tracked`, what the lead wires into
-h-recon's Reconciler): open on the exchange → ``PositionSupervisor.resume`` (the actor
-restores qty, entry, stop and the ACTIVE trailing state from the snapshot: no re-activation,
-the next high trails from water mark 2600); flat → ``position.closed`` with the reason
-"closed before import" because the position is legacy-origin.
+PostgreSQL journal on the imported database and the Reconciler (``reconcile`` given). Its
+start-up pass resumes both tracked positions (``PositionSupervisor.resume``): ETH restores
+qty, entry, stop and the ACTIVE trailing state from the snapshot (no re-activation, the next
+high trails from water mark 2600); SOL is flat on the venue and, never seen by tradebot
+(snapshot ``imported``), closes with the reason "closed before import".
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -28,63 +26,18 @@ from _bybit_support import bybit_env, until
 from _legacy_support import seed_legacy
 
 from actors.account import open_account
-from actors.position_supervisor import PositionSupervisor
 from actors.runtime import RestartPolicy
 from adapters.postgres.journal import open_postgres_journal
 from tradebot.cli import main
 from tradebot.clock import WallClock
 from tradebot.domain import PositionSide
-from tradebot.events import Event, PositionClosed
-from tradebot.legacy import CLOSED_BEFORE_IMPORT, close_reason_when_flat, legacy_position_id
-from tradebot.policies import TrailingPhase
-from tradebot.ports import EntryRequest, ExchangePort
+from tradebot.legacy import CLOSED_BEFORE_IMPORT, legacy_position_id
+from tradebot.policies import ReconcileSettings, TrailingPhase
+from tradebot.ports import EntryRequest
 
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 ETH_PID = legacy_position_id("monitoring.positions", "5")
 SOL_PID = legacy_position_id("monitoring.positions", "6")
-
-
-async def reconcile_tracked(
-    dsn: str, account: str, venue: ExchangePort, positions: PositionSupervisor, journal: Any
-) -> dict[str, str]:
-    """The Reconciler's step for journal-tracked positions, as the lead must wire it:
-
-    1. tracked = ``positions`` rows of the account in OPENING / ACTIVE / CLOSING (with
-       ``origin``);
-    2. present on the exchange (``venue.positions()``, qty > 0) →
-       ``PositionSupervisor.resume(position_id, symbol, side)``: the actor restores from
-       its newest ``position.snapshot`` and verifies the stop;
-    3. flat → journal ``position.closed`` with
-       ``tradebot.legacy.close_reason_when_flat(origin, <own reason>)`` (legacy-origin →
-       "closed before import").
-
-    Returns position id → "resumed" / "not resumed" / "closed: <reason>".
-    """
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        tracked = conn.execute(
-            """SELECT position_id, symbol, position_side::text, origin FROM positions
-               WHERE account = %s AND status IN ('OPENING', 'ACTIVE', 'CLOSING')""",
-            (account,),
-        ).fetchall()
-    live = {(p.symbol, p.position_side) for p in await venue.positions() if p.qty > 0}
-    out: dict[str, str] = {}
-    for pid, symbol, side_text, origin in tracked:
-        side = PositionSide(side_text)
-        if (symbol, side) in live:
-            ok = await positions.resume(pid, symbol, side)
-            out[pid] = "resumed" if ok else "not resumed"
-            continue
-        reason = close_reason_when_flat(origin, "closed_while_down")
-        await journal.emit_durable(
-            Event.of(
-                PositionClosed(reason=reason, position_side=side),
-                datetime.now(UTC),
-                position_id=pid,
-                symbol=symbol,
-            )
-        )
-        out[pid] = f"closed: {reason}"
-    return out
 
 
 async def test_run_adopts_the_open_one_with_its_trailing_state_and_closes_the_flat_one(
@@ -118,13 +71,17 @@ async def test_run_adopts_the_open_one_with_its_trailing_state_and_closes_the_fl
                 instruments=await venue.instruments(),
                 market_symbols=["ETHUSDT", "SOLUSDT"],
                 policy=policy,
+                reconcile=ReconcileSettings(interval_s=60.0),
+                account_name="default",
             ) as acct:
                 await until(lambda: acct.market.latest("ETHUSDT") == D("2601"))
                 await until(
                     lambda: sb.subscriptions("private") == [{"order", "execution", "position"}]
                 )
-                done = await reconcile_tracked(dst, "default", venue, acct.positions, journal)
-                assert done == {ETH_PID: "resumed", SOL_PID: f"closed: {CLOSED_BEFORE_IMPORT}"}
+                # the Reconciler's start-up pass (before any signal) resumed both imported
+                # positions: ETH from its snapshot, SOL found flat and closed
+                report = acct.startup_reconcile
+                assert report is not None and report.ok and report.findings == {"resumed": 2}
                 actor = acct.positions.actor("ETHUSDT", LONG)
                 assert actor is not None and acct.positions.actor("SOLUSDT", SHORT) is None
                 st = actor.status()

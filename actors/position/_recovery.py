@@ -22,6 +22,7 @@ from tradebot.domain import OrderRole, PositionSide, Side
 from tradebot.errors import VenueError
 from tradebot.events import EventType, Severity
 from tradebot.ids import parse_client_order_id
+from tradebot.legacy import CLOSED_BEFORE_IMPORT
 from tradebot.policies import NoValidStop, initial_stop_price, is_tighter
 from tradebot.ports import Fill
 
@@ -30,9 +31,6 @@ from ._manage import PositionManage
 
 __all__ = ["CLOSED_BEFORE_IMPORT", "PositionRecovery"]
 
-CLOSED_BEFORE_IMPORT = "closed before import"
-"""Close reason of an imported (legacy) position that the venue shows flat before tradebot
-ever managed it."""
 
 _EXEC_LOOKBACK = timedelta(days=7)
 """How far back the venue's executions are searched when the open time is unknown."""

@@ -25,4 +25,6 @@ def legacy_snapshot(spec: AdoptionSpec) -> dict[str, Any]:
     r.opened_at = spec.opened_at
     r.stop_price = spec.stop_price
     r.trailing = spec.trailing
+    r.origin = "legacy"
+    r.imported = True  # found flat at its first recovery: "closed before import"
     return snapshot_data(r)
