@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tradebot.domain import Instrument, PositionSide
@@ -23,6 +23,7 @@ from tradebot.policies import (
     decide_repair,
     due_take_profits,
     initial_stop_price,
+    quiet_band,
     size_position,
     stop_violations,
     trailing_step,
@@ -117,6 +118,70 @@ def test_trailing_never_loosens_and_stays_protective(
             stop = d.new_stop
             state = state.with_update(now)
         assert TrailingState.from_dict(state.to_dict()) == state
+
+
+@settings(max_examples=200)
+@given(
+    instrument_and_price(),
+    sides,
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-300, max_value=300),
+            st.integers(min_value=0, max_value=200),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=6),
+    st.integers(min_value=0, max_value=100_000),
+    st.booleans(),
+)
+def test_quiet_band_marks_change_nothing(
+    ip: tuple[Instrument, D],
+    side: PositionSide,
+    moves: list[tuple[int, int, bool]],
+    probes: list[int],
+    later_s: int,
+    breakeven: bool,
+) -> None:
+    """Issue 15 item 2: inside ``quiet_band`` every mark, at any later time, is a no-op of
+    ``trailing_step`` (same state, no stop, no events) — the PositionActor skips such marks."""
+    inst, entry = ip
+    try:
+        stop = initial_stop_price(entry, side, inst)
+    except NoValidStop:
+        return
+    s = TrailingSettings(breakeven_trigger_pct=D("0.7") if breakeven else None)
+    state = TrailingState()
+    mark = entry
+    now = T0
+    for bp, dt_s, venue_accepts in moves:
+        mark = inst.round_price(mark * (1 + D(bp) / 10_000), Rounding.DOWN)
+        assume(mark > 0)
+        now += timedelta(seconds=dt_s)
+        kw = {"settings": s, "side": side, "instrument": inst, "entry_price": entry}
+        d = trailing_step(state, **kw, opened_at=T0, mark_price=mark, current_stop=stop, now=now)
+        state = d.state
+        if d.new_stop is not None and venue_accepts:  # a refused move leaves a held-back stop
+            stop = d.new_stop
+            state = state.with_update(now)
+        band = quiet_band(state, **kw, current_stop=stop)
+        if band is None:
+            continue
+        if band.stop is None or band.water_mark is None:
+            candidates = [mark, entry, stop]
+        else:
+            lo, hi = sorted((band.stop, band.water_mark))
+            candidates = [band.water_mark] + [lo + (hi - lo) * D(k) / 1000 for k in probes]
+        for m in candidates:
+            if m <= 0 or not band.contains(m):
+                continue
+            for t in (now, now + timedelta(seconds=later_s)):
+                q = trailing_step(state, **kw, opened_at=T0, mark_price=m, current_stop=stop, now=t)
+                assert q.state == state and q.new_stop is None and q.events == (), (m, t, q)
+                if not band.rate_limited:
+                    assert q.reason not in ("rate_limited", "below_min_improvement")
 
 
 @given(

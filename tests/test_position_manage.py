@@ -75,6 +75,10 @@ async def test_trailing_defaults_table(
             assert actor is not None
             assert actor.status().trailing.update_count == 3
             assert len(w.journal.of_type(EventType.TRAILING_UPDATE)) == 3
+            # the last mark (below the water mark, above the stop) was taken as quiet: no
+            # task switch, but recorded as the actor's newest mark
+            assert actor.quiet_marks == 1
+            assert actor.status().mark_price == D(table[-1][1])
             # the mark crosses the trailed stop: the venue stop fires, the actor ends
             w.push("ETHUSDT", trigger)
             await trio.sleep(2)

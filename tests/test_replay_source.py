@@ -230,3 +230,24 @@ def test_bad_directory_and_symbols(tmp_path: Path) -> None:
     (tmp_path / "CCCUSDT.csv.gz").write_bytes(b"not gzip")
     with pytest.raises(ReplayDataError):
         KlineReplay(tmp_path)
+
+
+def test_kept_candles_and_streamed_files_give_the_same_replay(
+    two_symbols: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Construction keeps the parsed window (issue 15: parse once); a window beyond
+    ``MAX_KEPT_BARS`` is streamed from the files instead — the same steps either way, and a
+    kept replay no longer reads the files when iterated."""
+    import adapters.replay._source as source
+
+    kept = KlineReplay(two_symbols)
+    kept_steps = list(kept.steps())
+    monkeypatch.setattr(source, "MAX_KEPT_BARS", 1)
+    streamed = KlineReplay(two_symbols)
+    assert list(streamed.steps()) == kept_steps
+    assert streamed.symbol_closes() == kept.symbol_closes()
+    for p in two_symbols.glob("*.csv.gz"):
+        p.write_bytes(b"")  # the files are gone: only the kept replay still iterates
+    assert list(kept.steps()) == kept_steps
+    with pytest.raises(ReplayDataError):
+        list(streamed.steps())

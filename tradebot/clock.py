@@ -29,6 +29,12 @@ class TrioClock:
             raise ValueError("start must be an aware UTC datetime")
         self._start = start.astimezone(UTC)
         self._t0 = trio.current_time()
+        self._last_t = self._t0
+        self._last_dt = self._start
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=trio.current_time() - self._t0)
+        t = trio.current_time()
+        if t != self._last_t:  # many reads per virtual instant: compute each instant once
+            self._last_dt = self._start + timedelta(seconds=t - self._t0)
+            self._last_t = t
+        return self._last_dt

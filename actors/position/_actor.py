@@ -149,7 +149,10 @@ class PositionActor(PositionRecovery):
                 message=f"ignored a message of unknown type {type(message).__name__}",
             )
             return None
-        return await self._dispatch(message)
+        try:
+            return await self._dispatch(message)
+        finally:
+            self._quiet = self._quiet_band_now()
 
     async def _dispatch(self, message: PositionMessage) -> object:
         match message:

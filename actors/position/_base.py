@@ -28,7 +28,7 @@ from actors.runtime import Actor, Backoff, LatestValue, RetryAttempt, retry
 from tradebot.domain import Instrument, PositionSide
 from tradebot.errors import OutcomeUnknown, TransientError
 from tradebot.events import Event, EventType, JournalPort, JournalReader, Severity
-from tradebot.policies import PositionSettings, TrailingDecision
+from tradebot.policies import PositionSettings, QuietBand, TrailingDecision
 from tradebot.ports import (
     Clock,
     ExchangePort,
@@ -110,6 +110,10 @@ class PositionBase(Actor[PositionMessage]):
         # volatile
         self._mark: Decimal | None = None
         self._mark_pending = False
+        # marks inside this band change nothing and are taken without a task switch while
+        # the actor is parked (PositionManage._post_mark); recomputed after every message
+        self._quiet: QuietBand | None = None
+        self.quiet_marks = 0
         self._entry_unknown_journaled = False
         self._skip_journaled = False
         self._last_position_ts: datetime | None = None

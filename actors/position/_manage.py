@@ -24,7 +24,14 @@ import trio
 from tradebot.domain import OrderStatus
 from tradebot.errors import VenueError, WouldTriggerImmediately
 from tradebot.events import EventType, Severity
-from tradebot.policies import RepairAction, TrailingPhase, decide_repair, trailing_step
+from tradebot.policies import (
+    QuietBand,
+    RepairAction,
+    TrailingPhase,
+    decide_repair,
+    quiet_band,
+    trailing_step,
+)
 from tradebot.ports import AccountEvent, Fill, OrderUpdate, PositionUpdate, StreamGap
 
 from ._lifecycle import Lifecycle
@@ -58,12 +65,53 @@ class PositionManage(PositionOpen):
             self._post_mark()
 
     def _post_mark(self) -> None:
-        if not self._mark_pending:
-            self._mark_pending = True
-            try:
-                self.address.send_nowait(MarkChanged())
-            except Exception:
-                self._mark_pending = False
+        if self._mark_pending:
+            return
+        quiet = self._quiet
+        if quiet is not None and self.parked():
+            mp = self._marks.get()
+            if mp is not None and quiet.contains(mp.mark_price):
+                # Handling MarkChanged now would only record the mark (docs/ARCHITECTURE.md
+                # §3, "quiet marks"): the actor is parked, so nothing else can come first.
+                self._mark = mp.mark_price
+                self.quiet_marks += 1
+                return
+        self._mark_pending = True
+        try:
+            self.address.send_nowait(MarkChanged())
+        except Exception:
+            self._mark_pending = False
+
+    def _quiet_band_now(self) -> QuietBand | None:
+        """The marks that :meth:`_on_mark` would only record, given the state now.
+
+        Everything while the position is not ACTIVE (or has no entry, stop or open time
+        yet); else the trailing policy's :func:`tradebot.policies.quiet_band`, provided no
+        water-mark snapshot is pending, no hold-back is still to be journaled, no
+        take-profit levels are configured and no ``on_decision`` observer wants every
+        decision. None = every mark is handled.
+        """
+        r = self._r
+        if self.lifecycle is not Lifecycle.ACTIVE or r.entry_price is None:
+            return QuietBand(self.position_side, None, None)
+        if self._s.take_profit.levels or self._on_decision is not None:
+            return None
+        if r.stop_price is None or r.opened_at is None:
+            return QuietBand(self.position_side, None, None)
+        tr = r.trailing
+        if tr.phase is not TrailingPhase.INACTIVE and tr.water_mark != self._snapshot_wm:
+            return None  # a throttled water-mark snapshot is due with a later mark
+        band = quiet_band(
+            tr,
+            settings=self._s.trailing,
+            side=self.position_side,
+            instrument=self.instrument,
+            entry_price=r.entry_price,
+            current_stop=r.stop_price,
+        )
+        if band is not None and band.rate_limited and not self._skip_journaled:
+            return None
+        return band
 
     async def _watch_marks(self) -> None:
         # The cell calls ``_post_mark`` synchronously on every set: at most one MarkChanged

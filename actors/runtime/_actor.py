@@ -80,6 +80,15 @@ class Actor(Generic[M]):
     async def on_stop(self) -> None:
         """Called once after the last message on a normal stop. Default: nothing."""
 
+    def parked(self) -> bool:
+        """True while this actor's message loop waits on an empty mailbox: no message is
+        being handled, none is queued and none is on its way in. Code that runs
+        synchronously in another task (e.g. a ``LatestValue`` listener) may then apply a
+        change that handling a message *now* would apply, with the same result and
+        without a task switch. False outside the message loop (``on_start``, stopped)."""
+        control = self._control
+        return control is not None and control.current is None and control.mailbox.parked()
+
     def stop(self) -> None:
         """Ask this actor to stop after the message it is handling now.
 

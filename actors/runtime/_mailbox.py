@@ -87,6 +87,11 @@ class _Mailbox:
         self._closed = True
         self.send_channel.close()
 
+    def parked(self) -> bool:
+        """True while the owner's message loop waits on this empty mailbox (nothing queued,
+        nothing handed over and not yet taken)."""
+        return self.recv.statistics().tasks_waiting_receive > 0
+
     def queued(self) -> int:
         """Messages currently waiting in the mailbox."""
         return self.recv.statistics().current_buffer_used

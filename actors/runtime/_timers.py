@@ -7,7 +7,7 @@ from collections.abc import Hashable
 
 import trio
 
-from tradebot.errors import ActorStopped
+from tradebot.errors import ActorStopped, MailboxFull
 
 from ._mailbox import Address
 
@@ -147,9 +147,19 @@ class Timers:
         return True
 
     async def _deliver(self, key: Hashable, entry: _Entry, message: object) -> bool:
+        if entry.scope.cancel_called:
+            return False
         entry.queued = True
+        fire = _TimerFire(self, key, entry.generation, message)
         try:
-            await self._address.send(_TimerFire(self, key, entry.generation, message))  # type: ignore[arg-type]
+            # room in the mailbox (the usual case): enqueue without a checkpoint, so a fire
+            # costs the timer task one wake-up, not two
+            self._address.send_nowait(fire)  # type: ignore[arg-type]
+        except MailboxFull:
+            try:
+                await self._address.send(fire)  # type: ignore[arg-type]
+            except ActorStopped:
+                return False
         except ActorStopped:
             return False
         return True

@@ -37,7 +37,9 @@ symbols cover different periods) is left out of the replay with a note
 
 Validation: construction reads every selected file over the window once and applies the
 rules of :mod:`adapters.replay._klines` (prices, OHLC, order, gaps, the move bound), so bad
-data is refused with its file and line before anything runs; iteration applies them again.
+data is refused with its file and line before anything runs; the parsed candles are kept
+for the iterations (up to :data:`MAX_KEPT_BARS`; a streamed iteration applies the rules
+again).
 """
 
 from __future__ import annotations
@@ -79,6 +81,11 @@ __all__ = [
     "intrabar_path",
     "ms_to_datetime",
 ]
+
+MAX_KEPT_BARS = 4_000_000
+"""Candles (all symbols together) that construction keeps parsed in memory for the
+iterations (~100 bytes each; about 6 months of 16 symbols); a larger window is streamed
+from the files again on every iteration."""
 
 INTRABAR_OFFSETS_MS: tuple[int, int, int, int] = (1_000, 16_000, 31_000, 46_000)
 """Offsets of the four intrabar points from the candle open, ms."""
@@ -188,8 +195,11 @@ class KlineReplay:
     """A replay of 1-minute candles of several symbols as mark-price updates.
 
     Construction resolves the symbol set, the window and every symbol's instrument rules
-    (reading each file's first and last line); iteration streams the files (it never holds
-    more than one candle per symbol) and can be repeated.
+    (reading each file's first and last line), then parses and validates every candle of
+    the window once and keeps them (up to :data:`MAX_KEPT_BARS`), so iterating (the replay,
+    the signal generator's closes) parses nothing again; beyond that bound iteration
+    streams the files (never more than one candle per symbol held). Iteration can be
+    repeated.
 
     Args:
         data_dir: directory of ``SYMBOL.csv.gz`` files (``funding/`` beside them optional);
@@ -281,6 +291,7 @@ class KlineReplay:
                 rule="window",
             )
         self._files = files
+        self._kept: dict[str, list[Bar]] | None = None
         first_closes = self._validate(spans)
         for sym in self.left_out:
             del self._files[sym]
@@ -301,15 +312,26 @@ class KlineReplay:
         :attr:`left_out`/:attr:`notes`; return each symbol's first (up to) 1,440 bars."""
         first: dict[str, list[Bar]] = {}
         cache = DecimalCache()
+        kept: dict[str, list[Bar]] | None = {}
+        total = 0
         for sym in self._files:
             lo, hi = spans[sym]
             bars: list[Bar] = []
             n = 0
             if hi + MINUTE_MS > self.start_ms and lo < self.end_ms:
+                every: list[Bar] | None = [] if kept is not None else None
                 for bar in self._read(sym, cache):
                     n += 1
                     if len(bars) < 1440:
                         bars.append(bar)
+                    if every is not None:
+                        every.append(bar)
+                if kept is not None and every is not None:
+                    total += len(every)
+                    if total > MAX_KEPT_BARS:
+                        kept = None  # too big to hold: iteration streams the files again
+                    else:
+                        kept[sym] = every
             if n == 0:
                 why = (
                     f"no candles in the window (its data covers {ms_to_datetime(lo).isoformat()}"
@@ -319,9 +341,13 @@ class KlineReplay:
                 self.notes.append(f"{sym}: {why}; left out of this run")
             else:
                 first[sym] = bars
+        self._kept = kept
         return first
 
     def _read(self, symbol: str, cache: DecimalCache) -> Iterator[Bar]:
+        kept = self._kept
+        if kept is not None and symbol in kept:
+            return iter(kept[symbol])
         return read_bars(
             self._files[symbol],
             symbol,

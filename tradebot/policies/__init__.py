@@ -47,11 +47,13 @@ from tradebot.policies.take_profit import (
     due_take_profits,
 )
 from tradebot.policies.trailing import (
+    QuietBand,
     TrailingDecision,
     TrailingPhase,
     TrailingSettings,
     TrailingState,
     improvement_pct,
+    quiet_band,
     trailing_step,
 )
 
@@ -63,6 +65,7 @@ __all__ = [
     "NoValidStop",
     "PositionSettings",
     "ProtectionSettings",
+    "QuietBand",
     "ReconcileSettings",
     "RepairAction",
     "RepairDecision",
@@ -88,6 +91,7 @@ __all__ = [
     "is_protective",
     "is_tighter",
     "protective_stop_price",
+    "quiet_band",
     "should_replace_exit",
     "size_position",
     "stop_violations",

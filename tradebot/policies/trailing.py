@@ -36,11 +36,13 @@ from tradebot.money import move_by_pct, pct_change
 from tradebot.policies.stops import NoValidStop, is_protective, is_tighter, protective_stop_price
 
 __all__ = [
+    "QuietBand",
     "TrailingDecision",
     "TrailingPhase",
     "TrailingSettings",
     "TrailingState",
     "improvement_pct",
+    "quiet_band",
     "trailing_step",
 ]
 
@@ -287,3 +289,91 @@ def trailing_step(
     if imp < settings.min_improvement_pct:
         return TrailingDecision(st, None, "below_min_improvement", tuple(events))
     return TrailingDecision(st, desired, "trail", tuple(events))
+
+
+@attrs.frozen(slots=True)
+class QuietBand:
+    """Mark prices at which :func:`trailing_step` cannot change anything (see :func:`quiet_band`).
+
+    Long: ``stop < mark <= water_mark``; short: ``water_mark <= mark < stop`` (the live stop
+    exclusive: a mark on it triggers; the water mark inclusive: only a new extreme moves it).
+    ``stop`` and ``water_mark`` both None: every mark is quiet (the TRIGGERED phase).
+
+    Attributes:
+        side: the position side the bounds are for.
+        stop: the live stop, USDT (exclusive bound).
+        water_mark: the high-water (long) / low-water (short) mark, USDT (inclusive bound).
+        rate_limited: the decisions inside may be ``"rate_limited"`` or
+            ``"below_min_improvement"`` (a better stop exists but is held back); a caller
+            that reports such a hold-back once per update cycle must not skip marks before
+            it has reported it.
+    """
+
+    side: PositionSide
+    stop: Decimal | None
+    water_mark: Decimal | None
+    rate_limited: bool = False
+
+    def contains(self, mark_price: Decimal) -> bool:
+        """True when ``mark_price`` (USDT) is inside the band."""
+        stop, wm = self.stop, self.water_mark
+        if stop is None or wm is None:
+            return True
+        if self.side is PositionSide.LONG:
+            return stop < mark_price <= wm
+        return wm <= mark_price < stop
+
+
+def quiet_band(
+    state: TrailingState,
+    *,
+    settings: TrailingSettings,
+    side: PositionSide,
+    instrument: Instrument,
+    entry_price: Decimal,
+    current_stop: Decimal,
+) -> QuietBand | None:
+    """The band of mark prices inside which :func:`trailing_step` is a no-op at any time.
+
+    For every mark ``m`` with ``band.contains(m)`` and every ``now``,
+    ``trailing_step(state, ..., mark_price=m, current_stop=current_stop, now=now)`` returns
+    ``state`` unchanged (same phase and water mark), ``new_stop`` None and no events. The
+    PositionActor uses it to skip such marks without a task switch (issue 15 item 2); the
+    property test ``tests/test_policies_properties.py`` checks the promise against
+    :func:`trailing_step` itself.
+
+    Args: as :func:`trailing_step` (``entry_price``, ``current_stop`` USDT > 0).
+
+    Returns:
+        The band, or None when no mark can be promised quiet: no water mark yet, the
+        BREAKEVEN phase, time activation configured while not yet ACTIVE, a held-back
+        move that the passing of time alone can release (an improvement between
+        ``min_improvement_pct`` and ``immediate_improvement_pct``) or one that goes out
+        at once (>= ``immediate_improvement_pct``).
+    """
+    phase = state.phase
+    if phase is TrailingPhase.TRIGGERED:
+        return QuietBand(side, None, None)
+    wm = state.water_mark
+    if wm is None or phase is TrailingPhase.BREAKEVEN:
+        return None
+    if phase is TrailingPhase.INACTIVE:
+        if settings.time_activation_min is not None:
+            return None
+        # profit is monotone in the mark, and every mark in the band is no better than wm
+        profit = _profit_pct(entry_price, wm, side)
+        if profit >= settings.activation_pct or (
+            settings.breakeven_trigger_pct is not None and profit >= settings.breakeven_trigger_pct
+        ):
+            return None
+        return QuietBand(side, current_stop, wm)
+    # ACTIVE: the desired stop depends on the water mark alone while the mark stays inside
+    raw = move_by_pct(wm, -side.sign * settings.callback_pct)
+    desired = instrument.round_price(raw, side.stop_rounding)
+    if not is_tighter(desired, current_stop, side):
+        return QuietBand(side, current_stop, wm)  # "not_tighter" or "through_mark"
+    imp = improvement_pct(current_stop, desired, side)
+    if imp < settings.min_improvement_pct:
+        # "through_mark", "rate_limited" or "below_min_improvement" whatever the time
+        return QuietBand(side, current_stop, wm, rate_limited=True)
+    return None
