@@ -51,6 +51,7 @@ import trio.testing
 
 from adapters.paper import EngineStep, PaperEngine, PaperVenue, binance_like, bybit_like
 from adapters.replay import KlineReplay
+from tradebot.cli._shutdown import open_shutdown_watch
 from tradebot.clock import TrioClock
 from tradebot.errors import ConfigError, TradebotError
 from tradebot.events import BotStarted, BotStopped, BotStopping, Event, Severity, SpoolKeptAside
@@ -372,6 +373,8 @@ class _RunState:
     journal_by_type: dict[str, int] = attrs.Factory(dict)
     journal_server_restarts: int = 0
     kept_spool: tuple[Path, int] | None = None
+    interrupted: str = ""
+    """The signal that ended the replay early ("" = it ran to the end)."""
 
 
 def _default_config() -> Any:
@@ -618,7 +621,12 @@ async def _run_tree(
                 if ops is not None:
                     ops.ready("paper replay running")
                 wall0 = time.perf_counter()
-                await _drive(replay, venue, engine, account.market.set_mark, state, progress)
+                async with open_shutdown_watch(stream) as shutdown:
+                    with shutdown.cancel_on_request():
+                        await _drive(
+                            replay, venue, engine, account.market.set_mark, state, progress
+                        )
+                state.interrupted = shutdown.signal_name
                 state.wall_s = time.perf_counter() - wall0
                 if ops is not None:
                     ops.stopping("paper replay finished")
@@ -632,10 +640,13 @@ async def _run_tree(
                     force=True,
                 )
                 prog.done()
+                stop_reason = (
+                    f"signal {state.interrupted}" if state.interrupted else "replay finished"
+                )
                 journal.emit(
                     Event.of(
                         BotStopping(
-                            reason="replay finished",
+                            reason=stop_reason,
                             open_positions=account.positions.open_count(),
                         ),
                         clock.now(),
@@ -660,8 +671,20 @@ async def _run_tree(
                 )
             )
             raise
-        journal.emit(Event.of(BotStopped(reason="replay finished"), clock.now()))
-        state.sim_s = replay.duration_s
+        journal.emit(
+            Event.of(
+                BotStopped(
+                    reason=stop_reason,
+                    open_positions=len(engine.positions()) if state.interrupted else None,
+                ),
+                clock.now(),
+            )
+        )
+        state.sim_s = (
+            int((clock.now() - replay.start).total_seconds())
+            if state.interrupted
+            else replay.duration_s
+        )
         _stop_autojump_spin()
     # the journal has drained (its context exited): what it handed to the database
     if stats is not None:
@@ -835,13 +858,26 @@ def _raise_run_failed(
 def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRunResult:
     """Run the paper account over the replay and return the report.
 
+    One run per home (or ``--dsn`` database) at a time (:mod:`tradebot.cli._paper_lock`).
+    SIGINT / SIGTERM end the replay early and gracefully (:mod:`tradebot.cli._shutdown`):
+    the tree stops in order, ``bot.stopped`` is journaled with the signal, and the report
+    of the part replayed is returned (``details.interrupted``).
+
     Raises:
+        PaperRunLocked: another paper run holds this home's lock.
         adapters.replay.ReplayDataError: bad ``--data`` / window (before anything runs).
         ConfigError: bad options (unknown profile, WebSocket with ``max`` speed, ...).
         PaperRunFailed: the run started and stopped on an error (its ``user_cause``); the
             journal closed with ``bot.stopped``, open positions kept their stops.
         Exception: database failures before the run (embedded server, migrations).
     """
+    from tradebot.cli._paper_lock import paper_lock
+
+    with paper_lock(opts.dsn, opts.home):
+        return _run_paper_locked(opts, stream=stream)
+
+
+def _run_paper_locked(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRunResult:
     err = stream if stream is not None else sys.stderr
     if opts.config is None:
         opts = attrs.evolve(opts, config=_default_config())
@@ -963,6 +999,7 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         "journal_projection_skipped": state.projection_skipped,
         "trades_journaled_as_order_fill": journaled_fills,
         "journal": journal_state,
+        "interrupted": state.interrupted or None,
     }
     report = build_report(
         event_counts=counts,
