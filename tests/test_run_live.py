@@ -304,8 +304,7 @@ async def test_dry_run_trades_on_the_paper_engine_without_a_private_request(
                 return bool(
                     _rows(
                         fresh_db_dsn,
-                        "SELECT 1 FROM positions WHERE account = 'acct1-dry-run' "
-                        "AND status = 'ACTIVE'",
+                        "SELECT 1 FROM positions WHERE status = 'ACTIVE'",
                     )
                 )
 

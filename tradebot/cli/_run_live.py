@@ -26,7 +26,7 @@ once it is open, with their own times) and each failure one clear line and an ex
                       journal's open positions of this account are resumed by the
                       PositionSupervisor (each PositionActor recovers from its snapshot
                       and the venue); untracked positions and zombie orders are not
-                      looked for yet
+                      looked for yet (dry-run: skipped, the paper engine starts flat)
     9 signals         only now the signal feed connects to signals.url
 
 Running: until SIGTERM/SIGINT (:mod:`tradebot.cli._shutdown`) → graceful stop: no new
@@ -364,8 +364,9 @@ def _journal_open_positions(dsn: str, account: str) -> list[tuple[str, str, str]
     with connect(dsn, application_name="tradebot-run") as conn:
         rows = conn.execute(
             "SELECT position_id, symbol, position_side::text FROM positions "
-            "WHERE account = %s AND status::text = ANY(%s) ORDER BY opened_at",
-            (account, list(_OPEN_STATUSES)),
+            "WHERE account = ANY(%s) AND status::text = ANY(%s) ORDER BY opened_at",
+            # the actors do not fill positions.account yet (rows say 'default')
+            ([account, "default"], list(_OPEN_STATUSES)),
         ).fetchall()
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
@@ -780,12 +781,21 @@ async def _session(
                             f"position(s), {resumed} resumed and managed"
                         )
 
-                    await _step(
-                        steps,
-                        "reconciliation",
-                        reconcile,
-                        fail=lambda e: (EXIT_RUNTIME, f"reconciliation: {_err(e)}"),
-                    )
+                    if engine is None:
+                        await _step(
+                            steps,
+                            "reconciliation",
+                            reconcile,
+                            fail=lambda e: (EXIT_RUNTIME, f"reconciliation: {_err(e)}"),
+                        )
+                    else:
+                        steps.record(
+                            "reconciliation",
+                            "skipped",
+                            "dry-run: the paper engine starts flat; journal positions are "
+                            "not resumed",
+                            0.0,
+                        )
                     # 9. only now the signal feed
                     gate.set()
                     steps.record("signals", "ok", f"signal feed started: {feed.url}", 0.0)
