@@ -558,18 +558,17 @@ def _process() -> list[tuple[Payload, dict[str, object]]]:
         (ChildRestarted(kind="restarted", attempt=1, delay_s=0.5, **sup), {}),
         (ChildGaveUp(kind="gave_up", attempt=6, error="RuntimeError('boom')", **sup), {}),
         (ChildStopped(kind="stopped", leftover_messages=2, **sup), {}),
-        (SafeModeEntered(reason="restart_intensity", **sup), {}),
         (
             SafeModeEntered(
-                reason="authentication",
-                error="FatalVenueError: bybit 10003: API key is invalid.",
+                reason="restart_intensity",
+                error="RuntimeError('boom')",
                 positions=2,
                 protected=1,
                 unprotected=("SOLUSDT:SHORT",),
+                **sup,
             ),
             {},
         ),
-        (StartupStep(step="lock", status="ok", detail="account main", elapsed_ms=3.5), {}),
         (
             StartupStep(
                 step="schema",
