@@ -99,6 +99,7 @@ from tradebot.events import (
     SignalTaken,
     SpoolKeptAside,
     SpoolReplayed,
+    StartupStep,
     StopCancelled,
     StopConfirmed,
     StopGapFill,
@@ -656,7 +657,26 @@ def _process() -> list[tuple[Payload, dict[str, object]]]:
         (ChildRestarted(kind="restarted", attempt=1, delay_s=0.5, **sup), {}),
         (ChildGaveUp(kind="gave_up", attempt=6, error="RuntimeError('boom')", **sup), {}),
         (ChildStopped(kind="stopped", leftover_messages=2, **sup), {}),
-        (SafeModeEntered(reason="restart intensity exceeded", **sup), {}),
+        (
+            SafeModeEntered(
+                reason="restart_intensity",
+                error="RuntimeError('boom')",
+                positions=2,
+                protected=1,
+                unprotected=("SOLUSDT:SHORT",),
+                **sup,
+            ),
+            {},
+        ),
+        (
+            StartupStep(
+                step="schema",
+                status="failed",
+                detail="schema version 2 is older than the code (3): run tradebot db migrate",
+                exit_code=1,
+            ),
+            {},
+        ),
         (StreamConnected(stream="private", url="ws://127.0.0.1:1/v5/private", connects=1), {}),
         (
             StreamDisconnected(

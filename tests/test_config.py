@@ -371,7 +371,7 @@ def test_all_problems_reported_at_once_with_paths() -> None:
         """
     )
     assert problems == {
-        "bot.mode": "expected one of 'paper', 'live', got str 'demo'",
+        "bot.mode": "expected one of 'paper', 'live', 'dry-run', got str 'demo'",
         "risk.position_size_usdt": "expected a decimal string, got float 200.5",
         "risk.max_open_positions": "expected an integer, got str '3'",
         "take_profit.levels[0].fraction": "expected a decimal string, got float 0.5",

@@ -33,9 +33,25 @@ def test_killed_holder_frees_the_lock_and_reports_it(fresh_db_dsn: str) -> None:
     with psycopg.connect(fresh_db_dsn, autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'tradebot-instance:acct1'"
+            "WHERE application_name LIKE 'tradebot-instance:acct1 %'"
         )
     assert lock.heartbeat() is False  # the holder learns it lost the lock
     with acquire_instance_lock(fresh_db_dsn, "acct1") as other:
         assert other.heartbeat()
     lock.release()
+
+
+def test_holder_is_named_without_the_instances_table(empty_db_dsn: str) -> None:
+    """A database without the schema (not migrated yet, or the embedded server's admin
+    database that ``tradebot paper`` locks): the holder's pid and host still come back,
+    from the lock connection's application_name."""
+    import socket
+
+    with acquire_instance_lock(empty_db_dsn, "paper-abc") as first:
+        assert first.heartbeat()
+        with pytest.raises(InstanceAlreadyRunning) as info:
+            acquire_instance_lock(empty_db_dsn, "paper-abc")
+    assert info.value.holder["pid"] == os.getpid()
+    assert info.value.holder["hostname"]
+    assert socket.gethostname().startswith(info.value.holder["hostname"])
+    assert f"pid {os.getpid()}" in str(info.value)

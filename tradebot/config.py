@@ -146,14 +146,16 @@ class BotConfig:
     Attributes:
         account: account name, 1-32 characters of ``[A-Za-z0-9_.-]`` (one process = one
             exchange account); part of position ids and of the single-instance lock.
-        mode: ``"paper"`` (simulated exchange, no keys needed) or ``"live"`` (real orders on
-            ``exchange.venue``/``exchange.environment``).
+        mode: ``"paper"`` (simulated exchange, no keys needed; ``tradebot paper``),
+            ``"live"`` (real orders on ``exchange.venue``/``exchange.environment``; needs
+            the API keys) or ``"dry-run"`` (``tradebot run`` on the venue's real public
+            market stream, orders matched by the paper engine, no keys).
         shutdown_grace_s: SIGTERM → finish in-flight actions within this many seconds, in
             (0, 3600] (docs/ARCHITECTURE.md §10).
     """
 
     account: str = setting("default", validator=_account)
-    mode: Literal["paper", "live"] = setting("paper")
+    mode: Literal["paper", "live", "dry-run"] = setting("paper")
     shutdown_grace_s: float = number_field(30.0, gt="0", le="3600")
 
 

@@ -36,7 +36,9 @@ Test hooks: :meth:`BybitSandbox.inject` (answer a path with any retCode — 429,
 10016, 110063, ... — or drop the connection before/after processing),
 :meth:`BybitSandbox.set_mark`, :meth:`BybitSandbox.push_ticker`,
 :meth:`BybitSandbox.drop_stream_connections`, :meth:`BybitSandbox.set_position_mode`,
-:attr:`BybitSandbox.request_log`, :attr:`BybitSandbox.history_lag_s` (orders and
+:attr:`BybitSandbox.request_log`, :attr:`BybitSandbox.signed_attempts` and
+:attr:`BybitSandbox.private_connections` (what a keyless client must never send),
+:attr:`BybitSandbox.history_lag_s` (orders and
 executions reach ``/v5/order/history`` and ``/v5/execution/list`` that long after they
 happened), :attr:`BybitSandbox.realtime_keeps_closed` (False: closed orders only in
 history, as after a venue restart), :attr:`BybitSandbox.other_collateral_usd` (a non-USDT
@@ -212,6 +214,11 @@ class BybitSandbox:
         """Delay before the sandbox handles each WS request (simulated network latency;
         some clients, pybit among them, register a subscription only after sending it)."""
         self.request_log: list[LoggedRequest] = []
+        self.signed_attempts = 0
+        """Requests to a private (signed) route or carrying auth headers, refused ones
+        included (a dry run must send none)."""
+        self.private_connections = 0
+        """Connections to the private stream (``/v5/private``)."""
         self.rest_url = ""
         self.public_ws_url = ""
         self.private_ws_url = ""
@@ -575,6 +582,8 @@ class BybitSandbox:
             return HttpReply(404, [("Content-Type", "text/plain")], b"404 page not found")
         handler, signed = route
         payload = req.query if req.method == "GET" else req.body.decode("utf-8", "replace")
+        if signed or req.headers.get("x-bapi-api-key") or req.headers.get("x-bapi-sign"):
+            self.signed_attempts += 1
         try:
             if signed:
                 self._check_auth(req, payload)
@@ -1307,6 +1316,8 @@ class BybitSandbox:
             await ws.aclose(code=1001, reason="sandbox: going away")
             return
         conn = _WsConn(ws, private=path == "/v5/private")
+        if conn.private:
+            self.private_connections += 1
         self._conns.add(conn)
         try:
             async with trio.open_nursery() as nursery:

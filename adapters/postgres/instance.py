@@ -9,6 +9,13 @@ with it, so a stale row never blocks a restart.
 If the lock connection is lost (server restart), :meth:`InstanceLock.heartbeat` returns
 False: the holder must stop trading (or re-acquire) because another process may now hold it.
 
+Who holds it is also written into the lock connection's ``application_name``
+(``tradebot-instance:NAME pid=PID host=HOST``, in ``pg_stat_activity``), so a refused second
+process can name the holder even in a database without the ``instances`` table (a schema
+that is not migrated yet, or the embedded server's admin database that ``tradebot paper``
+locks before it recreates its own database). Advisory locks are per database: every
+process that competes for one lock must connect to the same database.
+
 Sync API (psycopg 3); from trio call it via ``trio.to_thread.run_sync``.
 """
 
@@ -68,10 +75,11 @@ class InstanceLock:
                         AND ((classid::bigint << 32) | objid::bigint) = {_KEY})""",
                 (self.instance_name,),
             ).fetchone()
-            self._conn.execute(
-                "UPDATE instances SET heartbeat_at = now() WHERE instance_name = %s",
-                (self.instance_name,),
-            )
+            if _has_instances_table(self._conn):
+                self._conn.execute(
+                    "UPDATE instances SET heartbeat_at = now() WHERE instance_name = %s",
+                    (self.instance_name,),
+                )
             return bool(row and row[0])
         except psycopg.OperationalError:
             self._conn.close()
@@ -97,28 +105,69 @@ class InstanceLock:
         self.release()
 
 
+def _has_instances_table(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass('instances') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def _holder(conn: psycopg.Connection[Any], instance_name: str) -> dict[str, Any]:
+    """Who holds the lock: its ``instances`` row, else the holding backend's
+    ``application_name`` (``tradebot-instance:NAME pid=.. host=..``) and start time."""
+    if _has_instances_table(conn):
+        cur = conn.execute(
+            "SELECT pid, hostname, version, started_at, heartbeat_at FROM instances "
+            "WHERE instance_name = %s",
+            (instance_name,),
+        )
+        r = cur.fetchone()
+        if r is not None:
+            names = [d.name for d in cur.description or []]
+            return dict(zip(names, r, strict=True))
+    row = conn.execute(
+        f"""SELECT a.application_name, a.backend_start FROM pg_locks l
+              JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+                   SELECT oid FROM pg_database WHERE datname = current_database())
+               AND ((l.classid::bigint << 32) | l.objid::bigint) = {_KEY}
+             LIMIT 1""",
+        (instance_name,),
+    ).fetchone()
+    if row is None:
+        return {}
+    info: dict[str, Any] = {"started_at": row[1]}
+    for part in str(row[0] or "").split():
+        key, sep, value = part.partition("=")
+        if sep and key == "pid" and value.isdigit():
+            info["pid"] = int(value)
+        elif sep and key == "host":
+            info["hostname"] = value
+    return info
+
+
 def acquire_instance_lock(dsn: str, instance_name: str, *, version: str = "") -> InstanceLock:
     """Take the instance lock for ``instance_name`` (the account) or fail at once.
 
+    Args:
+        dsn: the database every competing process locks in (advisory locks are per
+            database).
+        instance_name: the lock's name (``bot.account`` for ``tradebot run``).
+        version: the holder's version, written into ``instances`` when the table exists.
+
     Raises:
-        InstanceAlreadyRunning: another process holds it.
+        InstanceAlreadyRunning: another process holds it (``holder`` names its pid and
+            host when known).
         psycopg.OperationalError: the database is unreachable.
     """
-    conn = connect(dsn, autocommit=True, application_name=f"tradebot-instance:{instance_name}"[:63])
+    app = f"tradebot-instance:{instance_name} pid={os.getpid()} host={socket.gethostname()}"[:63]
+    conn = connect(dsn, autocommit=True, application_name=app)
     try:
         row = conn.execute(f"SELECT pg_try_advisory_lock({_KEY})", (instance_name,)).fetchone()
         if not (row and row[0]):
-            cur = conn.execute(
-                "SELECT pid, hostname, version, started_at, heartbeat_at FROM instances "
-                "WHERE instance_name = %s",
-                (instance_name,),
-            )
-            r = cur.fetchone()
-            names = [d.name for d in cur.description or []]
+            holder = _holder(conn, instance_name)
             conn.close()
-            raise InstanceAlreadyRunning(
-                instance_name, dict(zip(names, r, strict=True)) if r else {}
-            )
+            raise InstanceAlreadyRunning(instance_name, holder)
+        if not _has_instances_table(conn):
+            return InstanceLock(conn, instance_name)
         conn.execute(
             """INSERT INTO instances (instance_name, pid, hostname, version, started_at, heartbeat_at)
                VALUES (%s, %s, %s, %s, now(), now())

@@ -77,7 +77,7 @@ def resolve_read_dsn(args: argparse.Namespace) -> str:
     if getattr(args, "config", None) is not None:
         from tradebot.config import load_config
 
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, require_secrets=False)  # reading needs no API key
         configured = cfg.database.dsn or None
         home = cfg.home_path()
     if getattr(args, "paper", False):

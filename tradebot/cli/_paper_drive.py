@@ -41,6 +41,8 @@ class _RunState:
     journal_by_type: dict[str, int] = attrs.Factory(dict)
     journal_server_restarts: int = 0
     kept_spool: tuple[Path, int] | None = None
+    interrupted: str = ""
+    """The signal that ended the replay early ("" = it ran to the end)."""
 
 
 class _Progress:

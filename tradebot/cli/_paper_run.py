@@ -146,13 +146,26 @@ def _raise_run_failed(
 def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRunResult:
     """Run the paper account over the replay and return the report.
 
+    One run per home (or ``--dsn`` database) at a time (:mod:`tradebot.cli._paper_lock`).
+    SIGINT / SIGTERM end the replay early and gracefully (:mod:`tradebot.cli._shutdown`):
+    the tree stops in order, ``bot.stopped`` is journaled with the signal, and the report
+    of the part replayed is returned (``details.interrupted``).
+
     Raises:
+        PaperRunLocked: another paper run holds this home's lock.
         adapters.replay.ReplayDataError: bad ``--data`` / window (before anything runs).
         ConfigError: bad options (unknown profile, WebSocket with ``max`` speed, ...).
         PaperRunFailed: the run started and stopped on an error (its ``user_cause``); the
             journal closed with ``bot.stopped``, open positions kept their stops.
         Exception: database failures before the run (embedded server, migrations).
     """
+    from tradebot.cli._paper_lock import paper_lock
+
+    with paper_lock(opts.dsn, opts.home):
+        return _run_paper_locked(opts, stream=stream)
+
+
+def _run_paper_locked(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRunResult:
     err = stream if stream is not None else sys.stderr
     if opts.config is None:
         opts = attrs.evolve(opts, config=_default_config())
@@ -274,6 +287,7 @@ def run_paper(opts: PaperRunOptions, *, stream: TextIO | None = None) -> PaperRu
         "journal_projection_skipped": state.projection_skipped,
         "trades_journaled_as_order_fill": journaled_fills,
         "journal": journal_state,
+        "interrupted": state.interrupted or None,
     }
     report = build_report(
         event_counts=counts,

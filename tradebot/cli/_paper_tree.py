@@ -22,6 +22,7 @@ from tradebot.cli._paper_options import (
     _profile,
     _settings,
 )
+from tradebot.cli._shutdown import open_shutdown_watch
 from tradebot.clock import TrioClock
 from tradebot.events import BotStarted, BotStopped, BotStopping, Event, Severity, SpoolKeptAside
 from tradebot.invariants import InvariantMonitor
@@ -175,7 +176,12 @@ async def _run_tree(
                 if ops is not None:
                     ops.ready("paper replay running")
                 wall0 = time.perf_counter()
-                await _drive(replay, venue, engine, account.market.set_mark, state, progress)
+                async with open_shutdown_watch(stream) as shutdown:
+                    with shutdown.cancel_on_request():
+                        await _drive(
+                            replay, venue, engine, account.market.set_mark, state, progress
+                        )
+                state.interrupted = shutdown.signal_name
                 state.wall_s = time.perf_counter() - wall0
                 if ops is not None:
                     ops.stopping("paper replay finished")
@@ -189,10 +195,13 @@ async def _run_tree(
                     force=True,
                 )
                 prog.done()
+                stop_reason = (
+                    f"signal {state.interrupted}" if state.interrupted else "replay finished"
+                )
                 journal.emit(
                     Event.of(
                         BotStopping(
-                            reason="replay finished",
+                            reason=stop_reason,
                             open_positions=account.positions.open_count(),
                         ),
                         clock.now(),
@@ -217,8 +226,20 @@ async def _run_tree(
                 )
             )
             raise
-        journal.emit(Event.of(BotStopped(reason="replay finished"), clock.now()))
-        state.sim_s = replay.duration_s
+        journal.emit(
+            Event.of(
+                BotStopped(
+                    reason=stop_reason,
+                    open_positions=len(engine.positions()) if state.interrupted else None,
+                ),
+                clock.now(),
+            )
+        )
+        state.sim_s = (
+            int((clock.now() - replay.start).total_seconds())
+            if state.interrupted
+            else replay.duration_s
+        )
         _stop_autojump_spin()
     # the journal has drained (its context exited): what it handed to the database
     if stats is not None:

@@ -34,8 +34,15 @@ and a symbol without candles in the window is left out with a note. A run that f
 midway prints the error (not a traceback, unless ``--debug``), the journal closes with
 ``bot.stopped`` and its reason, and the positions still open are listed with their stops.
 
-Exit codes: 0 finished (report printed), 1 runtime failure, 2 bad options/config/data,
-3 finished but invariant violations or stop coverage below 100 % (the report says which).
+SIGINT (Ctrl-C) or SIGTERM ends the replay early and gracefully: the actor tree stops in
+order, ``bot.stopped`` is journaled with the signal, and the report of the part replayed
+is printed (exit 0). One run per home at a time: a second ``tradebot paper`` on the same
+home (or ``--dsn``) is refused with the first one's pid and host (exit 1), before it
+touches the database or the spool.
+
+Exit codes: 0 finished or stopped by a signal (report printed), 1 runtime failure or
+another run holds the home, 2 bad options/config/data, 3 finished but invariant
+violations or stop coverage below 100 % (the report says which).
 """
 
 from __future__ import annotations
@@ -301,6 +308,13 @@ def run(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     report = result.report
+    if report.details.get("interrupted"):
+        print(
+            f"note: stopped by {report.details['interrupted']} at "
+            f"{report.details.get('window_start')} + {report.sim_s} s of the window; "
+            "open positions keep their stops (journal: bot.stopped)",
+            file=sys.stderr,
+        )
     print("instruments:")
     for line in result.instrument_lines:
         print("  " + line)

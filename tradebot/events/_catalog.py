@@ -32,6 +32,7 @@ class EventType(enum.Enum):
     BOT_PAUSED = "bot.paused"  # operator: new entries off (management continues)
     BOT_RESUMED = "bot.resumed"  # operator: new entries on again
     CONFIG_LOADED = "bot.config_loaded"
+    BOT_STARTUP_STEP = "bot.startup_step"  # one step of the `tradebot run` start-up sequence
     # signals and waves
     SIGNAL_RECEIVED = "signal.received"
     SIGNAL_REJECTED = "signal.rejected"  # malformed / hostile / unknown, with reason

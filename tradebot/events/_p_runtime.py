@@ -36,6 +36,7 @@ __all__ = [
     "SafeModeEntered",
     "SpoolKeptAside",
     "SpoolReplayed",
+    "StartupStep",
     "StreamConnected",
     "StreamDisconnected",
     "StreamGapped",
@@ -105,12 +106,54 @@ class BotStopped(Payload):
 @payload(E.SAFE_MODE_ENTERED)
 @attrs.frozen(kw_only=True)
 class SafeModeEntered(Payload):
-    """Restart intensity exceeded (docs/ARCHITECTURE.md §3): no new entries, alert, exit
-    non-zero. ``supervisor``/``child`` name who gave up."""
+    """Safe mode (docs/ARCHITECTURE.md §3, §10): restart intensity exceeded, repeated
+    authentication failures or the journal beyond its spool limit → no new entries, alert,
+    every stop verified, exit non-zero (3) so systemd restarts the process.
+
+    Attributes:
+        reason: ``restart_intensity``, ``authentication`` or ``journal_unreachable``.
+        supervisor / child: who gave up (restart intensity), "" otherwise.
+        error: the error that caused it (``Type: message``).
+        positions: open positions found on the venue when the stops were verified (None:
+            the venue could not be asked).
+        protected: of those, how many have a stop on the venue.
+        unprotected: ``SYMBOL:SIDE`` of the positions without a stop (an alert each).
+    """
 
     reason: str
     supervisor: str = ""
     child: str = ""
+    error: str = ""
+    positions: int | None = None
+    protected: int | None = None
+    unprotected: tuple[str, ...] = ()
+
+
+@payload(E.BOT_STARTUP_STEP)
+@attrs.frozen(kw_only=True)
+class StartupStep(Payload):
+    """One step of the ``tradebot run`` start-up sequence (docs/ARCHITECTURE.md §10), in
+    order: ``config``, ``lock``, ``schema``, ``venue_clock``, ``authentication``,
+    ``instruments``, ``account_setup``, ``reconciliation``, ``signals``.
+
+    Steps before the journal could open (config, lock, schema) are journaled once it is
+    open, with the time they happened.
+
+    Attributes:
+        step: the step's name (above).
+        status: ``ok``, ``skipped`` (not part of this mode, e.g. authentication in dry-run)
+            or ``failed`` (the process exits after it).
+        detail: what was found or done, for a human (no secrets).
+        elapsed_ms: how long the step took, milliseconds (>= 0).
+        exit_code: with ``failed``: the process exit code (1 venue/database, 2 config or
+            credentials).
+    """
+
+    step: str
+    status: Literal["ok", "skipped", "failed"]
+    detail: str = ""
+    elapsed_ms: float | None = None
+    exit_code: int | None = None
 
 
 @payload(E.BOT_PAUSED)
