@@ -111,6 +111,7 @@ class PositionRecovery(PositionManage):
         if self._r.imported:
             self._r.imported = False  # seen on the venue: from now on ours like any other
             await self._snapshot()
+        await self._adopt_aged_exit()
         stops = await self._venue_stops()
         mine = [
             s
@@ -126,6 +127,40 @@ class PositionRecovery(PositionManage):
             self.lifecycle is Lifecycle.ACTIVE,
             "" if self.lifecycle is Lifecycle.ACTIVE else self._r.close_reason,
         )
+
+    async def _adopt_aged_exit(self) -> None:
+        """After a crash during an aged-exit replacement the venue may hold the new exit
+        order (its reply was lost) while the snapshot names the old one: keep the newest
+        open aged exit of this position (highest sequence number) as the live one and
+        cancel any other, so there is never a second exit order left behind."""
+        try:
+            orders = await self._venue.open_orders(self.symbol)
+        except VenueError as exc:
+            self._ev(EventType.EXCHANGE_ERROR, Severity.WARNING, what="open_orders", error=exc)
+            return
+        aged = []
+        for o in orders:
+            parsed = parse_client_order_id(o.client_order_id)
+            if parsed and parsed[0] == self.position_id and parsed[1] is OrderRole.AGED_EXIT:
+                aged.append((parsed[2], o))
+        if not aged:
+            if self._r.aged_cid:
+                self._r.aged_cid, self._r.aged_price = "", None  # gone while we were down
+            return
+        aged.sort(key=lambda x: x[0])
+        keep = aged[-1][1]
+        self._r.aged_cid, self._r.aged_price = keep.client_order_id, keep.price
+        for _seq, o in aged[:-1]:
+            try:
+                await self._venue.cancel_order(self.symbol, o.client_order_id)
+            except VenueError as exc:
+                self._ev(
+                    EventType.EXCHANGE_ERROR,
+                    Severity.WARNING,
+                    o.client_order_id,
+                    what="cancel_order",
+                    error=exc,
+                )
 
     def _closed_while_down_reason(self, how: str) -> str:
         if self._r.origin == "legacy" and self._r.imported:
