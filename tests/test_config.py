@@ -683,8 +683,10 @@ EXTREME = """
 position_size_usdt = "1e12"
 max_exposure_usdt = "1e12"
 max_open_positions = 10000
+[exchange]
+default_leverage = 1
 [stop_loss]
-initial_pct = "99.99"
+initial_pct = "98.99"
 [trailing]
 activation_pct = "0.0001"
 callback_pct = "99.9"
@@ -775,3 +777,26 @@ async def test_exchange_adapter_keys_reach_the_venues() -> None:
     defaults = default_config().exchange
     assert (defaults.order_lookup_window_s, defaults.protective_retry_s) == (10.0, 10.0)
     assert (defaults.margin_type, defaults.price_protect) == ("CROSSED", False)
+
+
+def test_check_config_refuses_stops_beyond_the_estimated_liquidation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """100/leverage − 1 % maintenance margin (tradebot/policies/liquidation.py): at 40x
+    the estimate is 1.5 %, so the 2 % initial and 3 % emergency stops are refused, naming
+    the stop key and the leverage key; at the default 5x (19 %) they are fine."""
+    path = tmp_path / "config.toml"
+    path.write_text("[exchange]\nleverage_per_symbol = { BTCUSDT = 40 }\n")
+    assert main(["check-config", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"{path}: 3 problem(s)"
+    keys = sorted(line.split(": ")[0] for line in lines[1:])
+    assert keys == ["protection.emergency_pct", "stop_loss.emergency_pct", "stop_loss.initial_pct"]
+    assert all("exchange.leverage_per_symbol['BTCUSDT'] = 40" in line for line in lines[1:])
+    assert "estimated liquidation distance 1.5 %" in lines[1]
+    path.write_text(
+        "[exchange]\nleverage_per_symbol = { BTCUSDT = 40 }\n"
+        '[stop_loss]\ninitial_pct = "1"\nemergency_pct = "1.4"\n'
+        '[protection]\nemergency_pct = "1.4"\n'
+    )
+    assert main(["check-config", str(path)]) == 0

@@ -74,6 +74,7 @@ from tradebot.bounds import (
 )
 from tradebot.errors import ConfigError
 from tradebot.policies.aged import AgedSettings
+from tradebot.policies.liquidation import stop_liquidation_problems
 from tradebot.policies.protection import ProtectionSettings
 from tradebot.policies.reconcile import ReconcileSettings
 from tradebot.policies.settings import ExecutionSettings, PositionSettings
@@ -570,9 +571,26 @@ def parse_config(
         for key, var in (_needed_secrets(raw) if require_secrets else [])
         if not env.get(var, "") and key not in bad
     ]
+    if cfg is not None:
+        problems += _stop_liquidation_problems(cfg)
     if problems or cfg is None:
         raise ConfigError(problems)
     return cfg
+
+
+def _stop_liquidation_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Stops at or beyond the estimated liquidation price at the configured leverages
+    (:mod:`tradebot.policies.liquidation`)."""
+    leverages = {"exchange.default_leverage": cfg.exchange.default_leverage} | {
+        f"exchange.leverage_per_symbol[{sym!r}]": lev
+        for sym, lev in cfg.exchange.leverage_per_symbol.items()
+    }
+    stops = {
+        "stop_loss.initial_pct": cfg.stop_loss.initial_pct,
+        "stop_loss.emergency_pct": cfg.stop_loss.emergency_pct,
+        "protection.emergency_pct": cfg.protection.emergency_pct,
+    }
+    return stop_liquidation_problems(stops, leverages)
 
 
 def load_config(
