@@ -33,6 +33,17 @@ consulted; a wave already completed (e.g. re-delivered after a restart) is journ
 ``WAVE_DUPLICATE`` and never processed again. Within a wave, signals are de-duplicated by
 signal id, so a wave delivered twice across a reconnect is processed once and complete.
 
+Reused signal ids: signal ids are unique across waves (docs/ARCHITECTURE.md §9). A signal
+whose id was already seen in an *earlier* wave (another wave id) is refused when it
+arrives: journaled ``SIGNAL_REJECTED`` (WARNING) with reason
+``duplicate_signal_id:first seen in wave-…`` and counted in its wave's ``rejected``; it
+never reaches the filters, so it is never opened twice. The memory is bounded: ids of the
+waves of the last :data:`SIGNAL_ID_MEMORY` (24 h) behind the newest wave seen. On start
+(and every restart) it is seeded from the journal
+(:meth:`~tradebot.events.JournalReader.signal_waves_since`: taken, filtered, late and
+rejected signals of the last 24 h); if the journal cannot answer, the processor starts
+with an empty memory (logged) and still refuses reuse among the waves it sees.
+
 Opening: :func:`tradebot.signals.plan_wave` gives a ranked reserve list of
 ``max_trades_per_wave * 1.5`` (7) sized candidates; they are opened one at a time, in rank
 order, until ``max_trades_per_wave`` (5) are open — when an open fails the next candidate
@@ -47,6 +58,7 @@ so no position is opened twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -65,6 +77,7 @@ from tradebot.events import (
     JournalPort,
     JournalReader,
     Severity,
+    SignalRejected,
     WaveCompleted,
     WaveDuplicate,
     WaveStarted,
@@ -86,6 +99,7 @@ from tradebot.signals import (
 )
 
 __all__ = [
+    "SIGNAL_ID_MEMORY",
     "Deliver",
     "EntryGate",
     "SetEntriesPaused",
@@ -96,6 +110,11 @@ __all__ = [
     "WaveStatus",
     "WaveSummary",
 ]
+
+log = logging.getLogger("tradebot.waves")
+
+SIGNAL_ID_MEMORY = timedelta(hours=24)
+"""How long a signal id is remembered as used, behind the newest wave seen (96 waves)."""
 
 # --- messages (in) ----------------------------------------------------------------------
 
@@ -249,6 +268,43 @@ class _Closed:
 _KEEP_CLOSED = 96  # one day of waves
 
 
+class _SignalIds:
+    """Signal id → ``wave_ts`` of the first wave it was seen in, for the waves of the last
+    :data:`SIGNAL_ID_MEMORY` behind the newest wave remembered."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, datetime] = {}
+        self._by_wave: dict[datetime, list[str]] = {}
+        self._newest: datetime | None = None
+
+    def first_wave(self, signal_id: str, wave_ts: datetime) -> datetime | None:
+        """The first wave ``signal_id`` was seen in, as remembered after a wave ``wave_ts``
+        arrived (older than 24 h behind it: forgotten)."""
+        self._advance(wave_ts)
+        return self._first.get(signal_id)
+
+    def remember(self, signal_id: str, wave_ts: datetime) -> None:
+        known = self._first.get(signal_id)
+        if known is not None and known <= wave_ts:
+            return
+        self._first[signal_id] = wave_ts
+        self._by_wave.setdefault(wave_ts, []).append(signal_id)
+        self._advance(wave_ts)
+
+    def _advance(self, wave_ts: datetime) -> None:
+        if self._newest is not None and wave_ts <= self._newest:
+            return
+        self._newest = wave_ts
+        horizon = wave_ts - SIGNAL_ID_MEMORY
+        for old in [ts for ts in self._by_wave if ts < horizon]:
+            for sid in self._by_wave.pop(old):
+                if self._first.get(sid) == old:
+                    del self._first[sid]
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+
 class WaveProcessor(Actor[WaveMessage]):
     """The wave actor (see the module docstring).
 
@@ -295,6 +351,18 @@ class WaveProcessor(Actor[WaveMessage]):
         self._delay = timedelta(minutes=settings.delay_min)
         self._duplicates = 0
         self._late = 0
+        self._signal_ids = _SignalIds()
+
+    async def on_start(self) -> None:
+        """Seed the memory of used signal ids from the journal (see the module docstring)."""
+        since = self._clock.now() - SIGNAL_ID_MEMORY
+        try:
+            seen = await self._reader.signal_waves_since(since)
+        except JournalError as exc:
+            log.warning("signal ids of the last 24 h not read from the journal: %s", exc)
+            return
+        for signal_id, wave_ts in sorted(seen.items(), key=lambda kv: kv[1]):
+            self._signal_ids.remember(signal_id, wave_ts)
 
     # --- message loop --------------------------------------------------------------------
 
@@ -345,7 +413,8 @@ class WaveProcessor(Actor[WaveMessage]):
         wave_id = wave_id_for(wave_ts)
         collecting = self._collecting.get(wave_ts)
         if collecting is not None:
-            self._add(collecting, signals, rejected)
+            signals, reused = self._refuse_reused(wave_ts, signals, now)
+            self._add(collecting, signals, rejected + reused)
             return
         closed = self._closed.get(wave_ts)
         if closed is None:
@@ -367,9 +436,10 @@ class WaveProcessor(Actor[WaveMessage]):
             elif now >= wave_ts + self._delay:
                 closed = self._close(wave_ts, "missed")
             else:
+                signals, reused = self._refuse_reused(wave_ts, signals, now)
                 collecting = _Collecting(wave_ts)
                 self._collecting[wave_ts] = collecting
-                self._add(collecting, signals, rejected)
+                self._add(collecting, signals, rejected + reused)
                 due_s = (wave_ts + self._delay - now).total_seconds()
                 self.timers.once(("wave", wave_ts), max(0.0, due_s), _ProcessDue(wave_ts))
                 return
@@ -395,6 +465,7 @@ class WaveProcessor(Actor[WaveMessage]):
             return  # the journal already holds this wave's decisions
         for s in new:
             closed.seen.add(s.signal_id)
+            self._signal_ids.remember(s.signal_id, wave_ts)
             reason = (
                 f"arrived after wave {wave_id} was processed"
                 if closed.status != "missed"
@@ -406,6 +477,41 @@ class WaveProcessor(Actor[WaveMessage]):
                     EventType.SIGNAL_LATE, s, now, "late", reason, severity=Severity.WARNING
                 )
             )
+
+    def _refuse_reused(
+        self, wave_ts: datetime, signals: tuple[Signal, ...], now: datetime
+    ) -> tuple[tuple[Signal, ...], int]:
+        """Drop (and journal) the signals whose id was first seen in another wave; remember
+        the ids of the rest. Returns (the rest, how many were refused)."""
+        kept: list[Signal] = []
+        for s in signals:
+            first = self._signal_ids.first_wave(s.signal_id, wave_ts)
+            if first is None or first == wave_ts:
+                self._signal_ids.remember(s.signal_id, wave_ts)
+                kept.append(s)
+                continue
+            self._emit(
+                Event.of(
+                    SignalRejected(
+                        reason=f"duplicate_signal_id:first seen in {wave_id_for(first)}",
+                        excerpt=f"{s.signal_id} {s.symbol} {s.action} in {s.wave_id}"[:200],
+                        source="wave_processor",
+                        signal_id=s.signal_id,
+                        wave_id=s.wave_id,
+                        wave_ts=wave_ts,
+                        symbol=s.symbol,
+                        venue=s.venue,
+                        action=s.action,
+                        score_week=s.score_week,
+                        score_month=s.score_month,
+                    ),
+                    now,
+                    severity=Severity.WARNING,
+                    symbol=s.symbol,
+                    correlation_id=s.wave_id,
+                )
+            )
+        return tuple(kept), len(signals) - len(kept)
 
     def _add(self, collecting: _Collecting, signals: tuple[Signal, ...], rejected: int) -> None:
         collecting.rejected += rejected

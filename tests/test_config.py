@@ -310,6 +310,39 @@ BAD_VALUES = [
     ('[exchange]\nws_public_url = "https://x"', "exchange.ws_public_url", "ws:// or wss://"),
     ('[exchange]\napi_key_env = "sk-live-123"', "exchange.api_key_env", "never the secret"),
     ("[exchange]\nrequest_timeout_s = 0.0", "exchange.request_timeout_s", "(0, 300]"),
+    (
+        "[exchange]\norder_lookup_window_s = -1.0",
+        "exchange.order_lookup_window_s",
+        "must be a finite number in [0, 300] (got -1.0)",
+    ),
+    ("[exchange]\norder_lookup_window_s = inf", "exchange.order_lookup_window_s", "[0, 300]"),
+    ('[exchange]\norder_lookup_window_s = "10"', "exchange.order_lookup_window_s", "expected"),
+    (
+        "[exchange]\nprotective_retry_s = 301.0",
+        "exchange.protective_retry_s",
+        "must be a finite number in [0, 300] (got 301.0)",
+    ),
+    ("[exchange]\nprotective_retry_s = nan", "exchange.protective_retry_s", "finite number"),
+    (
+        '[exchange]\nvenue = "binance"\nmargin_type = "isolated"',
+        "exchange.margin_type",
+        "expected one of 'CROSSED', 'ISOLATED'",
+    ),
+    (
+        '[exchange]\nmargin_type = "ISOLATED"',
+        "exchange.margin_type",
+        "'ISOLATED' applies to Binance only; exchange.venue is 'bybit'",
+    ),
+    (
+        '[exchange]\nvenue = "binance"\nprice_protect = "yes"',
+        "exchange.price_protect",
+        "expected true or false, got str 'yes'",
+    ),
+    (
+        "[exchange]\nprice_protect = true",
+        "exchange.price_protect",
+        "applies to Binance algo stops only; exchange.venue is 'bybit'",
+    ),
     ("[journal]\nretention_days = -1", "journal.retention_days", "[0, 36500]"),
     ("[journal]\nmax_batch_events = 0", "journal.max_batch_events", "[1, 1000000]"),
     (
@@ -650,8 +683,10 @@ EXTREME = """
 position_size_usdt = "1e12"
 max_exposure_usdt = "1e12"
 max_open_positions = 10000
+[exchange]
+default_leverage = 1
 [stop_loss]
-initial_pct = "99.99"
+initial_pct = "98.99"
 [trailing]
 activation_pct = "0.0001"
 callback_pct = "99.9"
@@ -716,3 +751,52 @@ def test_paper_runs_on_an_extreme_but_accepted_config(
     assert "error:" not in captured.err
     doc = json.loads(report.read_text())
     assert doc["details"]["window_end"] == "2025-05-20T06:00:00+00:00"
+
+
+async def test_exchange_adapter_keys_reach_the_venues() -> None:
+    """``exchange.order_lookup_window_s`` / ``protective_retry_s`` (Bybit) and
+    ``margin_type`` / ``price_protect`` (Binance) are config keys: parsed, checked, and
+    what the venue factories build with."""
+    from adapters.binance import venue_from_config as binance_venue
+    from adapters.bybit import venue_from_config as bybit_venue
+
+    env = {"K": "k", "S": "s"}
+    keys = 'api_key_env = "K"\napi_secret_env = "S"\n'
+    bybit = parse_config(
+        f"[exchange]\n{keys}order_lookup_window_s = 0.0\nprotective_retry_s = 2.5\n",
+        environ=env,
+    )
+    async with bybit_venue(bybit.exchange, environ=env) as venue:
+        assert (venue.order_lookup_window_s, venue.protective_retry_s) == (0.0, 2.5)
+    binance = parse_config(
+        f'[exchange]\nvenue = "binance"\n{keys}margin_type = "ISOLATED"\nprice_protect = true\n',
+        environ=env,
+    )
+    async with binance_venue(binance.exchange, environ=env) as venue:
+        assert (venue.margin_type, venue.price_protect) == ("ISOLATED", True)
+    defaults = default_config().exchange
+    assert (defaults.order_lookup_window_s, defaults.protective_retry_s) == (10.0, 10.0)
+    assert (defaults.margin_type, defaults.price_protect) == ("CROSSED", False)
+
+
+def test_check_config_refuses_stops_beyond_the_estimated_liquidation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """100/leverage − 1 % maintenance margin (tradebot/policies/liquidation.py): at 40x
+    the estimate is 1.5 %, so the 2 % initial and 3 % emergency stops are refused, naming
+    the stop key and the leverage key; at the default 5x (19 %) they are fine."""
+    path = tmp_path / "config.toml"
+    path.write_text("[exchange]\nleverage_per_symbol = { BTCUSDT = 40 }\n")
+    assert main(["check-config", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"{path}: 3 problem(s)"
+    keys = sorted(line.split(": ")[0] for line in lines[1:])
+    assert keys == ["protection.emergency_pct", "stop_loss.emergency_pct", "stop_loss.initial_pct"]
+    assert all("exchange.leverage_per_symbol['BTCUSDT'] = 40" in line for line in lines[1:])
+    assert "estimated liquidation distance 1.5 %" in lines[1]
+    path.write_text(
+        "[exchange]\nleverage_per_symbol = { BTCUSDT = 40 }\n"
+        '[stop_loss]\ninitial_pct = "1"\nemergency_pct = "1.4"\n'
+        '[protection]\nemergency_pct = "1.4"\n'
+    )
+    assert main(["check-config", str(path)]) == 0

@@ -432,3 +432,38 @@ def test_sizing() -> None:
         check_limits(open_count=1, exposure_usdt=D("400"), new_notional_usdt=D("200"), settings=s)
         == "max_exposure"
     )
+
+
+def test_liquidation_distance_is_100_over_leverage_minus_maintenance_margin() -> None:
+    from tradebot.policies.liquidation import liquidation_distance_pct
+
+    assert liquidation_distance_pct(5) == D(19)  # 20 % − 1 %
+    assert liquidation_distance_pct(10, D("0.5")) == D("9.5")
+    assert liquidation_distance_pct(125, D("0.4")) == D("0.4")
+    assert liquidation_distance_pct(100) == 0
+    for bad in ((0, D(1)), (5, D(-1))):
+        with pytest.raises(ValueError):
+            liquidation_distance_pct(*bad)
+
+
+def test_stop_at_or_beyond_liquidation_is_a_problem_naming_both_keys() -> None:
+    from tradebot.policies.liquidation import stop_liquidation_problems
+
+    stops = {"stop_loss.initial_pct": D(2), "stop_loss.emergency_pct": D(3)}
+    assert stop_liquidation_problems(stops, {"exchange.default_leverage": 5}) == []
+    # 100/33 − 1 = 2.0303.. : 2 % is inside, 3 % is beyond
+    (only,) = stop_liquidation_problems(stops, {"exchange.default_leverage": 33})
+    assert only[0] == "stop_loss.emergency_pct"
+    assert "exchange.default_leverage = 33" in only[1] and "2.0303" in only[1]
+    # exactly at the liquidation distance is refused too: 100/40 − 0.5 = 2
+    at = stop_liquidation_problems(
+        {"stop_loss.initial_pct": D(2)}, {"lev": 40}, maintenance_margin_pct=D("0.5")
+    )
+    assert [k for k, _ in at] == ["stop_loss.initial_pct"]
+    many = stop_liquidation_problems(stops, {"a": 5, "b": 50, "c": 100})
+    assert [(k, r.split(" at ")[-1].split(" ")[0]) for k, r in many] == [
+        ("stop_loss.initial_pct", "b"),
+        ("stop_loss.initial_pct", "c"),
+        ("stop_loss.emergency_pct", "b"),
+        ("stop_loss.emergency_pct", "c"),
+    ]

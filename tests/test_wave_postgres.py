@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -126,4 +127,72 @@ async def test_duplicate_delivery_after_restart_not_processed_again_postgres(
         "max_trades_per_wave",
         "max_trades_per_wave",
         "below_reserve_cutoff",
+    ]
+
+
+async def test_reused_signal_id_refused_after_restart_from_the_postgres_journal(
+    fresh_db_dsn: str, tmp_path: Path
+) -> None:
+    """Bot life 1 takes signal r1 in wave W; bot life 2 (a new journal: preload from the
+    database) is sent r1 again in wave W+15 and refuses it ``duplicate_signal_id``. Waves
+    are an hour before the wall clock, inside the journal's 24 h signal window."""
+    from actors.wave import Deliver
+    from tradebot.domain import PositionSide
+    from tradebot.signals import Signal, Wave
+
+    now = datetime.now(UTC)
+    w = now.replace(minute=now.minute // 15 * 15, second=0, microsecond=0) - timedelta(hours=1)
+    w2 = w + timedelta(minutes=15)
+
+    def sig(sid: str, i: int, ts: datetime) -> Signal:
+        return Signal(sid, SYMBOLS[i], "bybit", PositionSide.LONG, Decimal(80), None, ts)
+
+    async def life(spool: str, wave: Wave, opener: RecordingOpener) -> None:
+        clock = TrioClock(wave.wave_ts + timedelta(minutes=5) - timedelta(seconds=0.5))
+        async with (
+            open_postgres_journal(fresh_db_dsn, spool_dir=tmp_path / spool) as journal,
+            trio.open_nursery() as nursery,
+        ):
+            waves = await nursery.start(
+                run_actor,
+                WaveProcessor(
+                    settings=WaveSettings(venues=frozenset({"bybit"})),
+                    journal=journal,
+                    reader=journal,
+                    clock=clock,
+                    opener=opener,
+                    instruments=INSTRUMENTS,
+                    price_of=PRICES.get,
+                ),
+                "waves",
+            )
+            await waves.send(Deliver(wave))
+            while True:
+                status: WaveStatus = await waves.ask(GetWaveStatus(), timeout_s=5)
+                if status.completed:
+                    break
+                await trio.sleep(0.05)
+            await journal.flush()
+            nursery.cancel_scope.cancel()
+
+    first, second = RecordingOpener(latency_s=0.01), RecordingOpener(latency_s=0.01)
+    with trio.fail_after(60):
+        await life("spool1", Wave(w, (sig("r1", 1, w), sig("r2", 2, w))), first)
+        await life("spool2", Wave(w2, (sig("r1", 3, w2), sig("r3", 4, w2))), second)
+    assert sorted(r.signal_id for _, r in first.requests) == ["r1", "r2"]
+    assert [r.signal_id for _, r in second.requests] == ["r3"]
+    with psycopg.connect(fresh_db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT signal_id, wave_id, decision::text, reason, symbol FROM signals"
+            " WHERE decision = 'rejected'"
+        ).fetchall()
+    first_wave = f"wave-{w:%Y%m%dT%H%MZ}"
+    assert rows == [
+        (
+            "r1",
+            f"wave-{w2:%Y%m%dT%H%MZ}",
+            "rejected",
+            f"duplicate_signal_id:first seen in {first_wave}",
+            SYMBOLS[3],
+        )
     ]

@@ -394,3 +394,110 @@ async def test_paused_entries_open_nothing_and_resume_opens_again(
         (EventType.BOT_RESUMED, "cli"),
     ]
     assert len(journal.of_type(EventType.WAVE_COMPLETED)) == 2
+
+
+def reuse_rejections(journal: MemoryJournal) -> list[tuple[str, str, str]]:
+    return [
+        (e.data["signal_id"], e.data["wave_id"], e.data["reason"])
+        for e in journal.of_type(EventType.SIGNAL_REJECTED)
+    ]
+
+
+async def test_signal_id_reused_in_a_later_wave_is_refused_never_opened_twice(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A signal id first seen in wave T0 and sent again in wave T0+15 (another symbol, as a
+    stale or conflicting service would) is journaled SIGNAL_REJECTED
+    ``duplicate_signal_id`` naming the first wave; it never reaches the filters."""
+    journal = MemoryJournal()
+    opener = RecordingOpener(latency_s=0)
+    t1, t2 = T0 + timedelta(minutes=15), T0 + timedelta(minutes=30)
+    with trio.fail_after(3600):
+        async with processor(journal, opener) as (address, _clock):
+            await address.send(Deliver(Wave(T0, (sig(1, "80"), sig(2, "70")))))
+            await trio.sleep(15 * 60)
+            # sig-1 again in the next wave (another symbol) and as a single signal
+            again = sig(1, "90", symbol=SYMBOLS[5], ts=t1)
+            await address.send(Deliver(Wave(t1, (again, sig(3, "60", ts=t1)))))
+            await address.send(Deliver(again))
+            await trio.sleep(15 * 60)
+            # the first signal of a new wave is a reused id: the wave still runs
+            await address.send(Deliver(sig(2, "90", symbol=SYMBOLS[6], ts=t2)))
+            await address.send(Deliver(sig(4, "60", ts=t2)))
+            await trio.sleep(15 * 60)
+    assert [r.signal_id for _, r in opener.requests] == ["sig-1", "sig-2", "sig-3", "sig-4"]
+    assert [r.symbol for _, r in opener.requests] == [SYMBOLS[i] for i in (1, 2, 3, 4)]
+    assert reuse_rejections(journal) == [
+        ("sig-1", "wave-20250521T1115Z", "duplicate_signal_id:first seen in wave-20250521T1100Z"),
+        ("sig-1", "wave-20250521T1115Z", "duplicate_signal_id:first seen in wave-20250521T1100Z"),
+        ("sig-2", "wave-20250521T1130Z", "duplicate_signal_id:first seen in wave-20250521T1100Z"),
+    ]
+    rejected = journal.of_type(EventType.SIGNAL_REJECTED)[0]
+    assert rejected.data["symbol"] == SYMBOLS[5] and rejected.data["source"] == "wave_processor"
+    done = journal.of_type(EventType.WAVE_COMPLETED)
+    assert [(d.data["received"], d.data["rejected"], d.data["opened"]) for d in done] == [
+        (2, 0, 2),
+        (1, 2, 1),
+        (1, 1, 1),
+    ]
+
+
+async def test_reused_signal_id_is_refused_after_a_restart_from_the_journal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The memory is seeded from the journal on start: a new incarnation (same journal)
+    refuses an id an earlier one took; ids older than 24 h behind are forgotten."""
+    journal = MemoryJournal()
+    first = RecordingOpener(latency_s=0)
+    with trio.fail_after(3600):
+        async with processor(journal, first) as (address, _):
+            await address.send(Deliver(Wave(T0, (sig(1, "80"), sig(2, "70")))))
+            await trio.sleep(10 * 60)
+    assert len(first.requests) == 2
+    t1 = T0 + timedelta(minutes=15)
+    second = RecordingOpener(latency_s=0)
+    with trio.fail_after(3600):
+        async with processor(journal, second, start=t1 + timedelta(minutes=1)) as (address, _):
+            await address.send(Deliver(Wave(t1, (sig(1, "80", ts=t1), sig(3, "70", ts=t1)))))
+            await trio.sleep(10 * 60)
+    assert [r.signal_id for _, r in second.requests] == ["sig-3"]
+    assert reuse_rejections(journal) == [
+        ("sig-1", "wave-20250521T1115Z", "duplicate_signal_id:first seen in wave-20250521T1100Z"),
+    ]
+    # 24 h later the id of wave T0 is no longer remembered (bounded memory)
+    late = T0 + timedelta(hours=24, minutes=15)
+    third = RecordingOpener(latency_s=0)
+    with trio.fail_after(3600):
+        async with processor(journal, third, start=late + timedelta(minutes=1)) as (address, _):
+            await address.send(Deliver(Wave(late, (sig(2, "80", symbol=SYMBOLS[7], ts=late),))))
+            await trio.sleep(10 * 60)
+    assert [r.signal_id for _, r in third.requests] == ["sig-2"]
+    assert len(reuse_rejections(journal)) == 1
+
+
+async def test_signal_id_memory_is_bounded_to_24_hours_of_waves(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Within one incarnation: sig-1 (wave T0) is refused in the wave 23 h 45 min later
+    and accepted again in the wave 24 h 15 min later, when it is more than 24 h behind."""
+    journal = MemoryJournal()
+    opener = RecordingOpener(latency_s=0)
+    with trio.fail_after(4 * 86400):
+        async with processor(journal, opener) as (address, clock):
+            await address.send(Deliver(Wave(T0, (sig(1, "80"),))))
+            for k in range(1, 98):
+                ts = T0 + timedelta(minutes=15 * k)
+                await trio.sleep((ts + timedelta(minutes=1) - clock.now()).total_seconds())
+                if k in (95, 97):  # 23:45 and 24:15 after T0; sig-1 first in its wave
+                    await address.send(Deliver(sig(1, "80", symbol=SYMBOLS[k - 90], ts=ts)))
+                other = Signal(
+                    f"w{k}", SYMBOLS[10], "bybit", PositionSide.SHORT, Decimal(1), None, ts
+                )
+                await address.send(Deliver(other))
+            await trio.sleep(10 * 60)
+    opened = {(r.signal_id, r.symbol) for _, r in opener.requests}
+    assert ("sig-1", SYMBOLS[1]) in opened and ("sig-1", SYMBOLS[7]) in opened
+    assert ("sig-1", SYMBOLS[5]) not in opened
+    assert reuse_rejections(journal) == [
+        ("sig-1", "wave-20250522T1045Z", "duplicate_signal_id:first seen in wave-20250521T1100Z")
+    ]

@@ -74,6 +74,7 @@ from tradebot.bounds import (
 )
 from tradebot.errors import ConfigError
 from tradebot.policies.aged import AgedSettings
+from tradebot.policies.liquidation import stop_liquidation_problems
 from tradebot.policies.protection import ProtectionSettings
 from tradebot.policies.reconcile import ReconcileSettings
 from tradebot.policies.settings import ExecutionSettings, PositionSettings
@@ -181,6 +182,20 @@ class ExchangeConfig:
         default_leverage: leverage set on each symbol before the first entry, in [1, 125].
         leverage_per_symbol: overrides, e.g. ``{ BTCUSDT = 10 }`` (upper-case symbols,
             each in [1, 125]).
+        order_lookup_window_s: how long after an order's submission a lookup by client
+            order id keeps looking before it calls an order of unknown outcome absent, in
+            [0, 300] s; 10. Bybit only (its order history may lag the matching engine;
+            ``adapters/bybit/venue.py``).
+        protective_retry_s: retry budget of protective calls (stop place / move / cancel,
+            closes) on retryable answers (rate limits, busy), in [0, 300] s; 0 = one try;
+            10. Bybit only (the Binance adapter retries per call class).
+        margin_type: ``"CROSSED"`` or ``"ISOLATED"``, set and verified per symbol before
+            the first entry (``POST /fapi/v1/marginType``). Binance only: the Bybit
+            adapter trades in the account's own margin mode, so ``"ISOLATED"`` with
+            ``venue = "bybit"`` is refused rather than silently ignored.
+        price_protect: ``priceProtect`` of the Binance algo stops (mark-vs-last sanity
+            check at trigger time); false, so that a protective stop always fires.
+            Binance only: ``true`` with ``venue = "bybit"`` is refused.
     """
 
     venue: Literal["bybit", "binance"] = setting("bybit")
@@ -195,6 +210,25 @@ class ExchangeConfig:
     hedge_mode: bool = setting(True)
     default_leverage: int = int_field(5, ge="1", le="125")
     leverage_per_symbol: dict[str, Leverage] = setting(factory=dict, validator=_leverage_map)
+    order_lookup_window_s: float = number_field(10.0, ge="0", le="300")
+    protective_retry_s: float = number_field(10.0, ge="0", le="300")
+    margin_type: Literal["CROSSED", "ISOLATED"] = setting("CROSSED")
+    price_protect: bool = setting(False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.venue != "binance" and self.margin_type != "CROSSED":
+            raise CrossFieldError(
+                "margin_type",
+                f"{self.margin_type!r} applies to Binance only; {{0}} is {self.venue!r} "
+                "(the Bybit adapter uses the account's margin mode)",
+                ("venue",),
+            )
+        if self.venue != "binance" and self.price_protect:
+            raise CrossFieldError(
+                "price_protect",
+                f"applies to Binance algo stops only; {{0}} is {self.venue!r}",
+                ("venue",),
+            )
 
 
 @attrs.frozen
@@ -539,9 +573,26 @@ def parse_config(
         for key, var in (_needed_secrets(raw) if require_secrets else [])
         if not env.get(var, "") and key not in bad
     ]
+    if cfg is not None:
+        problems += _stop_liquidation_problems(cfg)
     if problems or cfg is None:
         raise ConfigError(problems)
     return cfg
+
+
+def _stop_liquidation_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Stops at or beyond the estimated liquidation price at the configured leverages
+    (:mod:`tradebot.policies.liquidation`)."""
+    leverages = {"exchange.default_leverage": cfg.exchange.default_leverage} | {
+        f"exchange.leverage_per_symbol[{sym!r}]": lev
+        for sym, lev in cfg.exchange.leverage_per_symbol.items()
+    }
+    stops = {
+        "stop_loss.initial_pct": cfg.stop_loss.initial_pct,
+        "stop_loss.emergency_pct": cfg.stop_loss.emergency_pct,
+        "protection.emergency_pct": cfg.protection.emergency_pct,
+    }
+    return stop_liquidation_problems(stops, leverages)
 
 
 def load_config(

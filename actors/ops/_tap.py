@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -82,6 +83,9 @@ class JournalTap:
 
     async def is_wave_processed(self, wave_id: str) -> bool:
         return await self.inner.is_wave_processed(wave_id)
+
+    async def signal_waves_since(self, since: datetime) -> Mapping[str, datetime]:
+        return await self.inner.signal_waves_since(since)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

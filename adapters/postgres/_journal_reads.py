@@ -5,6 +5,7 @@ served from the database, then the spool."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -18,11 +19,32 @@ from adapters.postgres._journal_store import _JournalStore
 from adapters.postgres.connection import connect
 from tradebot.errors import JournalError
 from tradebot.events import (
+    SIGNAL_EVENT_TYPES,
     EventType,
     TrackedPosition,
 )
 
-__all__ = ["_JournalReads"]
+__all__ = ["SIGNAL_MEMORY", "SIGNAL_MEMORY_MAX", "_JournalReads"]
+
+SIGNAL_MEMORY = timedelta(hours=24)
+"""How far back the journal remembers signal ids (``signal_waves_since``): behind the
+newest wave journaled, and the preload's window of event time."""
+SIGNAL_MEMORY_MAX = 200_000
+"""At most this many signal ids are remembered (the oldest are forgotten first)."""
+_SIGNAL_TYPES = frozenset(t.value for t in SIGNAL_EVENT_TYPES)
+
+
+def _signal_rows(conn: psycopg.Connection[Any]) -> list[tuple[str, datetime]]:
+    """(signal id, earliest wave_ts) of the signal events of the last :data:`SIGNAL_MEMORY`
+    of event time (index ``events_type_ts``; the ``ts`` partitions)."""
+    rows = conn.execute(
+        """SELECT data->>'signal_id', min((data->>'wave_ts')::timestamptz) FROM events
+           WHERE type = ANY(%s) AND ts >= now() - %s
+             AND data->>'signal_id' IS NOT NULL AND data->>'wave_ts' IS NOT NULL
+           GROUP BY 1""",
+        (sorted(_SIGNAL_TYPES), SIGNAL_MEMORY),
+    ).fetchall()
+    return [(str(r[0]), r[1].astimezone(UTC)) for r in rows]
 
 
 class _JournalReads(_JournalStore):
@@ -85,6 +107,61 @@ class _JournalReads(_JournalStore):
             self._waves[wave_id] = found is not None
         return self._waves[wave_id]
 
+    async def signal_waves_since(self, since: datetime) -> Mapping[str, datetime]:
+        """Signal id → ``wave_ts`` of the earliest wave it was journaled in (signal events
+        of :data:`~tradebot.events.SIGNAL_EVENT_TYPES`), for waves at or after ``since``.
+
+        Served from the cache: what the preload found in the database (events of the last
+        :data:`SIGNAL_MEMORY`, by event time) plus this process's events, bounded to
+        :data:`SIGNAL_MEMORY` behind the newest wave and :data:`SIGNAL_MEMORY_MAX` ids.
+        Without a preload (database down at open) it queries the database.
+
+        Raises:
+            JournalError: no preload and the database unreachable.
+        """
+        if not self._cache_complete:
+            async with self._reader_lock:
+                try:
+                    rows = await trio.to_thread.run_sync(self._signal_rows_sync)
+                except psycopg.Error as exc:
+                    raise JournalError(
+                        f"journal database unavailable for the signal ids: {exc}"
+                    ) from exc
+            for sid, wave_ts in rows:
+                self._remember_signal(sid, wave_ts)
+        return {sid: ts for sid, ts in self._signal_waves.items() if ts >= since}
+
+    def _signal_rows_sync(self) -> list[tuple[str, datetime]]:
+        for attempt in range(2):
+            try:
+                if self._reader_conn is None or self._reader_conn.closed:
+                    self._reader_conn = connect(
+                        self.dsn,
+                        autocommit=True,
+                        application_name=self.application_name + "-reader",
+                        connect_timeout_s=self.connect_timeout_s,
+                    )
+                return _signal_rows(self._reader_conn)
+            except psycopg.OperationalError:
+                self._close_quietly(self._reader_conn)
+                self._reader_conn = None
+                if attempt:
+                    raise
+        return []  # pragma: no cover
+
+    def _remember_signal(self, signal_id: str, wave_ts: datetime) -> None:
+        known = self._signal_waves.get(signal_id)
+        if known is not None and known <= wave_ts:
+            return
+        self._signal_waves[signal_id] = wave_ts
+        order = self._signal_order
+        order.append((wave_ts, signal_id))
+        newest = self._signal_newest = max(wave_ts, self._signal_newest or wave_ts)
+        while order and (order[0][0] < newest - SIGNAL_MEMORY or len(order) > SIGNAL_MEMORY_MAX):
+            ts, sid = order.popleft()
+            if self._signal_waves.get(sid) == ts:
+                del self._signal_waves[sid]
+
     async def _read_miss(
         self, query: str, params: tuple[Any, ...], spool_match: Callable[[_Item], bool]
     ) -> Mapping[str, Any] | None:
@@ -136,7 +213,9 @@ class _JournalReads(_JournalStore):
         """Fill the reader cache from the database (completed waves; latest snapshots of
         live positions and of positions snapshotted in the last ``snapshot_preload_days``)."""
         try:
-            waves, snaps = await trio.to_thread.run_sync(self._preload_sync, abandon_on_cancel=True)
+            waves, snaps, signals = await trio.to_thread.run_sync(
+                self._preload_sync, abandon_on_cancel=True
+            )
         except psycopg.Error as exc:
             log.warning("journal cache preload failed (%s); misses will query the database", exc)
             return
@@ -144,9 +223,13 @@ class _JournalReads(_JournalStore):
             self._waves.setdefault(w, True)
         for pid, data in snaps.items():
             self._snapshots.setdefault(pid, data)
+        for sid, wave_ts in signals:
+            self._remember_signal(sid, wave_ts)
         self._cache_complete = True
 
-    def _preload_sync(self) -> tuple[list[str], dict[str, Mapping[str, Any]]]:
+    def _preload_sync(
+        self,
+    ) -> tuple[list[str], dict[str, Mapping[str, Any]], list[tuple[str, datetime]]]:
         conn = self._ensure_conn_sync()
         waves = [
             str(r[0])
@@ -164,10 +247,17 @@ class _JournalReads(_JournalStore):
                ORDER BY position_id, ts DESC, seq DESC""",
             (EventType.POSITION_SNAPSHOT.value, self.snapshot_preload_days),
         ).fetchall()
-        return waves, {str(r[0]): dict(r[1]) for r in rows}
+        return waves, {str(r[0]): dict(r[1]) for r in rows}, _signal_rows(conn)
 
     def _cache(self, item: _Item) -> None:
         if item.type == EventType.POSITION_SNAPSHOT.value and item.position_id is not None:
             self._snapshots[item.position_id] = item.jdata
         elif item.type == EventType.WAVE_COMPLETED.value and "wave_id" in item.jdata:
             self._waves[str(item.jdata["wave_id"])] = True
+        elif item.type in _SIGNAL_TYPES:
+            sid, wave_ts = item.jdata.get("signal_id"), item.jdata.get("wave_ts")
+            if isinstance(sid, str) and isinstance(wave_ts, str):
+                try:
+                    self._remember_signal(sid, datetime.fromisoformat(wave_ts))
+                except ValueError:
+                    pass  # off its contract; counted by the schema check

@@ -116,6 +116,11 @@ class _JournalStore:
         # then an authoritative "absent" and never waits on the database.
         self._cache_complete = False
         self.snapshot_preload_days = 30
+        # signal id -> earliest wave_ts it was journaled in (signal_waves_since); pruned
+        # to SIGNAL_MEMORY behind the newest wave and at most SIGNAL_MEMORY_MAX ids.
+        self._signal_waves: dict[str, datetime] = {}
+        self._signal_order: deque[tuple[datetime, str]] = deque()
+        self._signal_newest: datetime | None = None
 
     # -- worker-thread side (never touches trio state except plain counters) -------------------
 

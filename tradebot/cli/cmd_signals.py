@@ -19,8 +19,9 @@ Duplicates (:class:`DeliveryTracker`): a signal id already received in the same 
 ``duplicate_delivery`` (a wave re-sent across a reconnect: the bot de-duplicates it and
 trades it once, ``actors/wave.py``); a signal id already used in an *earlier* wave is
 ``signal_id_reused`` — signal ids are unique across waves, so the service sent a stale or
-conflicting signal. (The bot's WaveProcessor de-duplicates within a wave only; a reused id
-in another wave reaches its filters. Reported here so the service can be fixed.)
+conflicting signal. (The bot's WaveProcessor refuses a reused id: journaled
+``signal.rejected`` ``duplicate_signal_id``, never traded. Reported here so the service can
+be fixed.)
 
 ``--json`` prints JSON lines instead: ``{"kind": "signal", "status": "accepted"|
 "rejected"|"duplicate", ...}``, ``{"kind": "wave", "wave_id", "accepted", "rejected",

@@ -35,6 +35,7 @@ from tradebot.events._event import TrackedPosition as TrackedPosition
 from tradebot.events._event import tracked_from_snapshot as tracked_from_snapshot
 from tradebot.events._json import dumps as dumps
 from tradebot.events._json import jsonable as jsonable
+from tradebot.events._memory import SIGNAL_EVENT_TYPES as SIGNAL_EVENT_TYPES
 from tradebot.events._memory import MemoryJournal as MemoryJournal
 from tradebot.events._p_legacy import *  # noqa: F403
 from tradebot.events._p_orders import *  # noqa: F403
@@ -51,6 +52,7 @@ __all__ = [
     "JournalReader",
     "MemoryJournal",
     "OpenPositionsReader",
+    "SIGNAL_EVENT_TYPES",
     "Payload",
     "PositionScoped",
     "Severity",

@@ -132,6 +132,19 @@ class JournalReader(Protocol):
         """True once a ``WAVE_COMPLETED`` event with ``data["wave_id"] == wave_id`` exists."""
         ...
 
+    async def signal_waves_since(self, since: datetime) -> Mapping[str, datetime]:
+        """Signal id → ``wave_ts`` (aware UTC) of the earliest wave it was journaled in, for
+        the signal events (``SIGNAL_TAKEN``/``_FILTERED``/``_LATE``/``_REJECTED``) of waves
+        at or after ``since``. The WaveProcessor's start-up memory of used signal ids
+        (a reused id is refused, docs/ARCHITECTURE.md §5). Implementations may bound what
+        they keep (the PostgreSQL journal: the last 24 h of its database, plus this
+        process's events).
+
+        Raises:
+            JournalError: the journal cannot answer (database unreachable).
+        """
+        ...
+
 
 FINAL_LIFECYCLES = frozenset({"CLOSED", "ROLLED_BACK"})
 """Snapshot ``lifecycle`` values of a position that is over (nothing left to manage)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from tradebot.events._catalog import EventType
@@ -11,7 +12,17 @@ from tradebot.events._codec import decode_data
 from tradebot.events._event import Event, TrackedPosition, tracked_from_snapshot
 from tradebot.events._json import jsonable
 
-__all__ = ["MemoryJournal"]
+__all__ = ["SIGNAL_EVENT_TYPES", "MemoryJournal"]
+
+#: The events that record a signal id as used in its wave (``signal_waves_since``).
+SIGNAL_EVENT_TYPES = frozenset(
+    {
+        EventType.SIGNAL_TAKEN,
+        EventType.SIGNAL_FILTERED,
+        EventType.SIGNAL_LATE,
+        EventType.SIGNAL_REJECTED,
+    }
+)
 
 
 class MemoryJournal:
@@ -72,6 +83,19 @@ class MemoryJournal:
             if pid not in self._snapshots and symbol and side in ("LONG", "SHORT"):
                 out.append(TrackedPosition(pid, symbol, side, "INTENT"))
         return out
+
+    async def signal_waves_since(self, since: datetime) -> Mapping[str, datetime]:
+        first: dict[str, datetime] = {}
+        for e in self.events:
+            if e.type not in SIGNAL_EVENT_TYPES:
+                continue
+            sid, wave_ts = e.data.get("signal_id"), e.data.get("wave_ts")
+            if sid is None or wave_ts is None:
+                continue
+            ts = wave_ts if isinstance(wave_ts, datetime) else datetime.fromisoformat(wave_ts)
+            if ts >= since and (sid not in first or ts < first[sid]):
+                first[str(sid)] = ts
+        return first
 
     def of_type(self, *types: EventType) -> list[Event]:
         """Events of the given types, in emission order."""

@@ -91,16 +91,19 @@ class SignalTaken(SignalDecision):
 @payload(E.SIGNAL_REJECTED)
 @attrs.frozen(kw_only=True)
 class SignalRejected(Payload):
-    """A malformed/hostile message or signal (``tradebot.signals.parse_message``).
+    """A malformed/hostile message or signal (``tradebot.signals.parse_message``), or a
+    valid signal the WaveProcessor refused because its id was already used in an earlier
+    wave (reason ``duplicate_signal_id:first seen in wave-…``, ``actors/wave.py``).
 
     Attributes:
         reason: ``code`` or ``code:detail``.
         excerpt: at most 200 printable characters of the input.
-        source: ``websocket`` or ``file``.
+        source: ``websocket`` or ``file`` (the parser), ``wave_processor``.
         line: the line number in a signals file.
         signal_id / wave_id / wave_ts: what could be parsed, else None.
-        symbol / venue / action / score_week / score_month: always None (the signal did not
-            validate); present so that every signal record has the same keys.
+        symbol / venue / action / score_week / score_month: None when the signal did not
+            validate; the signal's values for ``duplicate_signal_id``. Present so that every
+            signal record has the same keys.
         decision: ``rejected``.
     """
 
