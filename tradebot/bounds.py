@@ -1,10 +1,11 @@
 """Settings fields declared once: default, unit and valid range on the field itself.
 
 Every settings record — the policy records (``tradebot/policies``), the signal-intake records
-(``tradebot/signals/_settings.py``) and the config-only sections (``tradebot/config.py``) —
-declares each numeric field with :func:`decimal_field`, :func:`int_field` or
-:func:`number_field`. The unit is the suffix of the field name (``_pct`` percent, 2 = 2 %;
-``_usdt`` USDT; ``_s`` seconds; ``_ms`` milliseconds; ``_h`` hours; ``_min`` minutes). The
+(``tradebot/signals/_settings.py``) and the config-only sections
+(``tradebot/_config_sections.py``) — declares each numeric field with :func:`decimal_field`,
+:func:`int_field` or :func:`number_field`. The unit is the suffix of the field name (``_pct``
+percent, 2 = 2 %; ``_usdt`` USDT; ``_s`` seconds; ``_ms`` milliseconds; ``_h`` hours;
+``_min`` minutes). The
 valid range is a :class:`Bound` in the field's metadata (key :data:`BOUND`), enforced from
 that one definition in two places:
 
