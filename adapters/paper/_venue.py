@@ -139,11 +139,12 @@ class PaperVenue:
         Returns the account events of the step. Raises ValueError for bad input.
         """
         events = self.engine.set_mark(symbol, mark_price, ts)
-        ev = MarkPrice(symbol=symbol, mark_price=mark_price, ts=ts)
-        now = _trio_now()
-        for sub in self._market_subs:
-            if sub.symbols is None or symbol in sub.symbols:
-                sub.send.send_nowait(_Queued(ev, 0.0, now))
+        if self._market_subs:
+            ev = MarkPrice(symbol=symbol, mark_price=mark_price, ts=ts)
+            now = _trio_now()
+            for sub in self._market_subs:
+                if sub.symbols is None or symbol in sub.symbols:
+                    sub.send.send_nowait(_Queued(ev, 0.0, now))
         return events
 
     def apply_funding(self, symbol: str, rate: Decimal, ts: datetime) -> tuple[AccountEvent, ...]:
