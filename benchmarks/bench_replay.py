@@ -62,9 +62,13 @@ def run(record: Record) -> None:
 
         def on_step(st: EngineStep) -> None:
             sym = st.symbol
-            if st.kind == "mark" and not st.events and sym and not monitor.watching(sym):
-                monitor.skip()
-                return
+            if st.kind == "mark" and not st.events and sym:
+                if not monitor.watching(sym):
+                    monitor.skip()
+                    return
+                mark = engine.mark_price(sym)
+                if mark is not None and monitor.observe_mark(st.ts, sym, mark):
+                    return
             monitor.observe(
                 st.ts, engine.positions(sym), engine.stops_for, engine.mark_price, symbol=sym
             )

@@ -47,3 +47,54 @@ async def test_quiet_periodic_checks_are_counted_and_journaled_every_interval(
                 if e.data["reason"] == "stream_gap"
             ]
             assert len(gap) == 1
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_quiet_checks_answered_from_the_venue_journal_the_same(
+    profile: str, autojump_clock: MockClock
+) -> None:
+    """Issue 15 item 3: with zero-latency reads the paper venue's change counter lets the
+    actor apply quiet periodic checks in place (``quiet_ticks``) without being woken; the
+    journal is the same, event for event, as when every check asks the venue — also across
+    a stop that disappears behind the actor's back (the next check repairs it). (A quiet
+    check is decided at its due instant, before anything else scheduled for that same
+    instant: the test keeps its own steps off the checks' 30 s grid.)"""
+
+    async def run(answer_from_venue: bool) -> tuple[list[tuple[object, ...]], int]:
+        async with (
+            paper_world(profile, marks={"ETHUSDT": "2500"}) as w,
+            supervised(w) as (sup, _),
+        ):
+            w.venue.latency_by_method.update(positions=0.0, stops=0.0)
+            if not answer_from_venue:
+                w.venue.protection_version = lambda symbol: None  # type: ignore[method-assign]
+            req = w.request("ETHUSDT", LONG, "0.100", "2500")
+            assert (await sup.open_position(req)).opened
+            await trio.sleep(7)  # off the 30 s grid of the checks: no tie at one instant
+            for _ in range(20):  # quiet marks inside the band, 15 s apart
+                await trio.sleep(15)
+                w.push("ETHUSDT", "2505")
+            actor = sup.actor("ETHUSDT", LONG)
+            assert actor is not None
+            (stop,) = w.stops("ETHUSDT", LONG)
+            # the stop goes and the actor is not told (its events reach no one)
+            w.account.unregister(req.position_id)
+            w.engine.cancel_stop(stop)
+            await trio.sleep(1)
+            w.account.register(req.position_id, "ETHUSDT", LONG, actor.address)
+            assert w.stops("ETHUSDT", LONG) == []
+            await trio.sleep(900)
+            assert len(w.stops("ETHUSDT", LONG)) == 1  # repaired by a periodic check
+            rows = [
+                (e.type, e.ts, e.severity, e.symbol, e.client_order_id, dict(e.data))
+                for e in w.journal.events
+                if e.position_id == req.position_id
+            ]
+            return rows, actor.quiet_ticks
+
+    with trio.fail_after(3 * 3600):
+        asked, none = await run(answer_from_venue=False)
+        answered, quiet = await run(answer_from_venue=True)
+    assert none == 0 and quiet > 20
+    assert answered == asked
+    assert any(r[0] is EventType.PROTECTION_MISSING for r in answered)

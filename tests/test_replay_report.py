@@ -284,3 +284,54 @@ def test_monitor_watching_fast_path() -> None:
     v.observe(mon, 2)
     assert not mon.watching("AUSDT")
     assert mon.summary().steps == 3
+
+
+def test_monitor_mark_steps_from_its_view_match_full_observations() -> None:
+    """``observe_mark`` (a mark step without events, checked from the last view) flags and
+    measures exactly what a full ``observe`` of the same step does: a stop the mark moved
+    through, a naked window and duplicates that outlast their grace over mark steps."""
+
+    def run(fast: bool) -> tuple[InvariantSummary, int]:
+        v = Venue()
+        mon = InvariantMonitor(unprotected_grace_ms=1000, duplicate_grace_ms=1000)
+        taken = 0
+
+        def step(sec: float, sym: str | None = None) -> None:
+            nonlocal taken
+            if sym is None:  # a request step: always a full observation
+                v.observe(mon, sec)
+                return
+            if fast and mon.observe_mark(at(sec), sym, v.marks[sym]):
+                taken += 1
+                return
+            mon.observe(
+                at(sec),
+                [p for p in v.positions if p.symbol == sym],
+                v.stops_of,
+                v.marks.get,
+                symbol=sym,
+            )
+
+        v.marks.update({"AUSDT": D(100), "BUSDT": D(50)})
+        assert not mon.observe_mark(at(0), "AUSDT", D(100))  # no view yet
+        v.open("AUSDT", LONG)
+        v.open("BUSDT", SHORT)
+        v.set_stops("BUSDT", SHORT, "51", "52")  # duplicates
+        step(0)  # AUSDT naked
+        for sec in (0.5, 1.0, 1.5, 2.0):
+            step(sec, "AUSDT")
+            step(sec, "BUSDT")
+        v.set_stops("AUSDT", LONG, "98")
+        step(2.5)
+        v.marks["AUSDT"] = D("97.9")  # the mark moved through the stop (no trigger here)
+        step(3, "AUSDT")
+        v.marks["BUSDT"] = D("51.5")
+        step(3, "BUSDT")
+        return mon.summary(), taken
+
+    full, none_taken = run(fast=False)
+    fast, taken = run(fast=True)
+    assert none_taken == 0 and taken == 10
+    assert fast == full
+    kinds = sorted(x.kind for x in fast.violations)
+    assert kinds == ["duplicate_stops", "stop_wrong_side", "stop_wrong_side", "unprotected"]

@@ -518,3 +518,41 @@ async def test_latest_value_listeners_run_in_order_and_can_be_removed() -> None:
     cell.set(2)
     assert seen == [("a", 1), ("b", 1), ("b", 2)]
     assert cell.version == 2
+
+
+async def test_parked_is_true_only_while_the_loop_waits_on_an_empty_mailbox(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``Actor.parked()`` (the quiet-mark fast path relies on it): False in ``on_start``,
+    True once the loop waits, False as soon as a message is handed over (before the actor
+    runs) and while it is handled; the fast read agrees with trio's own statistics."""
+    seen: list[bool] = []
+
+    class Probe(Actor[str]):
+        async def on_start(self) -> None:
+            seen.append(self.parked())
+
+        async def handle(self, message: str) -> object:
+            seen.append(self.parked())
+            await trio.sleep(1)
+            return None
+
+    actor = Probe()
+    async with trio.open_nursery() as nursery:
+        address: Address[str] = await nursery.start(run_actor, actor, "probe")
+        await trio.sleep(0.1)
+        control = actor._control
+        assert control is not None
+        mailbox = control.mailbox
+        assert mailbox._recv_state is not None  # the pinned trio keeps the fast read
+        stats = mailbox.recv.statistics
+        assert actor.parked() and stats().tasks_waiting_receive == 1
+        address.send_nowait("a")
+        assert not actor.parked() and stats().tasks_waiting_receive == 0  # handed over
+        address.send_nowait("b")
+        await trio.sleep(0.5)  # handling "a", "b" queued
+        assert not actor.parked()
+        await trio.sleep(2)  # both handled
+        assert actor.parked()
+        nursery.cancel_scope.cancel()
+    assert seen == [False, False, False]

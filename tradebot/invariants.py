@@ -136,6 +136,10 @@ class InvariantMonitor:
         self._steps = 0
         self._last_ms = 0
         self._open_by_symbol: dict[str, int] = {}
+        # per symbol, what the last full observation saw: (key, life, live stops)
+        self._views: dict[
+            str, list[tuple[tuple[str, PositionSide], _Life, Sequence[StopState]]]
+        ] = {}
 
     # --- observation ------------------------------------------------------------------
 
@@ -173,6 +177,12 @@ class InvariantMonitor:
         self._steps += 1
         self._last_ms = max(self._last_ms, now)
         seen: set[tuple[str, PositionSide]] = set()
+        views = self._views
+        if symbol is None:
+            views.clear()
+        else:
+            views.pop(symbol, None)
+        fresh: dict[str, list[tuple[tuple[str, PositionSide], _Life, Sequence[StopState]]]] = {}
         for pos in positions:
             if pos.qty <= 0:
                 continue
@@ -184,13 +194,41 @@ class InvariantMonitor:
                 self._lives[key] = life
                 self._open_by_symbol[key[0]] = self._open_by_symbol.get(key[0], 0) + 1
                 self._positions_seen += 1
-            self._check(ts, now, key, life, stops_of(*key), mark_of(pos.symbol))
+            stops = stops_of(*key)
+            self._check(ts, now, key, life, stops, mark_of(pos.symbol))
+            fresh.setdefault(key[0], []).append((key, life, stops))
+        views.update(fresh)
         if symbol is not None and self._open_by_symbol.get(symbol, 0) == sum(
             1 for k in seen if k[0] == symbol
         ):
             return  # every tracked side of ``symbol`` is still open: nothing closed
         for key in [k for k in self._lives if k not in seen and (symbol is None or k[0] == symbol)]:
             self._close(ts, now, key)
+
+    def observe_mark(self, ts: datetime, symbol: str, mark: Decimal) -> bool:
+        """Check a mark-price step of ``symbol`` that produced no account event.
+
+        Such a step changes no position and no stop (every change is a venue step with its
+        events or a request), so the sides and stops the last :meth:`observe` of
+        ``symbol`` (or of the whole account) saw still hold, and only ``mark`` (USDT) and
+        the time are new: the same checks run on them without asking the venue again (the
+        replay's per-step hook, issue 15 item 5). The caller must call :meth:`observe` for
+        every other step, so that view stays current.
+
+        Returns:
+            False (nothing checked, nothing counted) when there is no view of ``symbol``
+            yet or it has no open side; the caller then calls :meth:`observe`.
+        """
+        view = self._views.get(symbol)
+        if not view:
+            return False
+        now = _ms(ts)
+        self._steps += 1
+        if now > self._last_ms:
+            self._last_ms = now
+        for key, life, stops in view:
+            self._check(ts, now, key, life, stops, mark)
+        return True
 
     def _check(
         self,

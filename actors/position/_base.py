@@ -114,6 +114,13 @@ class PositionBase(Actor[PositionMessage]):
         # the actor is parked (PositionManage._post_mark); recomputed after every message
         self._quiet: QuietBand | None = None
         self.quiet_marks = 0
+        # quiet periodic checks (PositionManage._quiet_tick): the venue's change counter for
+        # the symbol (paper venue only; None = always ask) and what the last check saw
+        self._protection_version: Callable[[str], int | None] | None = getattr(
+            port, "protection_version", None
+        )
+        self._checked: tuple[int, PositionState, list[StopState]] | None = None
+        self.quiet_ticks = 0
         self._entry_unknown_journaled = False
         self._skip_journaled = False
         self._last_position_ts: datetime | None = None

@@ -17,17 +17,21 @@ timers). Stop changes go through the stop keeper.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 import trio
+import trio.lowlevel
 
 from tradebot.domain import OrderStatus
 from tradebot.errors import VenueError, WouldTriggerImmediately
 from tradebot.events import EventType, Severity
 from tradebot.policies import (
+    AgedPhase,
     QuietBand,
     RepairAction,
     TrailingPhase,
+    aged_target,
     decide_repair,
     quiet_band,
     trailing_step,
@@ -57,7 +61,8 @@ class PositionManage(PositionOpen):
             # (due times start + n * age_tick_s, the same as an own "age" timer's)
             self._age_start = trio.current_time()
             self._age_n = 1
-            self.timers.every("verify", verify_s, _ManageTick())
+            quiet = self._quiet_tick if self._protection_version is not None else None
+            self.timers.every("verify", verify_s, _ManageTick(), quiet=quiet)
         else:
             self.timers.every("verify", verify_s, VerifyProtection())
             self.timers.every("age", age_s, AgeTick())
@@ -304,12 +309,83 @@ class PositionManage(PositionOpen):
         self._verified_journaled_price = self._r.stop_price
         self._quiet_verifications = 0
 
+    def _quiet_tick(self) -> bool:
+        """Apply a periodic ``_ManageTick`` in place when handling it would change nothing
+        else (the timer's ``quiet`` hook; docs/ARCHITECTURE.md §3, "quiet checks").
+
+        True only when all of this holds now: the actor is parked and nothing else is
+        runnable at this instant; the position is ACTIVE with a mark; the venue's
+        :meth:`protection_version` for the symbol is what it was at the last full check that
+        found the stop in place (so ``positions``/``stops`` would answer the same);
+        :func:`tradebot.policies.decide_repair` on that answer and the newest mark says OK;
+        the check would only be counted (``quiet_checks``), not journaled; no water-mark
+        snapshot is due; and a due aged-exit tick finds the position not aged. It then
+        does what the handler would have done: records the same stop, counts the quiet
+        check and advances the aged-exit clock.
+        """
+        checked = self._checked
+        version_of = self._protection_version
+        if checked is None or version_of is None or self.lifecycle is not Lifecycle.ACTIVE:
+            return False
+        if not self.parked() or trio.lowlevel.current_statistics().tasks_runnable:
+            return False
+        version, pos, stops = checked
+        r = self._r
+        mark = self._mark
+        if version_of(self.symbol) != version or mark is None or r.entry_price is None:
+            return False
+        intended = None if (r.adopted and r.stop_price is None) else r.stop_price
+        d = decide_repair(
+            side=self.position_side,
+            instrument=self.instrument,
+            entry_price=r.entry_price,
+            mark_price=mark,
+            intended_stop=intended,
+            live_stop_prices=[s.trigger_price for s in stops],
+            settings=self._s.protection,
+        )
+        if d.action is not RepairAction.OK or r.trailing.water_mark != self._snapshot_wm:
+            return False
+        now = self._clock.now()
+        last = self._verified_journaled_at
+        if not (
+            last is not None
+            and stops[0].trigger_price == self._verified_journaled_price
+            and (now - last).total_seconds() < self._s.protection.verified_journal_interval_s
+        ):
+            return False  # this check is journaled
+        age_s = self._s.execution.age_tick_s
+        t = trio.current_time()
+        age_due = t >= self._age_start + self._age_n * age_s
+        if age_due and r.opened_at is not None:
+            aged = aged_target(
+                opened_at=r.opened_at,
+                now=now,
+                entry_price=r.entry_price,
+                side=self.position_side,
+                instrument=self.instrument,
+                settings=self._s.aged,
+            )
+            if aged.phase is not AgedPhase.NOT_AGED:
+                return False
+        r.qty = pos.qty
+        r.stop = stops[0]
+        r.stop_price = stops[0].trigger_price
+        self._quiet_verifications += 1
+        if age_due:
+            self._age_n = math.floor((t - self._age_start) / age_s) + 1
+        self.quiet_ticks += 1
+        return True
+
     async def _verify(self, reason: str) -> None:
+        self._checked = None
         if (
             self.lifecycle not in (Lifecycle.ACTIVE, Lifecycle.FAILED)
             or self._r.entry_price is None
         ):
             return
+        version_of = self._protection_version
+        version = version_of(self.symbol) if version_of is not None else None
         try:
             pos = await self._venue_position()
             stops = await self._venue_stops()
@@ -336,6 +412,12 @@ class PositionManage(PositionOpen):
         if d.action is RepairAction.OK:
             self._r.stop = stops[0]
             self._r.stop_price = stops[0].trigger_price
+            if (
+                version is not None
+                and version_of is not None
+                and version_of(self.symbol) == version
+            ):
+                self._checked = (version, pos, list(stops))
             self._journal_verified(reason)
             if self._r.trailing.water_mark != self._snapshot_wm:
                 await self._snapshot(durable=False)

@@ -66,7 +66,7 @@ class _Mailbox:
     dropped; queued asks fail with ActorStopped).
     """
 
-    __slots__ = ("_closed", "address", "name", "recv", "send_channel")
+    __slots__ = ("_closed", "_recv_state", "address", "name", "recv", "send_channel")
 
     def __init__(self, name: str, size: int) -> None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -75,6 +75,8 @@ class _Mailbox:
         send, recv = trio.open_memory_channel[object](size)
         self.send_channel = send
         self.recv = recv
+        state = getattr(recv, "_state", None)
+        self._recv_state: Any = state if hasattr(state, "receive_tasks") else None
         self._closed = False
         self.address: Address[Any] = Address(self)
 
@@ -90,6 +92,12 @@ class _Mailbox:
     def parked(self) -> bool:
         """True while the owner's message loop waits on this empty mailbox (nothing queued,
         nothing handed over and not yet taken)."""
+        state = self._recv_state
+        if state is not None:
+            # trio's own record of the parked receivers (a sender hands a message over by
+            # removing the receiver from it); read directly, as statistics() would, but
+            # without building a statistics object per mark
+            return bool(state.receive_tasks)
         return self.recv.statistics().tasks_waiting_receive > 0
 
     def queued(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 import trio
 
@@ -98,11 +98,25 @@ class Timers:
             return
         self._nursery.start_soon(self._run_once, key, entry, trio.current_time() + delay_s, message)
 
-    def every(self, key: Hashable, interval_s: float, message: object) -> None:
+    def every(
+        self,
+        key: Hashable,
+        interval_s: float,
+        message: object,
+        *,
+        quiet: Callable[[], bool] | None = None,
+    ) -> None:
         """Deliver ``message`` every ``interval_s`` (> 0) seconds, first one interval from now.
 
         Replaces an existing timer with the same ``key``. Ticks are conflated (see class
         docstring): at most one undelivered tick per key is ever in the mailbox.
+
+        ``quiet``: optional, called synchronously at each due time (in the timer's task, not
+        the actor's); True means the actor has just applied this tick itself because handling
+        it would change nothing else (e.g. a periodic check whose answer is known), so the
+        message is not delivered and the actor is not woken. It must not block; it should
+        answer True only while :meth:`Actor.parked` holds. An exception from it crashes the
+        actor.
 
         Ignored after a stop request (the actor is going away).
 
@@ -114,7 +128,7 @@ class Timers:
         if entry is None:
             return
         self._nursery.start_soon(
-            self._run_every, key, entry, trio.current_time(), interval_s, message
+            self._run_every, key, entry, trio.current_time(), interval_s, message, quiet
         )
 
     def cancel(self, key: Hashable) -> None:
@@ -170,13 +184,23 @@ class Timers:
             await self._deliver(key, entry, message)
 
     async def _run_every(
-        self, key: Hashable, entry: _Entry, start: float, interval_s: float, message: object
+        self,
+        key: Hashable,
+        entry: _Entry,
+        start: float,
+        interval_s: float,
+        message: object,
+        quiet: Callable[[], bool] | None = None,
     ) -> None:
         with entry.scope:
             n = 1
             while True:
                 await trio.sleep_until(start + n * interval_s)
-                if not entry.queued and not await self._deliver(key, entry, message):
+                if (
+                    not entry.queued
+                    and not (quiet is not None and not entry.scope.cancel_called and quiet())
+                    and not await self._deliver(key, entry, message)
+                ):
                     return
                 now = trio.current_time()
                 n += 1

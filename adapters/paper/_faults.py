@@ -182,6 +182,11 @@ class FaultPlan:
         self._event_rules: list[_EventRule] = []
         self.log: list[InjectedFault] = []
 
+    @property
+    def empty(self) -> bool:
+        """True while no rule is configured (no call and no event can be faulted)."""
+        return not self._rules and not self._event_rules
+
     @staticmethod
     def _check_method(method: str) -> None:
         if method != "*" and method not in METHODS:

@@ -53,7 +53,7 @@ from tradebot.ports import (
     StreamGap,
 )
 
-from ._engine import PaperEngine
+from ._engine import EngineStep, PaperEngine
 from ._faults import READ_METHODS, EventFaultKind, Fault, FaultKind, FaultPlan
 
 __all__ = ["PaperVenue"]
@@ -129,7 +129,40 @@ class PaperVenue:
         self._market_subs: list[_Subscriber] = []
         self.dropped_events: list[AccountEvent] = []
         self.fill_history: list[Fill] = []
+        self._changes: dict[str, int] = {}
+        self._changes_all = 0
         engine.subscribe(self._on_account_event)
+        engine.add_listener(self._on_step)
+
+    # --- what changed -------------------------------------------------------------------
+
+    def _on_step(self, step: EngineStep) -> None:
+        if step.kind == "mark" and not step.events:
+            return  # a mark that moved nothing: no position, order or stop changed
+        if step.symbol is None:
+            self._changes_all += 1
+        else:
+            self._changes[step.symbol] = self._changes.get(step.symbol, 0) + 1
+
+    def protection_version(self, symbol: str) -> int | None:
+        """A number that changes whenever a position, order or stop of ``symbol`` may have.
+
+        Counts the engine steps about ``symbol`` (or the whole account) other than mark
+        updates that produced no account event. While it stays the same, ``positions``
+        and ``stops`` for ``symbol`` answer what they answered before (their mark-derived
+        fields aside), so a periodic protection check that saw a correct stop can be
+        answered from that (issue 15 item 3; the PositionActor's quiet checks). None when
+        the answer would not be the same as asking: a fault plan or rate limits are
+        configured, or a read takes time (non-zero latency for ``positions``/``stops``).
+        """
+        if (
+            not self.faults.empty
+            or self.rate_limits
+            or self.latency_by_method.get("positions", self.latency_s)
+            or self.latency_by_method.get("stops", self.latency_s)
+        ):
+            return None
+        return self._changes.get(symbol, 0) + self._changes_all
 
     # --- feeding ------------------------------------------------------------------------
 
@@ -139,11 +172,12 @@ class PaperVenue:
         Returns the account events of the step. Raises ValueError for bad input.
         """
         events = self.engine.set_mark(symbol, mark_price, ts)
-        ev = MarkPrice(symbol=symbol, mark_price=mark_price, ts=ts)
-        now = _trio_now()
-        for sub in self._market_subs:
-            if sub.symbols is None or symbol in sub.symbols:
-                sub.send.send_nowait(_Queued(ev, 0.0, now))
+        if self._market_subs:
+            ev = MarkPrice(symbol=symbol, mark_price=mark_price, ts=ts)
+            now = _trio_now()
+            for sub in self._market_subs:
+                if sub.symbols is None or symbol in sub.symbols:
+                    sub.send.send_nowait(_Queued(ev, 0.0, now))
         return events
 
     def apply_funding(self, symbol: str, rate: Decimal, ts: datetime) -> tuple[AccountEvent, ...]:

@@ -95,11 +95,17 @@ async def _run_tree(
             latency_by_method=dict.fromkeys(QUERY_METHODS, 0.0),
         )
 
+        mark_of = engine.mark_price
+
         def on_step(step: EngineStep) -> None:
             sym = step.symbol
-            if step.kind == "mark" and not step.events and sym and not monitor.watching(sym):
-                monitor.skip()
-                return
+            if step.kind == "mark" and not step.events and sym:
+                if not monitor.watching(sym):
+                    monitor.skip()
+                    return
+                mark = mark_of(sym)
+                if mark is not None and monitor.observe_mark(step.ts, sym, mark):
+                    return
             monitor.observe(
                 step.ts,
                 engine.positions(sym) if sym else engine.positions(),
