@@ -140,6 +140,9 @@ class InvariantMonitor:
         self._views: dict[
             str, list[tuple[tuple[str, PositionSide], _Life, Sequence[StopState]]]
         ] = {}
+        # per symbol with a view: the open interval of marks (lo, hi; None = unbounded)
+        # for which re-running the checks on that view can find nothing new
+        self._bands: dict[str, tuple[Decimal | None, Decimal | None]] = {}
 
     # --- observation ------------------------------------------------------------------
 
@@ -180,8 +183,10 @@ class InvariantMonitor:
         views = self._views
         if symbol is None:
             views.clear()
+            self._bands.clear()
         else:
             views.pop(symbol, None)
+            self._bands.pop(symbol, None)
         fresh: dict[str, list[tuple[tuple[str, PositionSide], _Life, Sequence[StopState]]]] = {}
         for pos in positions:
             if pos.qty <= 0:
@@ -198,6 +203,10 @@ class InvariantMonitor:
             self._check(ts, now, key, life, stops, mark_of(pos.symbol))
             fresh.setdefault(key[0], []).append((key, life, stops))
         views.update(fresh)
+        for sym, view in fresh.items():
+            band = self._quiet_band(view)
+            if band is not None:
+                self._bands[sym] = band
         if symbol is not None and self._open_by_symbol.get(symbol, 0) == sum(
             1 for k in seen if k[0] == symbol
         ):
@@ -226,9 +235,38 @@ class InvariantMonitor:
         self._steps += 1
         if now > self._last_ms:
             self._last_ms = now
+        band = self._bands.get(symbol)
+        if band is not None:
+            lo, hi = band
+            if (lo is None or mark > lo) and (hi is None or mark < hi):
+                return True  # the checks below would find what they found before
         for key, life, stops in view:
             self._check(ts, now, key, life, stops, mark)
         return True
+
+    @staticmethod
+    def _quiet_band(
+        view: list[tuple[tuple[str, PositionSide], _Life, Sequence[StopState]]],
+    ) -> tuple[Decimal | None, Decimal | None] | None:
+        """The marks for which :meth:`_check` on ``view`` (just checked) changes nothing.
+
+        Only when every side has exactly one live stop and no window is open: then the
+        checks that depend on the time (unprotected, duplicate) cannot start, those on the
+        stops alone (zero, loosened) already ran, and the only one on the mark, "stop on the
+        wrong side", cannot fire while a long's mark stays above its stop and a short's
+        below. None = no such band (every mark is checked).
+        """
+        lo: Decimal | None = None
+        hi: Decimal | None = None
+        for key, life, stops in view:
+            if len(stops) != 1 or life.naked_since_ms is not None or life.dup_since_ms is not None:
+                return None
+            trig = stops[0].trigger_price
+            if key[1] is PositionSide.LONG:
+                lo = trig if lo is None or trig > lo else lo
+            else:
+                hi = trig if hi is None or trig < hi else hi
+        return lo, hi
 
     def _check(
         self,

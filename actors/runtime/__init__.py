@@ -27,6 +27,7 @@ from ._mailbox import Address as Address
 from ._retry import Backoff as Backoff
 from ._retry import RetryAttempt as RetryAttempt
 from ._retry import retry as retry
+from ._sched import tasks_runnable as tasks_runnable
 from ._shutdown import GracefulStop as GracefulStop
 from ._shutdown import StopGroup as StopGroup
 from ._shutdown import Stoppable as Stoppable
@@ -68,4 +69,5 @@ __all__ = [
     "run_actor",
     "run_dynamic_supervisor",
     "supervise",
+    "tasks_runnable",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Hashable
 
@@ -27,13 +28,109 @@ class _TimerFire:
 
 
 class _Entry:
-    __slots__ = ("generation", "periodic", "queued", "scope")
+    """One scheduled timer: its due time on the trio clock and what it delivers."""
 
-    def __init__(self, generation: int, periodic: bool) -> None:
+    __slots__ = (
+        "cancelled",
+        "due",
+        "generation",
+        "interval_s",
+        "key",
+        "message",
+        "n",
+        "order",
+        "periodic",
+        "queued",
+        "quiet",
+        "start",
+        "timers",
+    )
+
+    def __init__(
+        self,
+        timers: Timers,
+        key: Hashable,
+        generation: int,
+        message: object,
+        *,
+        due: float,
+        periodic: bool = False,
+        start: float = 0.0,
+        interval_s: float = 0.0,
+        quiet: Callable[[], bool] | None = None,
+    ) -> None:
+        self.timers = timers
+        self.key = key
         self.generation = generation
+        self.message = message
+        self.due = due
         self.periodic = periodic
+        self.start = start
+        self.interval_s = interval_s
+        self.n = 1
+        self.quiet = quiet
         self.queued = False
-        self.scope = trio.CancelScope()
+        self.cancelled = False
+        self.order = 0
+
+
+class _TimerService:
+    """Every timer of one trio run, in one heap, fired by one system task.
+
+    One task sleeping until the earliest due time replaces a task per timer: a fire costs
+    a heap pop and a call, not a task wake-up with its own cancel scope (issue 15; a replay
+    fires ~25,000 protection ticks a day). Timers due at the same instant fire in the
+    order a task per timer would have run under deterministic scheduling: the newest timer
+    first (``order`` descending). A fire that cannot be enqueued at once (full mailbox) is
+    handed to a task in the owning actor's nursery, which waits for room.
+    """
+
+    __slots__ = ("_heap", "_order", "_scope")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._order = 0
+        self._scope: trio.CancelScope | None = None
+
+    def add(self, entry: _Entry, *, new: bool) -> None:
+        if new:
+            self._order += 1
+            entry.order = self._order
+        heapq.heappush(self._heap, (entry.due, -entry.order, entry))
+        scope = self._scope
+        if scope is not None and entry.due < scope.deadline:
+            scope.deadline = entry.due
+
+    async def run(self) -> None:
+        heap = self._heap
+        while True:
+            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
+                self._scope = scope
+                await trio.sleep_forever()
+            self._scope = None
+            now = trio.current_time()
+            while heap and heap[0][0] <= now:
+                entry = heapq.heappop(heap)[2]
+                if not entry.cancelled:
+                    entry.timers._fire(entry, now)
+
+
+_SERVICE: trio.lowlevel.RunVar[_TimerService] = trio.lowlevel.RunVar("tradebot_timer_service")
+
+
+def _service() -> _TimerService:
+    """This trio run's timer service (started as a system task on first use)."""
+    try:
+        return _SERVICE.get()
+    except LookupError:
+        svc = _TimerService()
+        _SERVICE.set(svc)
+        trio.lowlevel.spawn_system_task(svc.run, name="actors.runtime.timers")
+        return svc
+
+
+async def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def _check_seconds(name: str, value: float, *, allow_zero: bool) -> None:
@@ -72,14 +169,13 @@ class Timers:
         self._generation = 0
         self._closed = False
 
-    def _new_entry(self, key: Hashable, periodic: bool) -> _Entry | None:
+    def _new_entry(self, key: Hashable) -> int | None:
+        """The generation of a new timer ``key`` (None: closed), replacing an old one."""
         if self._closed:  # stopping: the actor is going away, its timers would never fire
             return None
         self.cancel(key)
         self._generation += 1
-        entry = _Entry(self._generation, periodic)
-        self._entries[key] = entry
-        return entry
+        return self._generation
 
     def once(self, key: Hashable, delay_s: float, message: object) -> None:
         """Deliver ``message`` once, ``delay_s`` (>= 0) seconds from now.
@@ -93,10 +189,12 @@ class Timers:
             ValueError: ``delay_s`` negative or not finite.
         """
         _check_seconds("delay_s", delay_s, allow_zero=True)
-        entry = self._new_entry(key, periodic=False)
-        if entry is None:
+        generation = self._new_entry(key)
+        if generation is None:
             return
-        self._nursery.start_soon(self._run_once, key, entry, trio.current_time() + delay_s, message)
+        entry = _Entry(self, key, generation, message, due=trio.current_time() + delay_s)
+        self._entries[key] = entry
+        _service().add(entry, new=True)
 
     def every(
         self,
@@ -124,18 +222,29 @@ class Timers:
             ValueError: ``interval_s`` not positive or not finite.
         """
         _check_seconds("interval_s", interval_s, allow_zero=False)
-        entry = self._new_entry(key, periodic=True)
-        if entry is None:
+        generation = self._new_entry(key)
+        if generation is None:
             return
-        self._nursery.start_soon(
-            self._run_every, key, entry, trio.current_time(), interval_s, message, quiet
+        start = trio.current_time()
+        entry = _Entry(
+            self,
+            key,
+            generation,
+            message,
+            due=start + interval_s,
+            periodic=True,
+            start=start,
+            interval_s=interval_s,
+            quiet=quiet,
         )
+        self._entries[key] = entry
+        _service().add(entry, new=True)
 
     def cancel(self, key: Hashable) -> None:
         """Cancel the timer with ``key`` (no-op if none). Its pending fire is never handled."""
         entry = self._entries.pop(key, None)
         if entry is not None:
-            entry.scope.cancel()
+            entry.cancelled = True
 
     def cancel_all(self) -> None:
         """Cancel every timer of this actor."""
@@ -160,49 +269,55 @@ class Timers:
             del self._entries[fire.key]
         return True
 
-    async def _deliver(self, key: Hashable, entry: _Entry, message: object) -> bool:
-        if entry.scope.cancel_called:
+    def _fire(self, entry: _Entry, now: float) -> None:
+        """The timer service's call at ``entry``'s due time (``now``)."""
+        if entry.periodic:
+            quiet = entry.quiet
+            if not entry.queued:
+                try:
+                    applied = quiet is not None and quiet()
+                except BaseException as exc:  # crashes the actor, as in its own task
+                    entry.cancelled = True
+                    self._nursery.start_soon(_raise, exc)
+                    return
+                if not applied and not self._deliver(entry):
+                    return
+            self._rearm(entry, now)
+        else:
+            self._deliver(entry)
+
+    def _rearm(self, entry: _Entry, now: float) -> None:
+        """Schedule the next tick of a periodic ``entry`` (missed ticks skipped)."""
+        if entry.cancelled:
+            return
+        start, interval_s = entry.start, entry.interval_s
+        entry.n += 1
+        if start + entry.n * interval_s <= now:  # delivery was blocked: skip missed ticks
+            entry.n = math.floor((now - start) / interval_s) + 1
+        entry.due = start + entry.n * interval_s
+        _service().add(entry, new=False)
+
+    def _deliver(self, entry: _Entry) -> bool:
+        """Enqueue ``entry``'s fire; False if it will never deliver (cancelled, stopped, or
+        waiting for mailbox room in a task that re-arms a periodic timer when done)."""
+        if entry.cancelled:
             return False
         entry.queued = True
-        fire = _TimerFire(self, key, entry.generation, message)
+        fire = _TimerFire(self, entry.key, entry.generation, entry.message)
         try:
-            # room in the mailbox (the usual case): enqueue without a checkpoint, so a fire
-            # costs the timer task one wake-up, not two
             self._address.send_nowait(fire)  # type: ignore[arg-type]
         except MailboxFull:
-            try:
-                await self._address.send(fire)  # type: ignore[arg-type]
-            except ActorStopped:
-                return False
+            self._nursery.start_soon(self._deliver_blocked, entry, fire)
+            return False
         except ActorStopped:
             return False
         return True
 
-    async def _run_once(self, key: Hashable, entry: _Entry, due: float, message: object) -> None:
-        with entry.scope:
-            await trio.sleep_until(due)
-            await self._deliver(key, entry, message)
-
-    async def _run_every(
-        self,
-        key: Hashable,
-        entry: _Entry,
-        start: float,
-        interval_s: float,
-        message: object,
-        quiet: Callable[[], bool] | None = None,
-    ) -> None:
-        with entry.scope:
-            n = 1
-            while True:
-                await trio.sleep_until(start + n * interval_s)
-                if (
-                    not entry.queued
-                    and not (quiet is not None and not entry.scope.cancel_called and quiet())
-                    and not await self._deliver(key, entry, message)
-                ):
-                    return
-                now = trio.current_time()
-                n += 1
-                if start + n * interval_s <= now:  # delivery was blocked: skip missed ticks
-                    n = math.floor((now - start) / interval_s) + 1
+    async def _deliver_blocked(self, entry: _Entry, fire: _TimerFire) -> None:
+        """Wait for mailbox room (backpressure: a ``once`` is never dropped)."""
+        try:
+            await self._address.send(fire)  # type: ignore[arg-type]
+        except ActorStopped:
+            return
+        if entry.periodic:
+            self._rearm(entry, trio.current_time())

@@ -152,11 +152,27 @@ class PaperEngine(_EngineRequests):
         problem = price_problem(mark_price)
         if problem is not None:
             raise ValueError(f"{symbol}: mark_price {problem}")
-        self.advance_to(ts)
-        self._begin()
+        if ts.tzinfo is None:
+            raise ValueError("ts must be an aware UTC datetime")
+        if ts > self._now:
+            self._now = ts
+        if self._in_step:
+            raise RuntimeError("re-entrant engine call (from a listener or subscriber?)")
+        self._in_step = True
+        self._pending = []
         self._marks[symbol] = mark_price
         self._match(symbol, mark_price)
-        return self._end("mark", "set_mark", symbol)
+        if self._pending or not self._all_quiet:
+            return self._end("mark", "set_mark", symbol)
+        # a quiet mark (no event) and every listener takes the quiet form: no EngineStep
+        self._step_seq += 1
+        try:
+            now = self._now
+            for quiet in tuple(self._quiet_forms):
+                quiet(symbol, mark_price, now)  # type: ignore[misc]
+        finally:
+            self._in_step = False
+        return ()
 
     def apply_funding(self, symbol: str, rate: Decimal, ts: datetime) -> tuple[AccountEvent, ...]:
         """Settle funding for both sides of ``symbol`` at the current mark.

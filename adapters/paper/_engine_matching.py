@@ -121,12 +121,10 @@ class _EngineMatching(_EngineState):
         if not live:
             # Fast path (most marks): no order of this symbol and no open side means no
             # step below can act (each needs a live order or a non-flat position).
-            positions = self._positions
-            long_pos = positions.get((symbol, PositionSide.LONG))
-            short_pos = positions.get((symbol, PositionSide.SHORT))
-            if (long_pos is None or long_pos.qty == 0) and (
-                short_pos is None or short_pos.qty == 0
-            ):
+            for side_pos in self._sides_of.get(symbol, ()):
+                if side_pos.qty:
+                    break
+            else:
                 return
         inst = self._instruments[symbol]
         # 1. remainders of partially filled market orders.
@@ -141,16 +139,18 @@ class _EngineMatching(_EngineState):
                     reason="",
                     attached_stop=stop,
                 )
-        # 2. position-level stops.
-        for ps in (PositionSide.LONG, PositionSide.SHORT):
-            pos = self._positions.get((symbol, ps))
-            if pos is None or pos.qty == 0 or pos.stop_price is None:
+        # 2. position-level stops (LONG before SHORT).
+        for pos in tuple(self._sides_of.get(symbol, ())):
+            if pos.qty == 0 or pos.stop_price is None:
                 continue
-            if self._through(ps, pos.stop_price, mark):
+            if self._through(pos.position_side, pos.stop_price, mark):
                 self._trigger_position_stop(inst, pos, mark)
         # 3. conditional orders, 4. limit orders (each in placement order), 5. liquidation.
-        conds = [o for o in live if o.is_conditional]
-        limits = [o for o in live if o.order_type is OrderType.LIMIT and o.status.is_live]
+        if live:
+            conds = [o for o in live if o.is_conditional]
+            limits = [o for o in live if o.order_type is OrderType.LIMIT and o.status.is_live]
+        else:
+            conds = limits = []
         for o in conds:
             if o.status is not OrderStatus.NEW:
                 continue  # cancelled by an earlier fill in this step
@@ -166,12 +166,13 @@ class _EngineMatching(_EngineState):
                 continue
             self._fill_resting_limit(o, o.price, True)
         if self.profile.liquidation:
-            for ps in (PositionSide.LONG, PositionSide.SHORT):
-                pos = self._positions.get((symbol, ps))
-                if pos is None or pos.qty == 0:
+            for pos in tuple(self._sides_of.get(symbol, ())):
+                if pos.qty == 0:
                     continue
                 liq = pos.liq_price
-                if liq is not None and (mark <= liq if ps is PositionSide.LONG else mark >= liq):
+                if liq is not None and (
+                    mark <= liq if pos.position_side is PositionSide.LONG else mark >= liq
+                ):
                     self._liquidate(inst, pos, mark)
 
     def _fill_resting_limit(self, o: _Order, price: Decimal, is_maker: bool) -> None:

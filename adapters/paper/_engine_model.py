@@ -29,6 +29,7 @@ __all__ = [
     "USDT_QUANTUM",
     "EngineStep",
     "EventSubscriber",
+    "QuietMarkListener",
     "StepListener",
     "TriggerDirection",
     "WalletState",
@@ -183,4 +184,6 @@ class _Order:
 
 
 StepListener = Callable[[EngineStep], None]
+QuietMarkListener = Callable[[str, Decimal, datetime], None]
+"""``(symbol, mark_price, ts)`` of a mark step that produced no account event."""
 EventSubscriber = Callable[[AccountEvent], None]

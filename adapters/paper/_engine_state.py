@@ -32,6 +32,7 @@ from ._engine_model import (
     EPOCH,
     EngineStep,
     EventSubscriber,
+    QuietMarkListener,
     StepListener,
     TriggerDirection,
     WalletState,
@@ -81,6 +82,11 @@ class _EngineState:
         self._pending: list[AccountEvent] = []
         self._subscribers: list[EventSubscriber] = []
         self._listeners: list[StepListener] = []
+        # per listener (same order): its quiet-mark form, None = it wants every EngineStep
+        self._quiet_forms: list[QuietMarkListener | None] = []
+        self._all_quiet = True  # every listener has a quiet-mark form (or there is none)
+        # the position sides of each symbol, created on first use (the mark fast path)
+        self._sides_of: dict[str, list[_Position]] = {}
         self._in_step = False
         self.trade_log: list[Fill] = []
         """Every execution (order fills, not funding), in order."""
@@ -97,17 +103,31 @@ class _EngineState:
 
         return unsubscribe
 
-    def add_listener(self, listener: StepListener) -> Callable[[], None]:
+    def add_listener(
+        self, listener: StepListener, *, on_quiet_mark: QuietMarkListener | None = None
+    ) -> Callable[[], None]:
         """Call ``listener(step)`` after every engine step (mark, funding, request).
 
         The listener may read the engine's state (``positions()``, ``stops_for()``, ...)
         but must not call request methods. Returns a function that removes the listener.
+
+        ``on_quiet_mark``: optional; for a mark step that produced no account event (most
+        steps of a replay) ``on_quiet_mark(symbol, mark_price, ts)`` is called instead of
+        ``listener(step)``, with the same step's symbol, mark (USDT) and engine time. When
+        every listener has one, such a step builds no :class:`EngineStep` at all (the
+        replay's hot path, issue 15 item 5); its ``seq`` is still counted.
         """
         self._listeners.append(listener)
+        self._quiet_forms.append(on_quiet_mark)
+        self._all_quiet = all(q is not None for q in self._quiet_forms)
 
         def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            for i, known in enumerate(self._listeners):
+                if known is listener:
+                    del self._listeners[i]
+                    del self._quiet_forms[i]
+                    break
+            self._all_quiet = all(q is not None for q in self._quiet_forms)
 
         return remove
 
@@ -169,8 +189,17 @@ class _EngineState:
             for ev in events:
                 for sub in list(self._subscribers):
                     sub(ev)
-            for listener in list(self._listeners):
-                listener(step)
+            if kind == "mark" and not events and symbol is not None:
+                # some listener wants the EngineStep: the others still get the quiet form
+                mark = self._marks[symbol]
+                for listener, quiet in tuple(zip(self._listeners, self._quiet_forms, strict=True)):
+                    if quiet is None:
+                        listener(step)
+                    else:
+                        quiet(symbol, mark, step.ts)
+            else:
+                for listener in list(self._listeners):
+                    listener(step)
         finally:
             self._in_step = False
         return events
@@ -274,6 +303,9 @@ class _EngineState:
         if pos is None:
             pos = _Position(symbol, ps)
             self._positions[(symbol, ps)] = pos
+            sides = self._sides_of.setdefault(symbol, [])
+            sides.append(pos)
+            sides.sort(key=lambda p: p.position_side is not PositionSide.LONG)  # LONG first
         return pos
 
     def _cancel(self, o: _Order) -> None:

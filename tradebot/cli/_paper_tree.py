@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TextIO
 
 from adapters.paper import EngineStep, PaperEngine, PaperVenue
@@ -114,7 +115,14 @@ async def _run_tree(
                 symbol=sym,
             )
 
-        engine.add_listener(on_step)
+        def on_quiet_mark(sym: str, mark: Decimal, ts: datetime) -> None:
+            # the quiet form of ``on_step`` (a mark step with no event): no EngineStep
+            if not monitor.watching(sym):
+                monitor.skip()
+            elif not monitor.observe_mark(ts, sym, mark):
+                monitor.observe(ts, engine.positions(sym), engine.stops_for, mark_of, symbol=sym)
+
+        engine.add_listener(on_step, on_quiet_mark=on_quiet_mark)
         journal.emit(
             Event.of(
                 BotStarted(
