@@ -23,7 +23,7 @@ from decimal import Decimal
 import trio
 import trio.lowlevel
 
-from actors.runtime import tasks_runnable
+from actors.runtime import runnable_besides_timers
 from tradebot.domain import OrderStatus
 from tradebot.errors import VenueError, WouldTriggerImmediately
 from tradebot.events import EventType, Severity
@@ -328,7 +328,7 @@ class PositionManage(PositionOpen):
         version_of = self._protection_version
         if checked is None or version_of is None or self.lifecycle is not Lifecycle.ACTIVE:
             return False
-        if not self.parked() or tasks_runnable():
+        if not self.parked() or runnable_besides_timers():
             return False
         version, pos, stops = checked
         r = self._r

@@ -44,6 +44,7 @@ from ._supervisor import open_dynamic_supervisor as open_dynamic_supervisor
 from ._supervisor import run_dynamic_supervisor as run_dynamic_supervisor
 from ._supervisor import supervise as supervise
 from ._timers import Timers as Timers
+from ._timers import runnable_besides_timers as runnable_besides_timers
 
 __all__ = [
     "Actor",
@@ -65,6 +66,7 @@ __all__ = [
     "Timers",
     "journal_sink",
     "retry",
+    "runnable_besides_timers",
     "open_dynamic_supervisor",
     "run_actor",
     "run_dynamic_supervisor",

@@ -11,6 +11,7 @@ import trio
 from tradebot.errors import ActorStopped, MailboxFull
 
 from ._mailbox import Address
+from ._sched import tasks_runnable
 
 __all__ = ["Timers"]
 
@@ -85,12 +86,14 @@ class _TimerService:
     handed to a task in the owning actor's nursery, which waits for room.
     """
 
-    __slots__ = ("_heap", "_order", "_scope")
+    __slots__ = ("_heap", "_order", "_scope", "woken")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, _Entry]] = []
         self._order = 0
         self._scope: trio.CancelScope | None = None
+        self.woken = 0
+        """Tasks the fires of the pass running now made runnable (0 between passes)."""
 
     def add(self, entry: _Entry, *, new: bool) -> None:
         if new:
@@ -109,10 +112,15 @@ class _TimerService:
                 await trio.sleep_forever()
             self._scope = None
             now = trio.current_time()
-            while heap and heap[0][0] <= now:
-                entry = heapq.heappop(heap)[2]
-                if not entry.cancelled:
-                    entry.timers._fire(entry, now)
+            try:
+                while heap and heap[0][0] <= now:
+                    entry = heapq.heappop(heap)[2]
+                    if not entry.cancelled:
+                        before = tasks_runnable()
+                        entry.timers._fire(entry, now)
+                        self.woken += tasks_runnable() - before
+            finally:
+                self.woken = 0
 
 
 _SERVICE: trio.lowlevel.RunVar[_TimerService] = trio.lowlevel.RunVar("tradebot_timer_service")
@@ -127,6 +135,23 @@ def _service() -> _TimerService:
         _SERVICE.set(svc)
         trio.lowlevel.spawn_system_task(svc.run, name="actors.runtime.timers")
         return svc
+
+
+def runnable_besides_timers() -> int:
+    """Tasks runnable now, not counting those the timer fires of this instant woke.
+
+    Called from a timer's ``quiet`` hook (see :meth:`Timers.every`): the actors that
+    earlier fires of the same pass woke only handle their own timer messages, so they do
+    not stand between this tick and anything else. Outside a pass: :func:`tasks_runnable`.
+
+    Raises:
+        RuntimeError: outside a trio run.
+    """
+    try:
+        woken = _SERVICE.get().woken
+    except LookupError:
+        woken = 0
+    return tasks_runnable() - woken
 
 
 async def _raise(exc: BaseException) -> None:
