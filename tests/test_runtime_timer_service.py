@@ -109,3 +109,28 @@ async def test_a_stopped_actors_timers_never_fire(autojump_clock: trio.testing.M
             await trio.sleep(10)  # "late" was due at 5 s: dropped with its actor
             nursery.cancel_scope.cancel()
     assert [m for _, m in actor.seen] == ["first"]
+
+
+async def test_sleep_until_wakes_at_the_deadline_and_still_obeys_outer_cancels(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from actors.runtime import sleep_until
+
+    t0 = trio.current_time()
+    await sleep_until(t0 + 2.5)
+    assert trio.current_time() - t0 == 2.5
+    await sleep_until(t0)  # in the past: returns after one scheduler round
+    assert trio.current_time() - t0 == 2.5
+    with trio.move_on_after(1.0) as outer:
+        await sleep_until(t0 + 100)
+    assert outer.cancelled_caught and trio.current_time() - t0 == 3.5
+    with pytest.RaisesGroup(ValueError):
+        async with trio.open_nursery() as nursery:
+
+            async def fail() -> None:
+                await trio.sleep(1)
+                raise ValueError("sibling failed")
+
+            nursery.start_soon(fail)
+            await sleep_until(t0 + 100)  # cancelled by the nursery at 4.5 s, not at 100 s
+    assert trio.current_time() - t0 == 4.5

@@ -27,6 +27,7 @@ from ._mailbox import Address as Address
 from ._retry import Backoff as Backoff
 from ._retry import RetryAttempt as RetryAttempt
 from ._retry import retry as retry
+from ._sched import sleep_until as sleep_until
 from ._sched import tasks_runnable as tasks_runnable
 from ._shutdown import GracefulStop as GracefulStop
 from ._shutdown import StopGroup as StopGroup
@@ -70,6 +71,7 @@ __all__ = [
     "open_dynamic_supervisor",
     "run_actor",
     "run_dynamic_supervisor",
+    "sleep_until",
     "supervise",
     "tasks_runnable",
 ]

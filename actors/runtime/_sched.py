@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import trio
+import trio.lowlevel
 
-__all__ = ["tasks_runnable"]
+__all__ = ["sleep_until", "tasks_runnable", "wait_deadline"]
 
 
 def _public() -> int:
@@ -39,3 +40,43 @@ tasks_runnable: Callable[[], int] = _make()
 Raises:
     RuntimeError: outside a trio run (from the public fallback).
 """
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until ``deadline`` on the trio clock, like :func:`trio.sleep_until`, minus its
+    cost when the deadline passes.
+
+    trio wakes a sleeper whose deadline passed by cancelling its scope: a ``Cancelled``
+    exception is built, raised into the task and caught again, one per wake-up — the bulk
+    of a replay's scheduling cost. Here the wake-up at the deadline reschedules the task
+    with a plain value instead, at the same point of the same scheduler pass (so the order
+    of tasks is unchanged). Any other cancellation (an enclosing scope, Ctrl-C) is
+    delivered as usual, as ``Cancelled``/``KeyboardInterrupt``.
+
+    Args:
+        deadline: trio clock time (s); in the past = one scheduler round, like trio's.
+
+    Raises:
+        trio.Cancelled: an enclosing scope was cancelled first.
+    """
+    with trio.CancelScope(deadline=deadline) as scope:
+        await wait_deadline(scope)
+
+
+async def wait_deadline(scope: trio.CancelScope) -> None:
+    """Wait inside the entered ``scope`` until its deadline passes (it may be moved while
+    waiting), woken with a plain value as in :func:`sleep_until`.
+
+    Raises:
+        trio.Cancelled: an enclosing scope (or ``scope`` itself, by ``cancel()``) was
+            cancelled first.
+    """
+    task = trio.lowlevel.current_task()
+
+    def abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+        if scope.cancel_called and trio.current_time() >= scope.deadline:
+            trio.lowlevel.reschedule(task)  # woken by the deadline: no exception
+            return trio.lowlevel.Abort.FAILED
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    await trio.lowlevel.wait_task_rescheduled(abort)

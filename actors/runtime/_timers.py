@@ -11,7 +11,7 @@ import trio
 from tradebot.errors import ActorStopped, MailboxFull
 
 from ._mailbox import Address
-from ._sched import tasks_runnable
+from ._sched import tasks_runnable, wait_deadline
 
 __all__ = ["Timers"]
 
@@ -107,9 +107,9 @@ class _TimerService:
     async def run(self) -> None:
         heap = self._heap
         while True:
-            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
-                self._scope = scope
-                await trio.sleep_forever()
+            self._scope = scope = trio.CancelScope(deadline=heap[0][0] if heap else math.inf)
+            with scope:
+                await wait_deadline(scope)
             self._scope = None
             now = trio.current_time()
             try:

@@ -15,6 +15,7 @@ import attrs
 import trio
 import trio.testing
 
+from actors.runtime import sleep_until
 from adapters.paper import PaperEngine, PaperVenue
 from adapters.replay import KlineReplay
 from tradebot.cli._paper_options import (
@@ -115,7 +116,7 @@ async def _drive(
     push = venue.push_mark
     ticks = 0
     for step in replay.steps():
-        await trio.sleep_until(t0 + (step.ts_ms - start_ms) / 1000)
+        await sleep_until(t0 + (step.ts_ms - start_ms) / 1000)
         ts = step.ts
         for symbol, price in step.marks:
             push(symbol, price, ts)
