@@ -20,6 +20,9 @@ Errors come from the one tree in :mod:`tradebot.errors` (``ActorStopped``, ``Ask
 ``MailboxFull``, ``SupervisorEscalation``).
 """
 
+from tradebot.scheduling import sleep_until as sleep_until
+from tradebot.scheduling import tasks_runnable as tasks_runnable
+
 from ._actor import Actor as Actor
 from ._actor import run_actor as run_actor
 from ._cell import LatestValue as LatestValue
@@ -27,8 +30,6 @@ from ._mailbox import Address as Address
 from ._retry import Backoff as Backoff
 from ._retry import RetryAttempt as RetryAttempt
 from ._retry import retry as retry
-from ._sched import sleep_until as sleep_until
-from ._sched import tasks_runnable as tasks_runnable
 from ._shutdown import GracefulStop as GracefulStop
 from ._shutdown import StopGroup as StopGroup
 from ._shutdown import Stoppable as Stoppable

@@ -9,9 +9,9 @@ from collections.abc import Callable, Hashable
 import trio
 
 from tradebot.errors import ActorStopped, MailboxFull
+from tradebot.scheduling import tasks_runnable, wait_deadline
 
 from ._mailbox import Address
-from ._sched import tasks_runnable, wait_deadline
 
 __all__ = ["Timers"]
 

@@ -242,6 +242,7 @@ class PaperEngine(_EngineRequests):
         ):
             raise self.profile.error("leverage_invalid", f"{leverage!r}")
         self._leverage[symbol] = leverage
+        self._bands.pop(symbol, None)  # liquidation prices move
         for ps in (PositionSide.LONG, PositionSide.SHORT):
             pos = self._positions.get((symbol, ps))
             if pos is not None:

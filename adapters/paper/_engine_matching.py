@@ -29,6 +29,9 @@ from ._engine_model import (
 )
 from ._engine_state import _EngineState
 
+_NEG_INF = Decimal("-Infinity")
+_POS_INF = Decimal("Infinity")
+
 __all__ = ["_EngineMatching"]
 
 
@@ -126,6 +129,57 @@ class _EngineMatching(_EngineState):
                     break
             else:
                 return
+        band = self._bands.get(symbol)
+        if band is not None and band[0] < mark < band[1]:
+            return  # nothing of this symbol triggers strictly inside its band
+        self._match_all(symbol, mark, live)
+        if not self._pending:
+            band = self._band_of(symbol, live)
+            if band is not None:
+                self._bands[symbol] = band
+
+    def _band_of(self, symbol: str, live: list[_Order]) -> tuple[Decimal, Decimal] | None:
+        """The open interval of marks for which :meth:`_match_all` of ``symbol`` does
+        nothing, from its live orders and open sides (None: not known, match every mark).
+
+        Each trigger fires at or through its price: a falling one (long stop, buy limit,
+        long liquidation, FALL conditional) for marks <= its price, a rising one for
+        marks >= its price, so strictly between the highest falling and the lowest rising
+        price nothing fires.
+        """
+        lo, hi = _NEG_INF, _POS_INF
+        for o in live:
+            if o.remainder_pending:
+                return None
+            if o.is_conditional:
+                if o.status is not OrderStatus.NEW or o.trigger_price is None:
+                    return None
+                if o.trigger_direction is TriggerDirection.RISE:
+                    hi = min(hi, o.trigger_price)
+                else:
+                    lo = max(lo, o.trigger_price)
+            elif o.order_type is OrderType.LIMIT and o.status.is_live and o.price is not None:
+                if o.side is Side.BUY:
+                    lo = max(lo, o.price)
+                else:
+                    hi = min(hi, o.price)
+            else:
+                return None
+        liquidation = self.profile.liquidation
+        for pos in self._sides_of.get(symbol, ()):
+            if pos.qty == 0:
+                continue
+            long = pos.position_side is PositionSide.LONG
+            for price in (pos.stop_price, pos.liq_price if liquidation else None):
+                if price is None:
+                    continue
+                if long:
+                    lo = max(lo, price)
+                else:
+                    hi = min(hi, price)
+        return lo, hi
+
+    def _match_all(self, symbol: str, mark: Decimal, live: list[_Order]) -> None:
         inst = self._instruments[symbol]
         # 1. remainders of partially filled market orders.
         for o in [o for o in live if o.remainder_pending]:

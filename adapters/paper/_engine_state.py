@@ -87,6 +87,9 @@ class _EngineState:
         self._all_quiet = True  # every listener has a quiet-mark form (or there is none)
         # the position sides of each symbol, created on first use (the mark fast path)
         self._sides_of: dict[str, list[_Position]] = {}
+        # per symbol, after a mark that triggered nothing: the open interval of marks in
+        # which nothing can trigger (dropped by any step that changed the symbol)
+        self._bands: dict[str, tuple[Decimal, Decimal]] = {}
         self._in_step = False
         self.trade_log: list[Fill] = []
         """Every execution (order fills, not funding), in order."""
@@ -176,6 +179,11 @@ class _EngineState:
         events = tuple(self._pending)
         self._pending = []
         self._step_seq += 1
+        if events or kind != "mark":
+            if symbol is None:
+                self._bands.clear()
+            else:
+                self._bands.pop(symbol, None)
         step = EngineStep(
             seq=self._step_seq,
             kind=kind,

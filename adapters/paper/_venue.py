@@ -52,6 +52,7 @@ from tradebot.ports import (
     StopState,
     StreamGap,
 )
+from tradebot.scheduling import sleep_until
 
 from ._engine import EngineStep, PaperEngine
 from ._faults import READ_METHODS, EventFaultKind, Fault, FaultKind, FaultPlan
@@ -236,7 +237,7 @@ class PaperVenue:
         self._check_rate(method)
         fault = self.faults.pick(method, role, symbol, position_side)
         if half:
-            await trio.sleep(half)
+            await sleep_until(trio.current_time() + half)
         if fault is not None:
             kind = fault.kind
             if kind is FaultKind.REJECT:
@@ -279,12 +280,12 @@ class PaperVenue:
             if kind is FaultKind.PARTIAL_FILL and on_partial is not None:
                 self._sync_clock()
                 result = on_partial(fault)
-                await trio.sleep(half)
+                await sleep_until(trio.current_time() + half)
                 return result
         self._sync_clock()
         result = fn()
         if half:
-            await trio.sleep(half)
+            await sleep_until(trio.current_time() + half)
         # With zero latency (the paper run's reads) the answer is synchronous, like a local
         # call: no checkpoint, so a verification costs no scheduler round trips.
         return result
@@ -451,5 +452,5 @@ class PaperVenue:
         async for item in sub.receive:
             if item.delay_s > 0:
                 start = item.enqueued_at if item.enqueued_at is not None else trio.current_time()
-                await trio.sleep_until(start + item.delay_s)
+                await sleep_until(start + item.delay_s)
             await emit(item.event)
