@@ -120,6 +120,9 @@ class PositionBase(Actor[PositionMessage]):
             port, "protection_version", None
         )
         self._checked: tuple[int, PositionState, list[StopState]] | None = None
+        # the quiet tick's memo of decide_repair's mark-independent part for ``_checked``:
+        # (checked, intended stop, entry price, target stop) of a call that said OK
+        self._quiet_repair: tuple[object, Decimal | None, Decimal, Decimal] | None = None
         self.quiet_ticks = 0
         self._entry_unknown_journaled = False
         self._skip_journaled = False

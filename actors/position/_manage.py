@@ -34,7 +34,9 @@ from tradebot.policies import (
     TrailingPhase,
     aged_target,
     decide_repair,
+    is_protective,
     quiet_band,
+    should_replace_exit,
     trailing_step,
 )
 from tradebot.ports import AccountEvent, Fill, OrderUpdate, PositionUpdate, StreamGap
@@ -320,7 +322,8 @@ class PositionManage(PositionOpen):
         found the stop in place (so ``positions``/``stops`` would answer the same);
         :func:`tradebot.policies.decide_repair` on that answer and the newest mark says OK;
         the check would only be counted (``quiet_checks``), not journaled; no water-mark
-        snapshot is due; and a due aged-exit tick finds the position not aged. It then
+        snapshot is due; and a due aged-exit tick finds the position not aged, or aged with
+        its exit already placed at a price it would keep (no market close due). It then
         does what the handler would have done: records the same stop, counts the quiet
         check and advances the aged-exit clock.
         """
@@ -336,16 +339,31 @@ class PositionManage(PositionOpen):
         if version_of(self.symbol) != version or mark is None or r.entry_price is None:
             return False
         intended = None if (r.adopted and r.stop_price is None) else r.stop_price
-        d = decide_repair(
-            side=self.position_side,
-            instrument=self.instrument,
-            entry_price=r.entry_price,
-            mark_price=mark,
-            intended_stop=intended,
-            live_stop_prices=[s.trigger_price for s in stops],
-            settings=self._s.protection,
-        )
-        if d.action is not RepairAction.OK or r.trailing.water_mark != self._snapshot_wm:
+        memo = self._quiet_repair
+        if (
+            memo is not None
+            and memo[0] is checked
+            and memo[1] == intended
+            and memo[2] == r.entry_price
+        ):
+            # decide_repair on the same stops, intended stop and entry depends on the mark
+            # only through "is the target stop still protective of it"
+            if not is_protective(memo[3], mark, self.position_side):
+                return False
+        else:
+            d = decide_repair(
+                side=self.position_side,
+                instrument=self.instrument,
+                entry_price=r.entry_price,
+                mark_price=mark,
+                intended_stop=intended,
+                live_stop_prices=[s.trigger_price for s in stops],
+                settings=self._s.protection,
+            )
+            if d.action is not RepairAction.OK or d.stop_price is None:
+                return False
+            self._quiet_repair = (checked, intended, r.entry_price, d.stop_price)
+        if r.trailing.water_mark != self._snapshot_wm:
             return False
         now = self._clock.now()
         last = self._verified_journaled_at
@@ -358,7 +376,13 @@ class PositionManage(PositionOpen):
         age_s = self._s.execution.age_tick_s
         t = trio.current_time()
         age_due = t >= self._age_start + self._age_n * age_s
-        if age_due and r.opened_at is not None:
+        if (
+            age_due
+            and r.opened_at is not None
+            # well before max_age_h the phase is NOT_AGED without asking (1 s of margin
+            # keeps aged_target's own float arithmetic the judge near the boundary)
+            and (now - r.opened_at).total_seconds() >= self._s.aged.max_age_h * 3600.0 - 1.0
+        ):
             aged = aged_target(
                 opened_at=r.opened_at,
                 now=now,
@@ -367,7 +391,12 @@ class PositionManage(PositionOpen):
                 instrument=self.instrument,
                 settings=self._s.aged,
             )
-            if aged.phase is not AgedPhase.NOT_AGED:
+            if aged.phase is not AgedPhase.NOT_AGED and (
+                # an aged tick changes nothing once the exit is placed and still right
+                not r.aged_started
+                or aged.phase is AgedPhase.MARKET_CLOSE
+                or should_replace_exit(r.aged_price, aged, self.instrument.tick_size)
+            ):
                 return False
         r.qty = pos.qty
         r.stop = stops[0]
