@@ -233,13 +233,21 @@ class PositionBase(Actor[PositionMessage]):
         await self._journal.emit_durable(self._event(etype, severity, cid, data))
 
     async def _snapshot(self, durable: bool = True) -> None:
+        if not durable:
+            self._snapshot_now()
+            return
+        ev = self._snapshot_event()
+        await self._journal.emit_durable(ev)
+
+    def _snapshot_now(self) -> None:
+        """Journal a snapshot now, not durably (``emit``: never blocks)."""
+        self._journal.emit(self._snapshot_event())
+
+    def _snapshot_event(self) -> Event:
         ev = self._event(EventType.POSITION_SNAPSHOT, Severity.DEBUG, None, snapshot_data(self._r))
         self._last_snapshot_s = trio.current_time()
         self._snapshot_wm = self._r.trailing.water_mark
-        if durable:
-            await self._journal.emit_durable(ev)
-        else:
-            self._journal.emit(ev)
+        return ev
 
     def _resolve(self, opened: bool, reason: str = "") -> None:
         if self._ticket is not None:

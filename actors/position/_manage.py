@@ -321,11 +321,12 @@ class PositionManage(PositionOpen):
         :meth:`protection_version` for the symbol is what it was at the last full check that
         found the stop in place (so ``positions``/``stops`` would answer the same);
         :func:`tradebot.policies.decide_repair` on that answer and the newest mark says OK;
-        the check would only be counted (``quiet_checks``), not journaled; no water-mark
-        snapshot is due; and a due aged-exit tick finds the position not aged, or aged with
-        its exit already placed at a price it would keep (no market close due). It then
-        does what the handler would have done: records the same stop, counts the quiet
-        check and advances the aged-exit clock.
+        and a due aged-exit tick finds the position not aged, or aged with its exit
+        already placed at a price it would keep (no market close due). It then does what
+        the handler would have done, in its order: records the same stop, counts the quiet
+        check or journals ``PROTECTION_VERIFIED`` when one is due, journals the throttled
+        water-mark snapshot when the water mark moved (``emit``, never blocking) and
+        advances the aged-exit clock.
         """
         checked = self._checked
         version_of = self._protection_version
@@ -363,16 +364,7 @@ class PositionManage(PositionOpen):
             if d.action is not RepairAction.OK or d.stop_price is None:
                 return False
             self._quiet_repair = (checked, intended, r.entry_price, d.stop_price)
-        if r.trailing.water_mark != self._snapshot_wm:
-            return False
         now = self._clock.now()
-        last = self._verified_journaled_at
-        if not (
-            last is not None
-            and stops[0].trigger_price == self._verified_journaled_price
-            and (now - last).total_seconds() < self._s.protection.verified_journal_interval_s
-        ):
-            return False  # this check is journaled
         age_s = self._s.execution.age_tick_s
         t = trio.current_time()
         age_due = t >= self._age_start + self._age_n * age_s
@@ -398,10 +390,13 @@ class PositionManage(PositionOpen):
                 or should_replace_exit(r.aged_price, aged, self.instrument.tick_size)
             ):
                 return False
+        # what _verify("periodic") does once the stop is found in place, in its order
         r.qty = pos.qty
         r.stop = stops[0]
         r.stop_price = stops[0].trigger_price
-        self._quiet_verifications += 1
+        self._journal_verified("periodic")  # counted, or journaled when one is due
+        if r.trailing.water_mark != self._snapshot_wm:
+            self._snapshot_now()  # the throttled water-mark snapshot (not durable)
         if age_due:
             self._age_n = math.floor((t - self._age_start) / age_s) + 1
         self.quiet_ticks += 1
