@@ -143,6 +143,8 @@ class InvariantMonitor:
         # per symbol with a view: the open interval of marks (lo, hi; None = unbounded)
         # for which re-running the checks on that view can find nothing new
         self._bands: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+        self._mark_ts: datetime | None = None  # observe_mark's last ts and its Unix ms
+        self._mark_ms = 0
 
     # --- observation ------------------------------------------------------------------
 
@@ -231,7 +233,11 @@ class InvariantMonitor:
         view = self._views.get(symbol)
         if not view:
             return False
-        now = _ms(ts)
+        if ts is self._mark_ts:  # the marks of one instant share their datetime
+            now = self._mark_ms
+        else:
+            now = self._mark_ms = _ms(ts)
+            self._mark_ts = ts
         self._steps += 1
         if now > self._last_ms:
             self._last_ms = now

@@ -168,8 +168,8 @@ class PaperEngine(_EngineRequests):
         self._step_seq += 1
         try:
             now = self._now
-            for quiet in tuple(self._quiet_forms):
-                quiet(symbol, mark_price, now)  # type: ignore[misc]
+            for quiet in self._quiet_calls:
+                quiet(symbol, mark_price, now)
         finally:
             self._in_step = False
         return ()

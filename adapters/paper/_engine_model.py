@@ -30,6 +30,7 @@ __all__ = [
     "EngineStep",
     "EventSubscriber",
     "QuietMarkListener",
+    "ignore_quiet_mark",
     "StepListener",
     "TriggerDirection",
     "WalletState",
@@ -186,4 +187,11 @@ class _Order:
 StepListener = Callable[[EngineStep], None]
 QuietMarkListener = Callable[[str, Decimal, datetime], None]
 """``(symbol, mark_price, ts)`` of a mark step that produced no account event."""
+
+
+def ignore_quiet_mark(symbol: str, mark_price: Decimal, ts: datetime) -> None:
+    """The quiet form of a listener with nothing to do on a mark step without events
+    (``add_listener(fn, on_quiet_mark=ignore_quiet_mark)``: not even called)."""
+
+
 EventSubscriber = Callable[[AccountEvent], None]

@@ -38,6 +38,7 @@ from ._engine_model import (
     WalletState,
     _Order,
     _Position,
+    ignore_quiet_mark,
 )
 from ._profile import VenueProfile
 
@@ -85,6 +86,7 @@ class _EngineState:
         # per listener (same order): its quiet-mark form, None = it wants every EngineStep
         self._quiet_forms: list[QuietMarkListener | None] = []
         self._all_quiet = True  # every listener has a quiet-mark form (or there is none)
+        self._quiet_calls: tuple[QuietMarkListener, ...] = ()  # those that do something
         # the position sides of each symbol, created on first use (the mark fast path)
         self._sides_of: dict[str, list[_Position]] = {}
         # per symbol, after a mark that triggered nothing: the open interval of marks in
@@ -122,7 +124,7 @@ class _EngineState:
         """
         self._listeners.append(listener)
         self._quiet_forms.append(on_quiet_mark)
-        self._all_quiet = all(q is not None for q in self._quiet_forms)
+        self._quiet_changed()
 
         def remove() -> None:
             for i, known in enumerate(self._listeners):
@@ -130,9 +132,14 @@ class _EngineState:
                     del self._listeners[i]
                     del self._quiet_forms[i]
                     break
-            self._all_quiet = all(q is not None for q in self._quiet_forms)
+            self._quiet_changed()
 
         return remove
+
+    def _quiet_changed(self) -> None:
+        forms = self._quiet_forms
+        self._all_quiet = all(q is not None for q in forms)
+        self._quiet_calls = tuple(q for q in forms if q is not None and q is not ignore_quiet_mark)
 
     def leverage(self, symbol: str) -> int:
         return self._leverage.get(symbol, self.profile.default_leverage)

@@ -55,6 +55,7 @@ from tradebot.ports import (
 from tradebot.scheduling import sleep_until
 
 from ._engine import EngineStep, PaperEngine
+from ._engine_model import ignore_quiet_mark
 from ._faults import READ_METHODS, EventFaultKind, Fault, FaultKind, FaultPlan
 
 __all__ = ["PaperVenue"]
@@ -133,7 +134,8 @@ class PaperVenue:
         self._changes: dict[str, int] = {}
         self._changes_all = 0
         engine.subscribe(self._on_account_event)
-        engine.add_listener(self._on_step, on_quiet_mark=self._on_quiet_mark)
+        # a mark that moved nothing changes no version (see _on_step): not even called
+        engine.add_listener(self._on_step, on_quiet_mark=ignore_quiet_mark)
 
     # --- what changed -------------------------------------------------------------------
 
@@ -144,10 +146,6 @@ class PaperVenue:
             self._changes_all += 1
         else:
             self._changes[step.symbol] = self._changes.get(step.symbol, 0) + 1
-
-    @staticmethod
-    def _on_quiet_mark(symbol: str, mark_price: Decimal, ts: datetime) -> None:
-        """A mark that moved nothing changes no version (see :meth:`_on_step`)."""
 
     def protection_version(self, symbol: str) -> int | None:
         """A number that changes whenever a position, order or stop of ``symbol`` may have.
