@@ -39,7 +39,7 @@ class LatestValue(Generic[T]):
           ``trio.EndOfChannel``; subscriptions end after yielding the newest value.
     """
 
-    __slots__ = ("_closed", "_listeners", "_lot", "_value", "_version")
+    __slots__ = ("_called", "_closed", "_listeners", "_lot", "_value", "_version")
 
     def __init__(self, initial: T | None = None) -> None:
         """Args: initial: optional first value (then ``version`` starts at 1)."""
@@ -48,6 +48,7 @@ class LatestValue(Generic[T]):
         self._lot = trio.lowlevel.ParkingLot()
         self._closed = False
         self._listeners: dict[int, Callable[[], None]] = {}
+        self._called: tuple[Callable[[], None], ...] = ()  # the listeners, in order
 
     @property
     def version(self) -> int:
@@ -70,8 +71,8 @@ class LatestValue(Generic[T]):
         self._version += 1
         if self._lot:
             self._lot.unpark_all()
-        if self._listeners:
-            for listener in tuple(self._listeners.values()):
+        if self._called:
+            for listener in self._called:
                 try:
                     listener()
                 except Exception:  # a consumer's bug must not break the price producer
@@ -86,9 +87,11 @@ class LatestValue(Generic[T]):
         while key in self._listeners:
             key += 1
         self._listeners[key] = listener
+        self._called = tuple(self._listeners.values())
 
         def remove() -> None:
-            self._listeners.pop(key, None)
+            if self._listeners.pop(key, None) is not None:
+                self._called = tuple(self._listeners.values())
 
         return remove
 

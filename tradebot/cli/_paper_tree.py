@@ -157,6 +157,8 @@ async def _run_tree(
         prog = _Progress(stream, replay.start_ms, replay.end_ms, opts.progress)
 
         def progress(ts: datetime, ts_ms: int) -> None:
+            if not opts.progress:
+                return  # (no figures gathered per step for a line nobody sees)
             prog.update(
                 ts,
                 ts_ms,
