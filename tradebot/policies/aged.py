@@ -26,6 +26,7 @@ order price, i.e. by at least one tick (:func:`should_replace_exit`).
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from datetime import datetime
 from decimal import Decimal
@@ -149,13 +150,30 @@ def aged_target(
     if age_h < s.max_age_h:
         return AgedTarget(AgedPhase.NOT_AGED, None)
     aged_h = age_h - s.max_age_h
+    if aged_h < s.grace_h:
+        return _aged_at(-1, False, entry_price, side, instrument, s)
+    hours = math.floor(aged_h - s.grace_h + 1e-9)
+    return _aged_at(hours, aged_h >= s.accelerate_after_h, entry_price, side, instrument, s)
+
+
+@functools.lru_cache(maxsize=4096)
+def _aged_at(
+    hours: int,
+    accelerated: bool,
+    entry_price: Decimal,
+    side: PositionSide,
+    instrument: Instrument,
+    s: AgedSettings,
+) -> AgedTarget:
+    """The target once aged: BREAKEVEN (``hours`` = -1) or ``hours`` whole hours past the
+    grace period (``accelerated``: ``aged_h >= accelerate_after_h``). Pure, so memoized:
+    a position asks the same question every aged-exit tick for an hour."""
     be = breakeven_exit_price(entry_price, side, s)
     rounding = _exit_rounding(side)
-    if aged_h < s.grace_h:
+    if hours < 0:
         return AgedTarget(AgedPhase.BREAKEVEN, instrument.round_price(be, rounding))
-    hours = math.floor(aged_h - s.grace_h + 1e-9)
     loss = s.loss_step_pct_per_h * hours
-    if aged_h >= s.accelerate_after_h:
+    if accelerated:
         loss = loss * s.acceleration
     if loss >= s.max_loss_pct:
         return AgedTarget(AgedPhase.MARKET_CLOSE, None, loss, hours)
