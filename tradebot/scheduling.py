@@ -10,11 +10,40 @@ from collections.abc import Callable
 import trio
 import trio.lowlevel
 
-__all__ = ["sleep_until", "tasks_runnable", "wait_deadline"]
+__all__ = ["next_deadline", "sleep_until", "tasks_runnable", "wait_deadline"]
 
 
 def _public() -> int:
     return trio.lowlevel.current_statistics().tasks_runnable
+
+
+def _public_next_deadline() -> float:
+    return trio.current_time() + trio.lowlevel.current_statistics().seconds_to_next_deadline
+
+
+def _make_next_deadline() -> Callable[[], float]:
+    """The earliest registered trio deadline, read from the run's deadline heap (private,
+    like the run queue: any change there falls back to the statistics record)."""
+    try:
+        from trio._core._run import GLOBAL_RUN_CONTEXT
+    except ImportError:  # pragma: no cover - a trio without it
+        return _public_next_deadline
+
+    def fast() -> float:
+        try:
+            return float(GLOBAL_RUN_CONTEXT.runner.deadlines.next_deadline())
+        except AttributeError:  # pragma: no cover - outside a run, or trio changed
+            return _public_next_deadline()
+
+    return fast
+
+
+next_deadline: Callable[[], float] = _make_next_deadline()
+"""The earliest deadline (trio clock time, s) of any cancel scope now; ``inf`` = none.
+
+Raises:
+    RuntimeError: outside a trio run (from the public fallback).
+"""
 
 
 def _make() -> Callable[[], int]:

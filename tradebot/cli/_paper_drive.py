@@ -22,6 +22,7 @@ from tradebot.cli._paper_options import (
     EQUITY_SAMPLE_S,
 )
 from tradebot.ports import MarkPrice
+from tradebot.scheduling import next_deadline, tasks_runnable
 
 __all__ = ["_Progress", "_RunState", "_drive", "_stop_autojump_spin"]
 
@@ -115,8 +116,11 @@ async def _drive(
     next_equity_ms = start_ms
     push = venue.push_mark
     ticks = 0
+    jump = _idle_jump()
     for step in replay.steps():
-        await sleep_until(t0 + (step.ts_ms - start_ms) / 1000)
+        due = t0 + (step.ts_ms - start_ms) / 1000
+        if jump is None or not jump(due):
+            await sleep_until(due)
         ts = step.ts
         for symbol, price in step.marks:
             push(symbol, price, ts)
@@ -138,6 +142,45 @@ async def _drive(
     await trio.sleep_until(t0 + (max(replay.end_ms, last_ms + 1000) - start_ms) / 1000)
     end_ts = replay.end
     state.equity.append((end_ts, engine.wallet().equity_usdt))
+
+
+_MAX_JUMPS = 64
+"""Steps in a row the driver may take without a scheduler pass (signals, I/O completions
+and the journal's writer get their turn at least this often)."""
+
+
+def _idle_jump() -> Callable[[float], bool] | None:
+    """Under an autojumping MockClock (``--speed max``), the driver's way past a sleep
+    that would change nothing (issue 15 item 1: no per-point ``sleep_until`` when nothing
+    is due in between).
+
+    ``jump(due)`` moves the clock to ``due`` itself and returns True when no task is
+    runnable and no deadline comes at or before ``due``: ``sleep_until(due)`` would then
+    only have let the scheduler find nothing to run and autojump the clock to this very
+    deadline, by the same arithmetic (``MockClock.jump(due - now)``). Otherwise it returns
+    False and the driver sleeps as usual. None: not a replay clock (real time, a rate).
+    """
+    clock = trio.lowlevel.current_clock()
+    if not (
+        isinstance(clock, trio.testing.MockClock)
+        and clock.autojump_threshold == 0
+        and clock.rate == 0
+    ):
+        return None
+    runs = 0
+
+    def jump(due: float) -> bool:
+        nonlocal runs
+        if runs >= _MAX_JUMPS or tasks_runnable() or next_deadline() <= due:
+            runs = 0
+            return False
+        now = clock.current_time()
+        if due > now:
+            clock.jump(due - now)
+        runs += 1
+        return True
+
+    return jump
 
 
 def _stop_autojump_spin() -> None:
