@@ -6,10 +6,12 @@ Figures (mark updates per second of wall time):
   merged across symbols).
 * ``venue``: source → paper engine (``PaperVenue.push_mark``: stop/limit matching) + the
   invariant monitor on every engine step, under ``MockClock`` (the driver's sleeps included).
-* ``end_to_end``: ``tradebot paper`` over the whole set — the full actor tree (journal in an
-  embedded PostgreSQL, durable_wait=False; wave processor, signal feed with generated
-  signals, position supervisor and actors) — ``ticks_processed / wall_s`` of its report.
-  Target (issue 6): >= 50,000 mark updates/s.
+* ``end_to_end_<profile>``: ``tradebot paper`` over the whole set, for the bybit and the
+  binance venue profile — the full actor tree (journal in an embedded PostgreSQL,
+  durable_wait=False; wave processor, signal feed with generated signals, position
+  supervisor and actors) — ``ticks_processed / wall_s`` of its report, and its
+  ``trades_sha256`` (printed, to compare with the values in the README).
+  Target (issue 15): >= 50,000 mark updates/s.
 
 Skipped with a message when the data set is absent. Set ``BENCH_REPLAY_DAYS`` to limit the
 end-to-end run to the first N days (default: all).
@@ -20,7 +22,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import trio
@@ -73,7 +76,15 @@ def run(record: Record) -> None:
                 st.ts, engine.positions(sym), engine.stops_for, engine.mark_price, symbol=sym
             )
 
-        engine.add_listener(on_step)
+        def on_quiet_mark(sym: str, mark: Decimal, ts: datetime) -> None:
+            if not monitor.watching(sym):
+                monitor.skip()
+            elif not monitor.observe_mark(ts, sym, mark):
+                monitor.observe(
+                    ts, engine.positions(sym), engine.stops_for, engine.mark_price, symbol=sym
+                )
+
+        engine.add_listener(on_step, on_quiet_mark=on_quiet_mark)
         base = trio.current_time()
         ticks = 0
         for step in replay.steps():
@@ -95,20 +106,28 @@ def run(record: Record) -> None:
 
     days = os.environ.get("BENCH_REPLAY_DAYS", "").strip()
     end = replay.start + timedelta(days=float(days)) if days else None
-    with tempfile.TemporaryDirectory(prefix="bench-replay-home-") as home:
-        opts = PaperRunOptions(
-            data_dir=DATA, signals="generate", end=end, home=Path(home), progress=False
-        )
-        result = run_paper(opts)
-        rep = result.report
-        from adapters.postgres.embedded import stop_embedded_server
+    for profile in ("bybit", "binance"):
+        with tempfile.TemporaryDirectory(prefix="bench-replay-home-") as home:
+            opts = PaperRunOptions(
+                data_dir=DATA,
+                signals="generate",
+                end=end,
+                home=Path(home),
+                progress=False,
+                venue_profile=profile,
+            )
+            result = run_paper(opts)
+            rep = result.report
+            from adapters.postgres.embedded import stop_embedded_server
 
-        stop_embedded_server(Path(home))
-    record("end_to_end_mark_updates", rep.ticks_processed, "updates")
-    record("end_to_end_sim_days", rep.sim_s / 86_400, "days")
-    record("end_to_end_wall", rep.wall_s, "s")
-    record("end_to_end_throughput", rep.ticks_processed / rep.wall_s, "updates/s")
-    record("end_to_end_events_journaled", rep.events_journaled, "events")
-    record("end_to_end_positions_opened", rep.positions_opened, "positions")
-    record("end_to_end_invariant_violations", rep.invariant_violations, "violations")
-    record("end_to_end_stop_coverage", float(rep.stop_coverage_pct), "%")
+            stop_embedded_server(Path(home))
+        p = f"end_to_end_{profile}"
+        record(f"{p}_mark_updates", rep.ticks_processed, "updates")
+        record(f"{p}_sim_days", rep.sim_s / 86_400, "days")
+        record(f"{p}_wall", rep.wall_s, "s")
+        record(f"{p}_throughput", rep.ticks_processed / rep.wall_s, "updates/s")
+        record(f"{p}_events_journaled", rep.events_journaled, "events")
+        record(f"{p}_positions_opened", rep.positions_opened, "positions")
+        record(f"{p}_invariant_violations", rep.invariant_violations, "violations")
+        record(f"{p}_stop_coverage", float(rep.stop_coverage_pct), "%")
+        print(f"   {p}_trades_sha256 {rep.trades_sha256}", flush=True)
