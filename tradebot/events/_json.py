@@ -22,6 +22,13 @@ def jsonable(value: Any) -> Any:
     attrs instance → dict, Mapping → dict with str keys, list/tuple/set → list, bytes →
     latin-1 text, float NaN/inf → str. Unknown objects → ``repr``.
     """
+    t = type(value)  # exact types first (the common case): same answers, fewer checks
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is Decimal:
+        return str(value)
+    if t is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
     try:
         if value is None or isinstance(value, (bool, int, str)):
             return value
