@@ -20,6 +20,7 @@ import tomllib
 from pathlib import Path
 
 import trio
+import trio.testing
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -112,3 +113,27 @@ def test_switch_makes_same_instant_wakeups_run_in_one_fixed_order() -> None:
     # deterministic by itself this fails too, and the switch may no longer be needed.
     plain = {tuple(o) for o in got["plain"]}
     assert len(plain) > 1, f"switch off, still one order {plain}: {msg}"
+
+
+async def test_the_fast_scheduling_reads_match_trios_public_statistics() -> None:
+    # tradebot.scheduling reads trio's run queue and deadline heap directly (private) and
+    # falls back to current_statistics() when they move: check the fast reads are in use
+    # and agree with the public figures, so a trio upgrade that changes them is noticed
+    import trio._core._run as run_mod
+
+    from tradebot.scheduling import next_deadline, tasks_runnable
+
+    assert hasattr(run_mod.GLOBAL_RUN_CONTEXT.runner, "runq")
+    assert hasattr(run_mod.GLOBAL_RUN_CONTEXT.runner, "deadlines")
+    assert tasks_runnable.__name__ == "fast" and next_deadline.__name__ == "fast"
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(trio.sleep, 5)
+        stats = trio.lowlevel.current_statistics()
+        assert tasks_runnable() == stats.tasks_runnable == 3
+        await trio.testing.wait_all_tasks_blocked()
+        stats = trio.lowlevel.current_statistics()
+        assert tasks_runnable() == 0
+        expected = trio.current_time() + stats.seconds_to_next_deadline
+        assert abs(next_deadline() - expected) < 0.01
+        nursery.cancel_scope.cancel()
