@@ -453,6 +453,16 @@ def format_table(report: RunReport, *, title: str = "tradebot paper: run report"
         ),
         ("trades sha256", r.trades_sha256),
     ]
+    drain_s = r.details.get("journal_drain_s") if isinstance(r.details, Mapping) else None
+    if isinstance(drain_s, (int, float)):
+        n = r.details.get("journal_drain_events")
+        rows.insert(
+            -1,
+            (
+                "journal drain",
+                f"{drain_s:.2f} s" + (f"  ({n:,} events)" if isinstance(n, int) else ""),
+            ),
+        )
     width = max(len(k) for k, _ in rows)
     lines = [title, "=" * len(title)]
     lines += [f"{k:<{width}}  {v}" for k, v in rows]

@@ -110,6 +110,9 @@ class JournalStats:
         server_restarts: embedded-server restart attempts (``server_restarter``).
         by_type: events accepted, per ``events.type`` (the run report's counts when the
             database is gone at the end).
+        drain_events: events not yet durable when closing began (buffered + in flight).
+        drain_s: wall-clock seconds closing waited for the writer to make them durable
+            (0.0 until the journal closed).
     """
 
     emitted: int = 0
@@ -127,6 +130,8 @@ class JournalStats:
     schema_error_types: dict[str, int] = attrs.field(factory=dict)
     server_restarts: int = 0
     by_type: dict[str, int] = attrs.field(factory=dict)
+    drain_events: int = 0
+    drain_s: float = 0.0
 
 
 @attrs.define(slots=True)

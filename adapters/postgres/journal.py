@@ -52,6 +52,7 @@ Snapshots are returned in their stored JSON form (Decimal values as strings).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -354,6 +355,8 @@ class PostgresJournal(_JournalEmit):
             return
         self._closing = True
         self._wakeup.set()
+        drain_t0 = time.perf_counter()
+        self.stats.drain_events = self._seq - self._durable_seq
         with trio.CancelScope(shield=True):
             if not self._finished.is_set():
                 # Wait in real time, not on the trio clock: under MockClock autojump a trio
@@ -378,6 +381,7 @@ class PostgresJournal(_JournalEmit):
                             len(leftover),
                         )
             self._closed = True
+            self.stats.drain_s = time.perf_counter() - drain_t0
             self._writer_scope.cancel()
             self._mark_durable(self._seq)
             conn, reader = self._conn, self._reader_conn

@@ -42,6 +42,8 @@ class _RunState:
     projection_skipped: int = 0
     journal_by_type: dict[str, int] = attrs.Factory(dict)
     journal_server_restarts: int = 0
+    journal_drain_s: float = 0.0
+    journal_drain_events: int = 0
     kept_spool: tuple[Path, int] | None = None
     interrupted: str = ""
     """The signal that ended the replay early ("" = it ran to the end)."""

@@ -280,6 +280,8 @@ def _run_paper_locked(opts: PaperRunOptions, *, stream: TextIO | None = None) ->
         "open_positions_at_end": len(engine.positions()),
         "unprotected_ms_total": monitor.summary().unprotected_ms,
         "driver_wall_s": round(state.wall_s, 3),
+        "journal_drain_s": round(state.journal_drain_s, 3),
+        "journal_drain_events": state.journal_drain_events,
         "journal_db": PAPER_DATABASE if opts.dsn is None else "--dsn",
         "deterministic_scheduling": deterministic,
         "journal_emitted": state.journal_emitted,

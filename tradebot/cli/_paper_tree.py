@@ -264,3 +264,5 @@ async def _run_tree(
         state.projection_skipped = int(getattr(stats, "projection_skipped", 0))
         state.journal_by_type = dict(getattr(stats, "by_type", {}))
         state.journal_server_restarts = int(getattr(stats, "server_restarts", 0))
+        state.journal_drain_s = float(getattr(stats, "drain_s", 0.0))
+        state.journal_drain_events = int(getattr(stats, "drain_events", 0))
