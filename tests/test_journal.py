@@ -256,8 +256,9 @@ async def test_50_tasks_20000_events_stored_exactly_once(fresh_db_dsn: str, tmp_
     _assert_emission_order_per_task(fresh_db_dsn)
 
 
+@pytest.mark.parametrize("writer_process", [False, True], ids=["thread", "process"])
 async def test_connection_killed_mid_stream_loses_and_duplicates_nothing(
-    fresh_db_dsn: str, tmp_path: Path
+    fresh_db_dsn: str, tmp_path: Path, writer_process: bool
 ) -> None:
     app = f"tb-journal-{uuid.uuid4().hex[:8]}"
     killed: list[int] = []
@@ -286,7 +287,11 @@ async def test_connection_killed_mid_stream_loses_and_duplicates_nothing(
 
     with trio.fail_after(60):
         async with open_postgres_journal(
-            fresh_db_dsn, spool_dir=tmp_path, application_name=app, max_batch_events=500
+            fresh_db_dsn,
+            spool_dir=tmp_path,
+            application_name=app,
+            max_batch_events=500,
+            writer_process=writer_process,
         ) as journal:
             emitted = await _produce(journal, 50, 400, durable_every=40, during=killer, gates=gates)
     assert len(killed) == 3 and all(killed), killed
@@ -373,9 +378,12 @@ def test_embedded_server_is_reused_and_dsn_precedence(
     assert resolve_dsn("postgresql://config-wins/x") == "postgresql://config-wins/x"
 
 
+@pytest.mark.parametrize("writer_process", [False, True], ids=["thread", "process"])
 async def test_server_stopped_and_restarted_spools_then_replays_exactly_once(
-    dedicated_server: _DedicatedServer, tmp_path: Path
+    dedicated_server: _DedicatedServer, tmp_path: Path, writer_process: bool
 ) -> None:
+    with psycopg.connect(dedicated_server.dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE events")  # the module's server: start from an empty journal
     phases: list[str] = []
     # tasks pause at event 100 (5,000 committed) while the server stops, and at event 300
     # until it is back: events 100-299 are emitted during the outage, 300-399 after it
@@ -401,6 +409,7 @@ async def test_server_stopped_and_restarted_spools_then_replays_exactly_once(
             spool_dir=tmp_path,
             retry_interval_s=0.05,
             max_retry_interval_s=0.2,
+            writer_process=writer_process,
         ) as journal:
             emitted = await _produce(
                 journal, 50, 400, durable_every=100, during=outage, gates=gates

@@ -110,6 +110,8 @@ class JournalStats:
         server_restarts: embedded-server restart attempts (``server_restarter``).
         by_type: events accepted, per ``events.type`` (the run report's counts when the
             database is gone at the end).
+        writer_starts: writer processes started (``writer_process``; 1 + restarts after a
+            child died).
         drain_events: events not yet durable when closing began (buffered + in flight).
         drain_s: wall-clock seconds closing waited for the writer to make them durable
             (0.0 until the journal closed).
@@ -130,6 +132,7 @@ class JournalStats:
     schema_error_types: dict[str, int] = attrs.field(factory=dict)
     server_restarts: int = 0
     by_type: dict[str, int] = attrs.field(factory=dict)
+    writer_starts: int = 0
     drain_events: int = 0
     drain_s: float = 0.0
 

@@ -1,8 +1,9 @@
 """The journal's state and its worker-thread side: the constructor (every setting and
 counter), the writer connection, one batch written in one transaction (with the
-projections; event by event when a batch is refused for its data), the spool appends and
-the spool replay. Runs in ``trio.to_thread``; never touches trio state except plain
-counters."""
+projections; event by event when a batch is refused for its data) — here, or with
+``writer_process`` in the writer child (:mod:`adapters.postgres._journal_child`, the same
+code) — the spool appends and the spool replay. Runs in ``trio.to_thread``; never touches
+trio state except plain counters."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 import psycopg
 import trio
 
+from adapters.postgres._journal_process import WriterProcessError, _WriterProcess
 from adapters.postgres._journal_records import (
     _INSERT_EVENTS,
     _INSERT_ONE,
@@ -60,6 +62,7 @@ class _JournalStore:
         strict_schema: bool | None = None,
         server_restarter: Callable[[], object] | None = None,
         max_server_restarts: int = 3,
+        writer_process: bool = False,
     ) -> None:
         if max_batch_events < 1:
             raise ValueError("max_batch_events must be >= 1")
@@ -81,6 +84,8 @@ class _JournalStore:
         self.max_retry_interval_s = max_retry_interval_s
         self.drain_timeout_s = drain_timeout_s
         self.application_name = application_name
+        self.writer_process = writer_process
+        self._writer_proc: _WriterProcess | None = None
         self.stats = JournalStats()
         self.strict_schema = (
             os.environ.get(STRICT_EVENTS_ENV, "").strip().lower() in ("1", "true", "yes")
@@ -145,10 +150,17 @@ class _JournalStore:
                 pass
 
     def _write_with_retry_sync(self, batch: list[_Item]) -> bool:
-        """Write ``batch``; on a connection failure reconnect once and retry. False = down."""
+        """Write ``batch``; on a connection failure reconnect once and retry. False = down.
+
+        With ``writer_process`` the writer child writes it; a failure there (the child's
+        connection lost, the child dead) counts and retries exactly like a failure here,
+        and a dead child is started again by the retry."""
         for attempt in range(2):
             try:
-                self._write_sync(self._ensure_conn_sync(), batch)
+                if self.writer_process:
+                    self._write_in_child_sync(batch)
+                else:
+                    self._write_sync(self._ensure_conn_sync(), batch)
                 return True
             except Exception as exc:
                 self.stats.db_failures += 1
@@ -157,11 +169,85 @@ class _JournalStore:
                 self._conn = None
         return False
 
-    def _write_sync(self, conn: psycopg.Connection[Any], batch: list[_Item]) -> None:
-        """One transaction: events + projections. Connection errors propagate."""
+    # -- the writer process (``writer_process=True``) -------------------------------------------
+
+    def _child(self) -> _WriterProcess:
+        if self._writer_proc is None:
+            self._writer_proc = _WriterProcess(
+                {
+                    "dsn": self.dsn,
+                    "application_name": self.application_name,
+                    "connect_timeout_s": self.connect_timeout_s,
+                    "spool_dir": str(self.spool_dir),
+                    "max_batch_events": self.max_batch_events,
+                }
+            )
+        return self._writer_proc
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer child's pid (None: no ``writer_process``, or no child running)."""
+        return self._writer_proc.pid if self._writer_proc is not None else None
+
+    def _start_child_sync(self) -> None:
+        """Start the writer child ahead of the first batch (a failure is retried there)."""
+        if not self.writer_process:
+            return
+        child = self._child()
+        try:
+            before = child.starts
+            child.start()
+            self.stats.writer_starts += child.starts - before
+        except WriterProcessError as exc:
+            log.warning("%s", exc)
+
+    def _write_in_child_sync(self, batch: list[_Item]) -> None:
+        """Ship ``batch`` to the writer child and fold its reply into :attr:`stats`.
+
+        Raises:
+            WriterProcessError: not committed (the child's connection failed, or the child
+                died / its pipe broke; a dead child is started again by the next call).
+        """
+        child = self._child()
+        before = child.starts
+        try:
+            reply = child.write([it.spool_line() for it in batch])
+        finally:
+            self.stats.writer_starts += child.starts - before
+        for level, message in reply.get("logs") or ():
+            log.log(int(level), "%s", message)
+        if not reply.get("ok"):
+            raise WriterProcessError(str(reply.get("error") or "journal writer process failed"))
+        stats = self.stats
+        stats.committed += int(reply["committed"])
+        stats.duplicates += int(reply["duplicates"])
+        stats.unstorable += int(reply["unstorable"])
+        stats.batches += 1
+        reasons = stats.projection_skip_reasons
+        for key, (n, event_id) in (reply.get("skips") or {}).items():
+            seen = reasons.get(key, 0)
+            reasons[key] = seen + int(n)
+            stats.projection_skipped += int(n)
+            if seen == 0:
+                log.warning("journal: event %s stored but not projected (%s)", event_id, key)
+
+    def _close_child_sync(self, timeout_s: float = 5.0) -> None:
+        """Close the writer child (stdin closed: it exits; killed after ``timeout_s``)."""
+        if self._writer_proc is not None:
+            self._writer_proc.close(timeout_s)
+
+    # -- one batch, one transaction ----------------------------------------------------------
+
+    def _write_sync(
+        self, conn: psycopg.Connection[Any], batch: list[_Item], lines: list[str] | None = None
+    ) -> None:
+        """One transaction: events + projections. Connection errors propagate.
+
+        ``lines``: the batch's spool lines when the caller has them already (the writer
+        child receives exactly those)."""
         try:
             with conn.transaction():
-                inserted = self._insert_events_sync(conn, batch)
+                inserted = self._insert_events_sync(conn, batch, lines)
                 self._project_sync(conn, batch, inserted)
         except psycopg.Error as exc:
             if isinstance(exc, (psycopg.OperationalError, *_NOT_DATA_ERRORS)):
@@ -177,10 +263,12 @@ class _JournalStore:
         self.stats.batches += 1
 
     def _insert_events_sync(
-        self, conn: psycopg.Connection[Any], batch: list[_Item]
+        self, conn: psycopg.Connection[Any], batch: list[_Item], lines: list[str] | None = None
     ) -> set[uuid.UUID]:
         """Bulk insert; returns the ids of the newly inserted events that have a projection."""
-        payload = "[" + ",".join(it.spool_line()[:-1] for it in batch) + "]"
+        if lines is None:
+            lines = [it.spool_line() for it in batch]
+        payload = "[" + ",".join(line[:-1] for line in lines) + "]"
         projected = sorted({it.type for it in batch if it.type in PROJECTIONS})
         row = conn.execute(_INSERT_EVENTS, [payload, projected]).fetchone()
         n_inserted = int(row[0]) if row else 0
@@ -308,13 +396,15 @@ class _JournalStore:
             self._conn = None
             return False, 0
         try:
-            return True, self._replay_spool_sync(conn)
+            replayed = self._replay_spool_sync(conn)
         except Exception as exc:
             self.stats.db_failures += 1
             log.warning("journal spool replay interrupted: %s", exc)
             self._close_quietly(self._conn)
             self._conn = None
             return False, 0
+        self._start_child_sync()
+        return True, replayed
 
     def _replay_spool_sync(self, conn: psycopg.Connection[Any]) -> int:
         if not self.spool_path.exists() or self.spool_path.stat().st_size == 0:

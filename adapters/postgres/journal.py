@@ -17,6 +17,14 @@ How it works (docs/ARCHITECTURE.md §7):
   plus the relational projections of the newly inserted events
   (:mod:`adapters.postgres.projections`). While a batch commits, new events collect into the
   next batch: many tasks share one commit (group commit).
+- ``writer_process=True`` (``tradebot paper``): the same transaction is written by a
+  child Python process (:mod:`adapters.postgres._journal_child`) on its own connection,
+  with its own GIL. The worker thread only ships the batch's spool lines down a pipe and
+  waits for the counters (blocked in a read: the GIL is free for the replay). A failure
+  there (the child's connection lost, the child killed) is a failed write like any other
+  (reconnect/retry once, then down and spool); a dead child is started again by the next
+  attempt; the child exits when its stdin closes, so a killed bot leaves no writer behind.
+  Recovery (the spool replay) and the prober stay on the parent's own connection.
 - Connection lost (server restart, ``pg_terminate_backend``, network): the writer reconnects
   once at once and retries the batch (idempotent: an ambiguous commit cannot duplicate). If
   that fails the journal goes *down*: it emits ``DB_UNAVAILABLE``, appends every batch to an
@@ -388,6 +396,7 @@ class PostgresJournal(_JournalEmit):
             self._conn = self._reader_conn = None
             await trio.to_thread.run_sync(self._close_quietly, conn, abandon_on_cancel=True)
             await trio.to_thread.run_sync(self._close_quietly, reader, abandon_on_cancel=True)
+            await trio.to_thread.run_sync(self._close_child_sync, abandon_on_cancel=True)
 
 
 @asynccontextmanager
@@ -406,6 +415,7 @@ async def open_postgres_journal(
     strict_schema: bool | None = None,
     server_restarter: Callable[[], object] | None = None,
     max_server_restarts: int = 3,
+    writer_process: bool = False,
 ) -> AsyncIterator[PostgresJournal]:
     """Open the journal, run its writer task, drain it on exit.
 
@@ -428,6 +438,8 @@ async def open_postgres_journal(
             callable that starts it again (raises if it cannot), e.g.
             ``lambda: restart_embedded_server(home)``; called by the prober when a
             connection attempt fails, at most ``max_server_restarts`` times per outage.
+        writer_process: write the batches in a child process (module docstring); the
+            replay uses it so that the writer never holds the main process's GIL.
 
     Does not raise when the database is down at open: the journal starts in spool mode.
     """
@@ -445,6 +457,7 @@ async def open_postgres_journal(
         strict_schema=strict_schema,
         server_restarter=server_restarter,
         max_server_restarts=max_server_restarts,
+        writer_process=writer_process,
     )
     await trio.Path(spool_dir).mkdir(parents=True, exist_ok=True)
     async with trio.open_nursery() as nursery:

@@ -78,6 +78,7 @@ async def _run_tree(
         clock=clock.now,
         drain_timeout_s=120.0,
         server_restarter=restarter,
+        writer_process=True,
     ) as journal:
         profile = _profile(opts)
         engine = PaperEngine(
