@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,20 @@ def _kill_server(home: Path, *, break_cluster: bool) -> None:
     psutil.wait_procs(procs, timeout=30)
 
 
+def _until_some_events_stored(home: Path) -> None:
+    """Mid-run means after the journal's first commit: its writer process may still be
+    starting when the replay reaches the kill step (a bound, not a timing claim)."""
+    dsn = ensure_embedded_server(home, database="tradebot_paper")
+    deadline = time.monotonic() + 60
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM events").fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the journal stored nothing within 60 s")
+
+
 @pytest.fixture
 def kill_mid_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Arm with ``plan["home"]`` and ``plan["break"]``; the replay's steps kill the server
@@ -67,6 +82,7 @@ def kill_mid_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             yield step
             if i == KILL_AT_STEP and plan["home"] is not None and not plan["done"]:
                 plan["done"] = True
+                _until_some_events_stored(plan["home"])
                 _kill_server(plan["home"], break_cluster=plan["break"])
 
     monkeypatch.setattr(KlineReplay, "steps", steps)
