@@ -48,6 +48,9 @@ REJECTS_FILE_NAME = "journal-rejects.jsonl"
 # parameters in Python cost twice the server's whole insert time. Returns (rows inserted,
 # ids of inserted rows whose type has a projection): the projections must run exactly for
 # the newly inserted events, and asking only for those keeps the result tiny.
+# COPY into a temp table + INSERT ... SELECT ... ON CONFLICT was measured against it on a
+# paper run's 14,515 events: at the replay's batch size (~40 events) 1.43 s vs 0.77 s, at
+# 5,000 events 0.28 s vs 0.33 s but with 2.4x the client CPU; the JSON array stays.
 _INSERT_EVENTS = """
 WITH ins AS (
     INSERT INTO events (event_id, ts, type, severity, position_id, client_order_id, symbol,
