@@ -137,3 +137,30 @@ async def test_the_fast_scheduling_reads_match_trios_public_statistics() -> None
         expected = trio.current_time() + stats.seconds_to_next_deadline
         assert abs(next_deadline() - expected) < 0.01
         nursery.cancel_scope.cancel()
+
+
+def test_the_replay_clock_jumps_through_its_own_cheaper_hook() -> None:
+    # trio's run loop calls the clock's private _autojump when idle; replay_clock replaces
+    # it on the instance (MockClock is final). Check trio still calls it and that virtual
+    # time lands on the deadlines exactly, as MockClock's own jump would.
+    from tradebot.scheduling import replay_clock
+
+    clock = replay_clock()
+    hook = clock._autojump
+    calls = []
+
+    def counting() -> None:
+        calls.append(clock.current_time())
+        hook()
+
+    clock._autojump = counting  # type: ignore[method-assign]
+
+    async def main() -> list[float]:
+        seen = []
+        for d in (0.1, 2.5, 30.0):
+            await trio.sleep(d)
+            seen.append(trio.current_time())
+        return seen
+
+    assert trio.run(main, clock=clock) == [0.1, 2.6, 32.6]
+    assert len(calls) == 3

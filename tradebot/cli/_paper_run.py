@@ -63,6 +63,7 @@ from tradebot.cli._paper_tree import _run_tree
 from tradebot.errors import ConfigError
 from tradebot.invariants import InvariantMonitor
 from tradebot.report import build_report
+from tradebot.scheduling import replay_clock
 
 __all__ = [
     "PROFILES",
@@ -189,7 +190,7 @@ def _run_paper_locked(opts: PaperRunOptions, *, stream: TextIO | None = None) ->
         engine_box: list[PaperEngine] = []
         clock_arg: dict[str, Any] = {}
         if opts.speed is None:
-            clock_arg["clock"] = trio.testing.MockClock(autojump_threshold=0)
+            clock_arg["clock"] = replay_clock()
         elif opts.speed != 1.0:
             clock_arg["clock"] = trio.testing.MockClock(rate=opts.speed)
         t_wall = time.perf_counter()
