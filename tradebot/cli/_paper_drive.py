@@ -13,7 +13,6 @@ from typing import TextIO
 
 import attrs
 import trio
-import trio.testing
 
 from actors.runtime import sleep_until
 from adapters.paper import PaperEngine, PaperVenue
@@ -22,7 +21,7 @@ from tradebot.cli._paper_options import (
     EQUITY_SAMPLE_S,
 )
 from tradebot.ports import MarkPrice
-from tradebot.scheduling import next_deadline, tasks_runnable
+from tradebot.scheduling import MockClock, next_deadline, tasks_runnable
 
 __all__ = ["_Progress", "_RunState", "_drive", "_stop_autojump_spin"]
 
@@ -163,11 +162,7 @@ def _idle_jump() -> Callable[[float], bool] | None:
     False and the driver sleeps as usual. None: not a replay clock (real time, a rate).
     """
     clock = trio.lowlevel.current_clock()
-    if not (
-        isinstance(clock, trio.testing.MockClock)
-        and clock.autojump_threshold == 0
-        and clock.rate == 0
-    ):
+    if not (isinstance(clock, MockClock) and clock.autojump_threshold == 0 and clock.rate == 0):
         return None
     runs = 0
 
@@ -196,5 +191,5 @@ def _stop_autojump_spin() -> None:
     The thread's completion wakes the loop at once, so no latency is added.
     """
     trio_clock = trio.lowlevel.current_clock()
-    if isinstance(trio_clock, trio.testing.MockClock) and trio_clock.autojump_threshold == 0:
+    if isinstance(trio_clock, MockClock) and trio_clock.autojump_threshold == 0:
         trio_clock.autojump_threshold = 0.05

@@ -42,7 +42,6 @@ from typing import Any, NoReturn, TextIO
 
 import attrs
 import trio
-import trio.testing
 
 from adapters.paper import PaperEngine
 from adapters.replay import KlineReplay
@@ -63,7 +62,7 @@ from tradebot.cli._paper_tree import _run_tree
 from tradebot.errors import ConfigError
 from tradebot.invariants import InvariantMonitor
 from tradebot.report import build_report
-from tradebot.scheduling import replay_clock
+from tradebot.scheduling import MockClock, replay_clock
 
 __all__ = [
     "PROFILES",
@@ -192,7 +191,7 @@ def _run_paper_locked(opts: PaperRunOptions, *, stream: TextIO | None = None) ->
         if opts.speed is None:
             clock_arg["clock"] = replay_clock()
         elif opts.speed != 1.0:
-            clock_arg["clock"] = trio.testing.MockClock(rate=opts.speed)
+            clock_arg["clock"] = MockClock(rate=opts.speed)
         t_wall = time.perf_counter()
         with contextlib.ExitStack() as stack:
             deterministic = False
