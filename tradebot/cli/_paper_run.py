@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -171,18 +172,31 @@ def _run_paper_locked(opts: PaperRunOptions, *, stream: TextIO | None = None) ->
         opts = attrs.evolve(opts, config=_default_config())
     if opts.venue_profile not in PROFILES:
         raise ConfigError([("--venue-profile", f"expected one of {', '.join(PROFILES)}")])
-    replay = KlineReplay(
-        opts.data_dir,
-        symbols=opts.symbols,
-        start=opts.start,
-        end=opts.end,
-        max_move_pct=opts.max_move_pct,
-        allow_gaps=opts.allow_gaps,
-    )
+    # The embedded journal database (recreated for every run) is prepared on a thread
+    # while the klines are read and checked: the two overlap (the thread mostly waits on
+    # the server). With an explicit --dsn the data is checked first, so a bad file never
+    # touches the user's database.
+    with contextlib.ExitStack() as prep_stack:
+        prep: Future[str] | None = None
+        if opts.dsn is None:
+            pool = prep_stack.enter_context(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="paper-db")
+            )
+            prep = pool.submit(prepare_database, opts)
+        replay = KlineReplay(
+            opts.data_dir,
+            symbols=opts.symbols,
+            start=opts.start,
+            end=opts.end,
+            max_move_pct=opts.max_move_pct,
+            allow_gaps=opts.allow_gaps,
+        )
+        dsn = prep.result() if prep is not None else ""
     _pos, wave_settings, _account = _settings(opts.config)
     with tempfile.TemporaryDirectory(prefix="tradebot-paper-") as tmp:
         signals = _signal_source(opts, replay, Path(tmp), int(wave_settings.delay_min))
-        dsn = prepare_database(opts)
+        if prep is None:
+            dsn = prepare_database(opts)
         state = _RunState()
         state.spool_dir = _paper_spool_dir(opts, err, state)
         monitor = InvariantMonitor()
