@@ -17,17 +17,26 @@ LONG = PositionSide.LONG
 
 
 @pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("answered", [False, True])
 async def test_quiet_periodic_checks_are_counted_and_journaled_every_interval(
-    profile: str, autojump_clock: MockClock
+    profile: str, answered: bool, autojump_clock: MockClock
 ) -> None:
+    # answered: zero-latency reads, so the checks are answered from the venue's change
+    # counter in the timer service (quiet ticks, the actor not woken), the due
+    # PROTECTION_VERIFIED rows included: the journal must come out the same
     with trio.fail_after(3 * 3600):  # virtual seconds
         async with (
             paper_world(profile, marks={"ETHUSDT": "2500"}) as w,
             supervised(w) as (sup, _),
         ):
+            if answered:
+                w.venue.latency_by_method.update(positions=0.0, stops=0.0)
             req = w.request("ETHUSDT", LONG, "0.100", "2500")
             assert (await sup.open_position(req)).opened
             await trio.sleep(1800 + 5)  # 30 min: 60 periodic checks at the 30 s default
+            actor = sup.actor("ETHUSDT", LONG)
+            assert actor is not None
+            assert (actor.quiet_ticks > 50) is answered
             verified = [
                 e
                 for e in w.journal.of_type(EventType.PROTECTION_VERIFIED)
@@ -49,9 +58,15 @@ async def test_quiet_periodic_checks_are_counted_and_journaled_every_interval(
             assert len(gap) == 1
 
 
+RISING = ["2540", "2560", "2580", "2600", "2610", "2615"] + ["2612"] * 14
+"""Marks that activate trailing and move the water mark, then hold: the throttled
+water-mark snapshots then come due at quiet checks."""
+
+
 @pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("path", ["flat", "rising"])
 async def test_quiet_checks_answered_from_the_venue_journal_the_same(
-    profile: str, autojump_clock: MockClock
+    profile: str, path: str, autojump_clock: MockClock
 ) -> None:
     """Issue 15 item 3: with zero-latency reads the paper venue's change counter lets the
     actor apply quiet periodic checks in place (``quiet_ticks``) without being woken; the
@@ -71,9 +86,10 @@ async def test_quiet_checks_answered_from_the_venue_journal_the_same(
             req = w.request("ETHUSDT", LONG, "0.100", "2500")
             assert (await sup.open_position(req)).opened
             await trio.sleep(7)  # off the 30 s grid of the checks: no tie at one instant
-            for _ in range(20):  # quiet marks inside the band, 15 s apart
+            marks = ["2505"] * 20 if path == "flat" else RISING
+            for price in marks:  # 15 s apart: inside the band (flat), or trailing (rising)
                 await trio.sleep(15)
-                w.push("ETHUSDT", "2505")
+                w.push("ETHUSDT", price)
             actor = sup.actor("ETHUSDT", LONG)
             assert actor is not None
             (stop,) = w.stops("ETHUSDT", LONG)
@@ -98,3 +114,6 @@ async def test_quiet_checks_answered_from_the_venue_journal_the_same(
     assert none == 0 and quiet > 20
     assert answered == asked
     assert any(r[0] is EventType.PROTECTION_MISSING for r in answered)
+    if path == "rising":  # the water-mark snapshots of the quiet path are the same too
+        assert any(r[0] is EventType.TRAILING_ACTIVATED for r in answered)
+        assert sum(r[0] is EventType.POSITION_SNAPSHOT for r in answered) >= 3
