@@ -164,3 +164,6 @@ def test_the_replay_clock_jumps_through_its_own_cheaper_hook() -> None:
 
     assert trio.run(main, clock=clock) == [0.1, 2.6, 32.6]
     assert len(calls) == 3
+    reference = trio.testing.MockClock(autojump_threshold=0)
+    reference.jump(32.6)
+    assert clock.current_time() == reference.current_time() == 32.6
