@@ -31,6 +31,7 @@ counts in the database, the engine's trade list and the monitor.
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
 import sys
 import tempfile
@@ -208,6 +209,11 @@ def _run_paper_locked(opts: PaperRunOptions, *, stream: TextIO | None = None) ->
             clock_arg["clock"] = MockClock(rate=opts.speed)
         t_wall = time.perf_counter()
         with contextlib.ExitStack() as stack:
+            # The parsed klines (and everything loaded so far) live until the end: keep the
+            # cyclic collector from walking them at every full collection (~8 of them, each
+            # ~85 ms over the 25-day set); undone when the replay ends.
+            gc.freeze()
+            stack.callback(gc.unfreeze)
             deterministic = False
             if opts.speed is None:
                 deterministic = stack.enter_context(deterministic_trio_scheduling())
