@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import trio
 import trio.lowlevel
@@ -16,6 +17,8 @@ try:  # trio.testing.MockClock itself: trio.testing would also import pytest whe
     from trio._core._mock_clock import MockClock
 except ImportError:  # pragma: no cover - a trio that moved it
     from trio.testing import MockClock
+
+T = TypeVar("T")
 
 __all__ = [
     "MockClock",
@@ -27,7 +30,7 @@ __all__ = [
 ]
 
 
-def _public() -> int:
+def _public_runnable() -> int:
     return trio.lowlevel.current_statistics().tasks_runnable
 
 
@@ -35,52 +38,39 @@ def _public_next_deadline() -> float:
     return trio.current_time() + trio.lowlevel.current_statistics().seconds_to_next_deadline
 
 
-def _make_next_deadline() -> Callable[[], float]:
-    """The earliest registered trio deadline, read from the run's deadline heap (private,
-    like the run queue: any change there falls back to the statistics record)."""
+def _runner_read(read: Callable[[Any], T], public: Callable[[], T]) -> Callable[[], T]:
+    """``read(runner)`` of this trio run's runner, read directly.
+
+    ``trio.lowlevel.current_statistics()`` builds a whole statistics record (with the I/O
+    manager's) to give one number, a measurable share of a replay that asks ~25,000 times
+    a simulated day. The runner is private to trio, so a trio without it — or a read that
+    fails on it — falls back to ``public``.
+    """
     try:
         from trio._core._run import GLOBAL_RUN_CONTEXT
     except ImportError:  # pragma: no cover - a trio without it
-        return _public_next_deadline
+        return public
 
-    def fast() -> float:
+    def fast() -> T:
         try:
-            return float(GLOBAL_RUN_CONTEXT.runner.deadlines.next_deadline())
+            return read(GLOBAL_RUN_CONTEXT.runner)
         except AttributeError:  # pragma: no cover - outside a run, or trio changed
-            return _public_next_deadline()
+            return public()
 
     return fast
 
 
-next_deadline: Callable[[], float] = _make_next_deadline()
-"""The earliest deadline (trio clock time, s) of any cancel scope now; ``inf`` = none.
+tasks_runnable: Callable[[], int] = _runner_read(lambda r: len(r.runq), _public_runnable)
+"""Number of tasks in trio's run queue now (``RunStatistics.tasks_runnable``).
 
 Raises:
     RuntimeError: outside a trio run (from the public fallback).
 """
 
-
-def _make() -> Callable[[], int]:
-    """``len`` of the run queue, read directly: ``trio.lowlevel.current_statistics()``
-    builds a whole statistics record (with the I/O manager's) to give this one number, a
-    measurable share of a replay that asks it ~25,000 times a simulated day. The run queue
-    is private to trio, so any change there falls back to the public call."""
-    try:
-        from trio._core._run import GLOBAL_RUN_CONTEXT
-    except ImportError:  # pragma: no cover - a trio without it
-        return _public
-
-    def fast() -> int:
-        try:
-            return len(GLOBAL_RUN_CONTEXT.runner.runq)
-        except AttributeError:  # pragma: no cover - outside a run, or trio changed
-            return _public()
-
-    return fast
-
-
-tasks_runnable: Callable[[], int] = _make()
-"""Number of tasks in trio's run queue now (``RunStatistics.tasks_runnable``).
+next_deadline: Callable[[], float] = _runner_read(
+    lambda r: float(r.deadlines.next_deadline()), _public_next_deadline
+)
+"""The earliest deadline (trio clock time, s) of any cancel scope now; ``inf`` = none.
 
 Raises:
     RuntimeError: outside a trio run (from the public fallback).
