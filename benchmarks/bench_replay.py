@@ -65,24 +65,13 @@ def run(record: Record) -> None:
 
         def on_step(st: EngineStep) -> None:
             sym = st.symbol
-            if st.kind == "mark" and not st.events and sym:
-                if not monitor.watching(sym):
-                    monitor.skip()
-                    return
-                mark = engine.mark_price(sym)
-                if mark is not None and monitor.observe_mark(st.ts, sym, mark):
-                    return
-            monitor.observe(
-                st.ts, engine.positions(sym), engine.stops_for, engine.mark_price, symbol=sym
-            )
+            positions = engine.positions(sym) if sym else engine.positions()
+            monitor.observe(st.ts, positions, engine.stops_for, engine.mark_price, symbol=sym)
 
         def on_quiet_mark(sym: str, mark: Decimal, ts: datetime) -> None:
-            if not monitor.watching(sym):
-                monitor.skip()
-            elif not monitor.observe_mark(ts, sym, mark):
-                monitor.observe(
-                    ts, engine.positions(sym), engine.stops_for, engine.mark_price, symbol=sym
-                )
+            monitor.observe_quiet_mark(
+                ts, sym, mark, engine.positions, engine.stops_for, engine.mark_price
+            )
 
         engine.add_listener(on_step, on_quiet_mark=on_quiet_mark)
         base = trio.current_time()

@@ -134,3 +134,32 @@ async def test_sleep_until_wakes_at_the_deadline_and_still_obeys_outer_cancels(
             nursery.start_soon(fail)
             await sleep_until(t0 + 100)  # cancelled by the nursery at 4.5 s, not at 100 s
     assert trio.current_time() - t0 == 4.5
+
+
+class _FullAddress:
+    """A mailbox that is always full (the timer then hands the fire to its nursery)."""
+
+    def send_nowait(self, message: object) -> None:
+        from tradebot.errors import MailboxFull
+
+        raise MailboxFull("full")
+
+
+async def test_a_failing_fire_drops_its_timer_and_the_others_still_fire(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from actors.runtime import Timers
+
+    async with trio.open_nursery() as gone:
+        pass  # a closed nursery: start_soon raises RuntimeError
+    broken = Timers(gone, _FullAddress())  # type: ignore[arg-type]
+    actor = Sched([("ok", 2.0)])
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            t0 = trio.current_time()
+            await nursery.start(run_actor, actor, "s")
+            broken.once("bad", 1.0, "never")
+            await trio.sleep(5)
+            nursery.cancel_scope.cancel()
+    assert [(t - t0, m) for t, m in actor.seen] == [(2.0, "ok")]
+    assert broken.active() == set() and "timer 'bad' dropped" in caplog.text

@@ -216,6 +216,25 @@ class InvariantMonitor:
         for key in [k for k in self._lives if k not in seen and (symbol is None or k[0] == symbol)]:
             self._close(ts, now, key)
 
+    def observe_quiet_mark(
+        self,
+        ts: datetime,
+        symbol: str,
+        mark: Decimal,
+        positions_of: Callable[[str], Iterable[PositionState]],
+        stops_of: Callable[[str, PositionSide], Sequence[StopState]],
+        mark_of: Callable[[str], Decimal | None],
+    ) -> None:
+        """Check a mark step of ``symbol`` that produced no account event (a venue's
+        quiet-mark hook): skipped (:meth:`skip`) while the monitor watches no open position
+        of ``symbol``, checked from the last view (:meth:`observe_mark`) when it has one,
+        else observed in full with ``positions_of(symbol)`` (arguments as :meth:`observe`).
+        """
+        if not self.watching(symbol):
+            self.skip()
+        elif not self.observe_mark(ts, symbol, mark):
+            self.observe(ts, positions_of(symbol), stops_of, mark_of, symbol=symbol)
+
     def observe_mark(self, ts: datetime, symbol: str, mark: Decimal) -> bool:
         """Check a mark-price step of ``symbol`` that produced no account event.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from collections.abc import Callable, Hashable
 
@@ -14,6 +15,8 @@ from tradebot.scheduling import tasks_runnable, wait_deadline
 from ._mailbox import Address
 
 __all__ = ["Timers"]
+
+_log = logging.getLogger(__name__)
 
 
 class _TimerFire:
@@ -117,7 +120,15 @@ class _TimerService:
                     entry = heapq.heappop(heap)[2]
                     if not entry.cancelled:
                         before = tasks_runnable()
-                        entry.timers._fire(entry, now)
+                        try:
+                            entry.timers._fire(entry, now)
+                        except Exception:
+                            # never let one actor's timer end this system task (that would
+                            # crash the whole run): drop the timer, say so
+                            entry.cancelled = True
+                            if entry.timers._entries.get(entry.key) is entry:
+                                del entry.timers._entries[entry.key]
+                            _log.exception("timer %r dropped: its fire failed", entry.key)
                         self.woken += tasks_runnable() - before
             finally:
                 self.woken = 0

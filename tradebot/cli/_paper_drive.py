@@ -14,14 +14,13 @@ from typing import TextIO
 import attrs
 import trio
 
-from actors.runtime import sleep_until
 from adapters.paper import PaperEngine, PaperVenue
 from adapters.replay import KlineReplay
 from tradebot.cli._paper_options import (
     EQUITY_SAMPLE_S,
 )
 from tradebot.ports import MarkPrice
-from tradebot.scheduling import MockClock, next_deadline, tasks_runnable
+from tradebot.scheduling import MockClock, next_deadline, sleep_until, tasks_runnable
 
 __all__ = ["_Progress", "_RunState", "_drive", "_stop_autojump_spin"]
 

@@ -100,28 +100,18 @@ async def _run_tree(
         mark_of = engine.mark_price
 
         def on_step(step: EngineStep) -> None:
+            # every step but a mark step with no event (that one comes to on_quiet_mark)
             sym = step.symbol
-            if step.kind == "mark" and not step.events and sym:
-                if not monitor.watching(sym):
-                    monitor.skip()
-                    return
-                mark = mark_of(sym)
-                if mark is not None and monitor.observe_mark(step.ts, sym, mark):
-                    return
             monitor.observe(
                 step.ts,
                 engine.positions(sym) if sym else engine.positions(),
                 engine.stops_for,
-                engine.mark_price,
+                mark_of,
                 symbol=sym,
             )
 
         def on_quiet_mark(sym: str, mark: Decimal, ts: datetime) -> None:
-            # the quiet form of ``on_step`` (a mark step with no event): no EngineStep
-            if not monitor.watching(sym):
-                monitor.skip()
-            elif not monitor.observe_mark(ts, sym, mark):
-                monitor.observe(ts, engine.positions(sym), engine.stops_for, mark_of, symbol=sym)
+            monitor.observe_quiet_mark(ts, sym, mark, engine.positions, engine.stops_for, mark_of)
 
         engine.add_listener(on_step, on_quiet_mark=on_quiet_mark)
         journal.emit(
