@@ -19,7 +19,7 @@ Both expose ``emit`` with the signature the port's ``run_market_stream`` /
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -103,6 +103,21 @@ class MarketRouter:
             return
         self.updates += 1
         self.cell(mark.symbol).set(mark)
+
+    def set_marks(self, marks: Iterable[tuple[str, Decimal]], ts: datetime) -> None:
+        """Synchronous batch path (the replay driver): ``set_mark(MarkPrice(symbol, price,
+        ts))`` for each ``(symbol, price)``, in order."""
+        cells = self._cells
+        for symbol, price in marks:
+            mark = MarkPrice(symbol, price, ts)
+            if price_problem(price) is not None:
+                self.set_mark(mark)  # rejected and journaled there
+                continue
+            self.updates += 1
+            cell = cells.get(symbol)
+            if cell is None:
+                cell = self.cell(symbol)
+            cell.set(mark)
 
     def _reject(self, mark: MarkPrice, problem: str) -> None:
         self.rejected += 1

@@ -157,6 +157,24 @@ def test_market_router_drops_and_journals_an_insane_live_mark() -> None:
     assert all(e.symbol == "BTCUSDT" and e.data["reason"] for e in rejected)
 
 
+def test_market_router_batch_path_delivers_in_order_and_drops_insane_marks() -> None:
+    journal = MemoryJournal()
+    ts = datetime(2025, 5, 20, tzinfo=UTC)
+    router = MarketRouter(journal=journal, clock=_Clock(ts))
+    seen: list[tuple[str, Decimal]] = []
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        cell = router.cell(sym)
+        cell.add_listener(lambda c=cell: seen.append((c.get().symbol, c.get().mark_price)))
+    router.set_marks(
+        [("BTCUSDT", D(100000)), ("ETHUSDT", D("NaN")), ("ETHUSDT", D(2500)), ("BTCUSDT", D(1))],
+        ts,
+    )
+    assert seen == [("BTCUSDT", D(100000)), ("ETHUSDT", D(2500)), ("BTCUSDT", D(1))]
+    assert router.updates == 3 and router.rejected == 1
+    assert router.cell("ETHUSDT").get() == MarkPrice("ETHUSDT", D(2500), ts)
+    assert [e.data["mark_price"] for e in journal.of_type(EventType.MARK_REJECTED)] == ["NaN"]
+
+
 def test_gap_fill_of_a_stop_is_an_incident_in_journal_and_report() -> None:
     """A long BTC position of ~200 USDT with a 2 % stop; the mark drops 99 % in one step:
     the stop fills at the new mark (gap-aware), carrying its trigger; the router journals

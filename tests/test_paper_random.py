@@ -40,9 +40,11 @@ class Checker:
         self.net: dict[tuple[str, PositionSide], Decimal] = defaultdict(Decimal)
         self.steps = 0
         self.stop_fills = 0
+        self.log: list[tuple[int, str, str | None, tuple[object, ...]]] = []
 
     def __call__(self, step: EngineStep) -> None:
         self.steps += 1
+        self.log.append((step.seq, step.kind, step.symbol, step.events))
         e = self.e
         for ev in step.events:
             if isinstance(ev, Fill) and ev.reason != "funding":
@@ -75,6 +77,7 @@ def run_random(
     seed: int,
     n_marks: int = 300,
     engine_cls: type[PaperEngine] = PaperEngine,
+    batched: bool = False,
 ) -> tuple[list[Fill], Checker]:
     rng = random.Random(seed)
     profile = bybit_like() if profile_name == "bybit" else binance_like()
@@ -86,12 +89,18 @@ def run_random(
     cid_n = 0
     for k in range(n_marks):
         ts = T0 + timedelta(minutes=k)
+        marks = []
         for s in SYMBOLS:
             # exaggerate moves so stops and limits fire: +-3% shocks now and then
             p = paths[s][k]
             if rng.random() < 0.05:
                 p = p * D(1 + rng.choice([-3, 3]) / 100)
-            e.set_mark(s, inst[s].round_price(p, Rounding.DOWN), ts)
+            marks.append((s, inst[s].round_price(p, Rounding.DOWN)))
+        if batched:
+            e.set_marks(marks, ts)  # the replay driver's path
+        else:
+            for s, p in marks:
+                e.set_mark(s, p, ts)
         for _ in range(rng.randint(0, 3)):
             s = rng.choice(SYMBOLS)
             side = rng.choice([PositionSide.LONG, PositionSide.SHORT])
@@ -179,6 +188,24 @@ def test_trigger_bands_skip_only_marks_that_trigger_nothing(profile_name: str, s
     fast, chk = run_random(profile_name, seed)
     full, _ = run_random(profile_name, seed, engine_cls=_MatchEveryMark)
     assert fast == full and chk.stop_fills > 0 and len(fast) > 50
+
+
+@pytest.mark.parametrize("profile_name", ["bybit", "binance"])
+def test_set_marks_is_set_mark_in_order(profile_name: str) -> None:
+    # one call per instant (the replay driver's) gives the very same steps, events and trades
+    one, chk1 = run_random(profile_name, 6)
+    batch, chk2 = run_random(profile_name, 6, batched=True)
+    assert batch == one and chk2.log == chk1.log and chk1.stop_fills > 0
+
+
+def test_set_marks_refuses_a_bad_mark_after_applying_the_ones_before() -> None:
+    e = PaperEngine(bybit_like(), load_instruments(), start_ts=T0)
+    with pytest.raises(ValueError, match="mark_price"):
+        e.set_marks([("BTCUSDT", D("100000")), ("ETHUSDT", D("NaN")), ("XRPUSDT", D(2))], T0)
+    assert e.mark_price("BTCUSDT") == D("100000")
+    assert e.mark_price("ETHUSDT") is None and e.mark_price("XRPUSDT") is None
+    with pytest.raises(ValueError, match="unknown symbol"):
+        e.set_marks([("NOPEUSDT", D(1))], T0)
 
 
 def test_same_seed_same_trades() -> None:

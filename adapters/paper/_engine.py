@@ -66,7 +66,7 @@ rate makes longs pay and shorts receive (Binance/Bybit convention).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -173,6 +173,55 @@ class PaperEngine(_EngineRequests):
         finally:
             self._in_step = False
         return ()
+
+    def set_marks(
+        self, marks: Sequence[tuple[str, Decimal]], ts: datetime
+    ) -> tuple[AccountEvent, ...]:
+        """Feed the mark prices of one instant, in order: exactly ``set_mark(symbol, price,
+        ts)`` for each ``(symbol, price)`` (every check, step, event and listener call the
+        same, in the same order), without the per-call overhead (the replay driver's path:
+        issue 15 item 1).
+
+        Returns:
+            The account events of all the steps, in order.
+
+        Raises:
+            ValueError: as :meth:`set_mark`, for the first bad ``(symbol, price)``; the
+                marks before it are applied, it and the ones after it are not.
+        """
+        if ts.tzinfo is None:
+            raise ValueError("ts must be an aware UTC datetime")
+        instruments = self._instruments
+        marks_of = self._marks
+        match = self._match
+        out: tuple[AccountEvent, ...] = ()
+        for symbol, mark_price in marks:
+            if symbol not in instruments:
+                raise ValueError(f"unknown symbol {symbol!r}")
+            problem = price_problem(mark_price)
+            if problem is not None:
+                raise ValueError(f"{symbol}: mark_price {problem}")
+            if ts > self._now:
+                self._now = ts
+            if self._in_step:
+                raise RuntimeError("re-entrant engine call (from a listener or subscriber?)")
+            self._in_step = True
+            self._pending = []
+            marks_of[symbol] = mark_price
+            match(symbol, mark_price)
+            if self._pending or not self._all_quiet:
+                events = self._end("mark", "set_mark", symbol)
+                if events:
+                    out += events
+                continue
+            self._step_seq += 1
+            try:
+                now = self._now
+                for quiet in self._quiet_calls:
+                    quiet(symbol, mark_price, now)
+            finally:
+                self._in_step = False
+        return out
 
     def apply_funding(self, symbol: str, rate: Decimal, ts: datetime) -> tuple[AccountEvent, ...]:
         """Settle funding for both sides of ``symbol`` at the current mark.

@@ -183,6 +183,22 @@ class PaperVenue:
                     sub.send.send_nowait(_Queued(ev, 0.0, now))
         return events
 
+    def push_marks(
+        self, marks: Sequence[tuple[str, Decimal]], ts: datetime
+    ) -> tuple[AccountEvent, ...]:
+        """Feed the mark prices of one instant (sync): the same as :meth:`push_mark` for
+        each ``(symbol, price)`` in order, in one call (the replay driver's path).
+
+        Returns the account events of the steps. Raises ValueError for bad input (the
+        marks before it are applied).
+        """
+        if self._market_subs:
+            out: tuple[AccountEvent, ...] = ()
+            for symbol, mark_price in marks:
+                out += self.push_mark(symbol, mark_price, ts)
+            return out
+        return self.engine.set_marks(marks, ts)
+
     def apply_funding(self, symbol: str, rate: Decimal, ts: datetime) -> tuple[AccountEvent, ...]:
         """Settle funding on the engine (see ``PaperEngine.apply_funding``)."""
         return self.engine.apply_funding(symbol, rate, ts)

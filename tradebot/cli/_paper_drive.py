@@ -5,7 +5,7 @@ router, on the trio clock, equity sampled) and the end-of-run autojump relief.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +19,6 @@ from adapters.replay import KlineReplay
 from tradebot.cli._paper_options import (
     EQUITY_SAMPLE_S,
 )
-from tradebot.ports import MarkPrice
 from tradebot.scheduling import MockClock, next_deadline, sleep_until, tasks_runnable
 
 __all__ = ["_Progress", "_RunState", "_drive", "_stop_autojump_spin"]
@@ -106,15 +105,21 @@ async def _drive(
     replay: KlineReplay,
     venue: PaperVenue,
     engine: PaperEngine,
-    on_mark: Callable[[MarkPrice], None],
+    on_marks: Callable[[Sequence[tuple[str, Decimal]], datetime], None],
     state: _RunState,
     progress: Callable[[datetime, int], None],
 ) -> None:
-    """Feed the replay into the venue and the market router, on the trio clock."""
+    """Feed the replay into the venue and the market router, on the trio clock.
+
+    Each step's marks go to the venue in one call, then to the router in one call
+    (``on_marks(marks, ts)``, e.g. :meth:`actors.routers.MarketRouter.set_marks`): the
+    engine steps and the cells' listeners run in the same order as mark by mark (a
+    listener only posts to its actor's mailbox; the engine never reads the cells).
+    """
     t0 = trio.current_time()
     start_ms = replay.start_ms
     next_equity_ms = start_ms
-    push = venue.push_mark
+    push = venue.push_marks
     ticks = 0
     jump = _idle_jump()
     for step in replay.steps():
@@ -122,10 +127,11 @@ async def _drive(
         if jump is None or not jump(due):
             await sleep_until(due)
         ts = step.ts
-        for symbol, price in step.marks:
-            push(symbol, price, ts)
-            on_mark(MarkPrice(symbol, price, ts))
-        ticks += len(step.marks)
+        marks = step.marks
+        if marks:
+            push(marks, ts)
+            on_marks(marks, ts)
+            ticks += len(marks)
         for symbol, rate in step.funding:
             if engine.mark_price(symbol) is not None:
                 venue.apply_funding(symbol, rate, ts)

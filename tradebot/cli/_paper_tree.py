@@ -186,7 +186,7 @@ async def _run_tree(
                 async with open_shutdown_watch(stream) as shutdown:
                     with shutdown.cancel_on_request():
                         await _drive(
-                            replay, venue, engine, account.market.set_mark, state, progress
+                            replay, venue, engine, account.market.set_marks, state, progress
                         )
                 state.interrupted = shutdown.signal_name
                 state.wall_s = time.perf_counter() - wall0
