@@ -46,6 +46,7 @@ from ._supervisor import open_dynamic_supervisor as open_dynamic_supervisor
 from ._supervisor import run_dynamic_supervisor as run_dynamic_supervisor
 from ._supervisor import supervise as supervise
 from ._timers import Timers as Timers
+from ._timers import fire_timers_before as fire_timers_before
 from ._timers import runnable_besides_timers as runnable_besides_timers
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "SupervisionSink",
     "Supervisor",
     "Timers",
+    "fire_timers_before",
     "journal_sink",
     "retry",
     "runnable_besides_timers",

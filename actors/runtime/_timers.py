@@ -10,11 +10,11 @@ from collections.abc import Callable, Hashable
 import trio
 
 from tradebot.errors import ActorStopped, MailboxFull
-from tradebot.scheduling import tasks_runnable, wait_deadline
+from tradebot.scheduling import next_deadline, tasks_runnable, wait_deadline
 
 from ._mailbox import Address
 
-__all__ = ["Timers"]
+__all__ = ["Timers", "fire_timers_before", "runnable_besides_timers"]
 
 _log = logging.getLogger(__name__)
 
@@ -114,24 +114,65 @@ class _TimerService:
             with scope:
                 await wait_deadline(scope)
             self._scope = None
+            self._fire_due(trio.current_time())
+
+    def _fire_due(self, now: float) -> None:
+        """One pass: fire every timer due at or before ``now``, heap order."""
+        heap = self._heap
+        try:
+            while heap and heap[0][0] <= now:
+                entry = heapq.heappop(heap)[2]
+                if not entry.cancelled:
+                    before = tasks_runnable()
+                    try:
+                        entry.timers._fire(entry, now)
+                    except Exception:
+                        # never let one actor's timer end this system task (that would
+                        # crash the whole run): drop the timer, say so
+                        entry.cancelled = True
+                        if entry.timers._entries.get(entry.key) is entry:
+                            del entry.timers._entries[entry.key]
+                        _log.exception("timer %r dropped: its fire failed", entry.key)
+                    self.woken += tasks_runnable() - before
+        finally:
+            self.woken = 0
+
+    def fire_before(self, limit: float, jump: Callable[[float], None]) -> bool:
+        """Fire, from the calling task, the timer passes due strictly before ``limit`` that
+        would run alone: what the service's own wake-ups would do, without them.
+
+        For each due time ``t < limit`` in turn: only when nothing is runnable and no
+        other cancel scope's deadline comes at or before ``t`` (so the service's wake-up
+        at ``t`` would be the only task of its scheduler pass), the clock is moved to
+        ``t`` by ``jump(seconds)`` and the fires of ``t`` run here, in the same order, with
+        the same ``now`` and the same :func:`runnable_besides_timers`; then the service's
+        own deadline moves to the next due time. The replay driver's idle jump
+        (``--speed max``) uses it: a timer pass costs its fires, not a scheduler pass with
+        a cancel scope and a task switch.
+
+        Returns:
+            True when no timer pass before ``limit`` is left; False when one could not run
+            here (the caller lets the scheduler run instead: something is runnable, e.g.
+            an actor a fire woke, another deadline comes first, or the service is not
+            waiting).
+        """
+        heap = self._heap
+        while heap and heap[0][0] < limit:
+            scope = self._scope
+            if scope is None or scope.cancel_called or tasks_runnable():
+                return False  # the service is not waiting on a live deadline
+            due = heap[0][0]
+            scope.deadline = math.inf  # is any other deadline at or before this pass?
+            other = next_deadline()
+            if other <= due:
+                scope.deadline = due
+                return False
             now = trio.current_time()
-            try:
-                while heap and heap[0][0] <= now:
-                    entry = heapq.heappop(heap)[2]
-                    if not entry.cancelled:
-                        before = tasks_runnable()
-                        try:
-                            entry.timers._fire(entry, now)
-                        except Exception:
-                            # never let one actor's timer end this system task (that would
-                            # crash the whole run): drop the timer, say so
-                            entry.cancelled = True
-                            if entry.timers._entries.get(entry.key) is entry:
-                                del entry.timers._entries[entry.key]
-                            _log.exception("timer %r dropped: its fire failed", entry.key)
-                        self.woken += tasks_runnable() - before
-            finally:
-                self.woken = 0
+            if due > now:
+                jump(due - now)
+            self._fire_due(trio.current_time())
+            scope.deadline = heap[0][0] if heap else math.inf
+        return not tasks_runnable()
 
 
 _SERVICE: trio.lowlevel.RunVar[_TimerService] = trio.lowlevel.RunVar("tradebot_timer_service")
@@ -146,6 +187,16 @@ def _service() -> _TimerService:
         _SERVICE.set(svc)
         trio.lowlevel.spawn_system_task(svc.run, name="actors.runtime.timers")
         return svc
+
+
+def fire_timers_before(limit: float, jump: Callable[[float], None]) -> bool:
+    """This trio run's :meth:`_TimerService.fire_before` (True: no timer service yet,
+    so no timer is due)."""
+    try:
+        svc = _SERVICE.get()
+    except LookupError:
+        return True
+    return svc.fire_before(limit, jump)
 
 
 def runnable_besides_timers() -> int:

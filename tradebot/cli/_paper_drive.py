@@ -14,6 +14,7 @@ from typing import TextIO
 import attrs
 import trio
 
+from actors.runtime import fire_timers_before
 from adapters.paper import PaperEngine, PaperVenue
 from adapters.replay import KlineReplay
 from tradebot.cli._paper_options import (
@@ -173,7 +174,14 @@ def _idle_jump() -> Callable[[float], bool] | None:
 
     def jump(due: float) -> bool:
         nonlocal runs
-        if runs >= _MAX_JUMPS or tasks_runnable() or next_deadline() <= due:
+        if runs >= _MAX_JUMPS or tasks_runnable():
+            runs = 0
+            return False
+        if next_deadline() <= due and (
+            # the timer passes before it that would run alone run here (their fires,
+            # without a scheduler pass each); anything else due first: sleep
+            not fire_timers_before(due, clock.jump) or next_deadline() <= due
+        ):
             runs = 0
             return False
         now = clock.current_time()
