@@ -14,9 +14,20 @@ Wire format (binary pipes, UTF-8, newline-terminated):
   lines (:meth:`_Item.spool_line`, one JSON object each);
 - child → parent, per batch: one JSON object, either ``{"ok": true, "committed": int,
   "duplicates": int, "unstorable": int, "skips": {reason: [count, first event id]},
-  "logs": [[level, message], ...]}`` or ``{"ok": false, "error": str, "logs": [...]}``
-  (the write failed: connection lost, database refusing; the child closed its connection
-  and reconnects on the next batch).
+  "schema_errors": [[type, event_id, error_text], ...], "logs": [[level, message], ...]}``
+  or ``{"ok": false, "error": str, "logs": [...]}`` (the write failed: connection lost,
+  database refusing; the child closed its connection and reconnects on the next batch).
+
+The contract check: before writing a batch the child decodes every event's data into its
+payload class (:func:`~adapters.postgres._journal_records._check_contract`, the check
+``emit`` runs in the other modes) and keeps the payload for the projection, so nothing is
+decoded twice. ``schema_errors`` lists, in batch order, each event off its contract: its
+``type``, its ``event_id`` (text) and the full error text (``str`` of the
+:class:`~tradebot.events.EventSchemaError`); such an event is stored as is and its
+projection skipped. The parent counts them only from an ``ok`` reply (a failed batch is
+retried or spooled, and checked there), on its trio thread, exactly as ``emit`` would
+have: ``JournalStats.schema_errors`` / ``schema_error_types``, the log line, and the first
+of each type journaled as ``EVENT_SCHEMA_ERROR``.
 
 The child exits when its stdin reaches end of file: the parent closed it, or died (even
 SIGKILLed: the kernel closes the pipe). It ignores SIGINT: a Ctrl-C at the terminal reaches
@@ -35,7 +46,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from adapters.postgres._journal_records import _Item, log
+from adapters.postgres._journal_records import _check_contract, _Item, log
 from adapters.postgres._journal_store import _JournalStore
 
 __all__: list[str] = []
@@ -113,6 +124,11 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> int:
             reply: dict[str, Any]
             try:
                 batch = [_Item.from_spool_line(line) for line in lines]
+                schema_errors: list[list[str]] = []
+                for it in batch:
+                    problem = _check_contract(it)
+                    if problem is not None:
+                        schema_errors.append([it.type, str(it.event_id), str(problem)])
                 store._write_sync(store._ensure_conn_sync(), batch, lines)
             except Exception as exc:
                 store._close_quietly(store._conn)
@@ -125,6 +141,7 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> int:
                     "duplicates": stats.duplicates - before[1],
                     "unstorable": stats.unstorable - before[2],
                     "skips": store.batch_skips,
+                    "schema_errors": schema_errors,
                 }
             reply["logs"] = capture.records
             try:

@@ -1,5 +1,7 @@
 """The journal's ``JournalPort`` side: ``emit`` (encode, contract check against the payload
-classes, buffer, wake the writer), ``emit_durable``, ``flush`` and the state properties."""
+classes, buffer, wake the writer), ``emit_durable``, ``flush``, the state properties and
+the bookkeeping of events off their contract (checked here, by the writer child, or when
+spooled)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import trio
 from adapters.postgres._journal_reads import _JournalReads
 from adapters.postgres._journal_records import (
     _SEVERITIES,
+    _check_contract,
     _clean_text,
     _encode_data,
     _Item,
@@ -20,11 +23,9 @@ from adapters.postgres._journal_records import (
 )
 from tradebot.events import (
     Event,
-    EventSchemaError,
     EventSchemaErrorRecorded,
     EventType,
     Severity,
-    decode_data,
 )
 
 __all__ = ["_JournalEmit"]
@@ -53,15 +54,24 @@ class _JournalEmit(_JournalReads):
 
     def emit(self, event: Event) -> None:
         """Buffer ``event`` for the next group commit. Never blocks; never raises, except
-        :class:`~tradebot.events.EventSchemaError` with ``strict_schema`` (tests)."""
+        :class:`~tradebot.events.EventSchemaError` with ``strict_schema`` (tests).
+
+        The contract check (``event.data`` against its payload class) runs here, except
+        with ``writer_process`` and not ``strict_schema`` (``tradebot paper``): then the
+        writer child checks each event of the batch it writes and the journal counts the
+        ones off their contract (and journals ``EVENT_SCHEMA_ERROR``) when that batch is
+        committed, or when it is spooled instead (:meth:`_check_spooled`)."""
         item = self._encode(event)
-        problem = self._check_schema(item)
+        if self.writer_process and not self.strict_schema and not self._closed:
+            self._buffer(item)
+            return
+        problem = _check_contract(item)
         if problem is not None and self.strict_schema:
             self._seq -= 1  # never buffered
             raise problem
         self._buffer(item)
         if problem is not None:
-            self._schema_error(item, problem)
+            self._schema_error(item.type, str(item.event_id), str(problem))
 
     def _buffer(self, item: _Item) -> None:
         if self._closed:
@@ -105,32 +115,40 @@ class _JournalEmit(_JournalReads):
 
     # -- contract check ------------------------------------------------------------------------
 
-    def _check_schema(self, item: _Item) -> EventSchemaError | None:
-        """Decode ``item``'s data into its payload class (kept for the projection)."""
-        try:
-            etype = EventType(item.type)
-        except ValueError:
-            return EventSchemaError(item.type, [f"unknown event type {item.type!r}"])
-        try:
-            item.payload = decode_data(etype, item.jdata)
-        except EventSchemaError as exc:
-            return exc
-        return None
+    @property
+    def _checks_in_child(self) -> bool:
+        """True when ``emit`` leaves the contract check to the writer child."""
+        return self.writer_process and not self.strict_schema
 
-    def _schema_error(self, item: _Item, problem: EventSchemaError) -> None:
-        """Count a stored event that does not match its payload class; journal the first
-        of each type as ``EVENT_SCHEMA_ERROR``."""
+    def _check_spooled(self, items: list[_Item]) -> None:
+        """The contract check of events that went to the spool (or were lost) instead of
+        the writer child, when ``emit`` did not check them (:attr:`_checks_in_child`).
+        Trio thread only (it may emit ``EVENT_SCHEMA_ERROR``)."""
+        for it in items:
+            problem = _check_contract(it)
+            if problem is not None:
+                self._schema_error(it.type, str(it.event_id), str(problem))
+
+    def _child_schema_errors(self, errors: list[list[str]]) -> None:
+        """Fold the writer child's ``schema_errors`` of one committed batch
+        (``[[type, event_id, error_text], ...]``, :mod:`adapters.postgres._journal_child`).
+        Trio thread only (it may emit ``EVENT_SCHEMA_ERROR``)."""
+        for etype, event_id, error in errors:
+            self._schema_error(str(etype), str(event_id), str(error))
+
+    def _schema_error(self, etype: str, event_id: str, problem: str) -> None:
+        """Count a stored event (type ``etype``, id ``event_id``) that does not match its
+        payload class (``problem``: the error text); journal the first of each type as
+        ``EVENT_SCHEMA_ERROR``."""
         self.stats.schema_errors += 1
-        n = self.stats.schema_error_types.get(item.type, 0)
-        self.stats.schema_error_types[item.type] = n + 1
-        if n or item.type == EventType.EVENT_SCHEMA_ERROR.value:
+        n = self.stats.schema_error_types.get(etype, 0)
+        self.stats.schema_error_types[etype] = n + 1
+        if n or etype == EventType.EVENT_SCHEMA_ERROR.value:
             return
-        log.error("journal: event %s stored but off its contract: %s", item.event_id, problem)
+        log.error("journal: event %s stored but off its contract: %s", event_id, problem)
         self.emit(
             Event.of(
-                EventSchemaErrorRecorded(
-                    event_type=item.type, event_id=str(item.event_id), error=str(problem)[:2000]
-                ),
+                EventSchemaErrorRecorded(event_type=etype, event_id=event_id, error=problem[:2000]),
                 self._now(),
                 severity=Severity.ERROR,
             )

@@ -17,8 +17,11 @@ import attrs
 import psycopg
 
 from tradebot.events import (
+    EventSchemaError,
+    EventType,
     Payload,
     Severity,
+    decode_data,
     jsonable,
 )
 
@@ -155,7 +158,9 @@ class _Item:
     correlation_id: str | None
     data_text: str
     jdata: Mapping[str, Any]
-    payload: Payload | None = None  # decoded at emit (None: from the spool, decode later)
+    # decoded by the contract check (at emit, or in the writer child); None: not checked
+    # yet, or off its contract (the projection decodes again and skips it)
+    payload: Payload | None = None
 
     def spool_line(self) -> str:
         head = json.dumps(
@@ -194,6 +199,25 @@ class _Item:
             data_text=json.dumps(data, separators=(",", ":"), ensure_ascii=False),
             jdata=data,
         )
+
+
+def _check_contract(item: _Item) -> EventSchemaError | None:
+    """The contract check: decode ``item.jdata`` into the payload class of ``item.type``
+    and keep it in ``item.payload`` (for the projection).
+
+    Returns:
+        None when the data matches; else the problem (unknown type, or the codec's
+        :class:`~tradebot.events.EventSchemaError`). Never raises.
+    """
+    try:
+        etype = EventType(item.type)
+    except ValueError:
+        return EventSchemaError(item.type, [f"unknown event type {item.type!r}"])
+    try:
+        item.payload = decode_data(etype, item.jdata)
+    except EventSchemaError as exc:
+        return exc
+    return None
 
 
 def _clean_text(value: Any) -> str | None:

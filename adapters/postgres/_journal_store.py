@@ -149,25 +149,31 @@ class _JournalStore:
             except Exception:
                 pass
 
-    def _write_with_retry_sync(self, batch: list[_Item]) -> bool:
-        """Write ``batch``; on a connection failure reconnect once and retry. False = down.
+    def _write_with_retry_sync(self, batch: list[_Item]) -> list[list[str]] | None:
+        """Write ``batch``; on a connection failure reconnect once and retry.
 
         With ``writer_process`` the writer child writes it; a failure there (the child's
         connection lost, the child dead) counts and retries exactly like a failure here,
-        and a dead child is started again by the retry."""
+        and a dead child is started again by the retry.
+
+        Returns:
+            None: not written (the database is down). Else the batch's events off their
+            contract as the writer child reported them (``[[type, event_id, error], ...]``;
+            always empty without ``writer_process``): the caller, on the trio thread,
+            folds them into :attr:`stats` (``_child_schema_errors``).
+        """
         for attempt in range(2):
             try:
                 if self.writer_process:
-                    self._write_in_child_sync(batch)
-                else:
-                    self._write_sync(self._ensure_conn_sync(), batch)
-                return True
+                    return self._write_in_child_sync(batch)
+                self._write_sync(self._ensure_conn_sync(), batch)
+                return []
             except Exception as exc:
                 self.stats.db_failures += 1
                 log.warning("journal write failed (attempt %d): %s", attempt + 1, exc)
                 self._close_quietly(self._conn)
                 self._conn = None
-        return False
+        return None
 
     # -- the writer process (``writer_process=True``) -------------------------------------------
 
@@ -201,8 +207,15 @@ class _JournalStore:
         except WriterProcessError as exc:
             log.warning("%s", exc)
 
-    def _write_in_child_sync(self, batch: list[_Item]) -> None:
-        """Ship ``batch`` to the writer child and fold its reply into :attr:`stats`.
+    def _write_in_child_sync(self, batch: list[_Item]) -> list[list[str]]:
+        """Ship ``batch`` to the writer child and fold its reply's counters into
+        :attr:`stats`.
+
+        Returns:
+            The reply's ``schema_errors`` (``[[type, event_id, error_text], ...]``, the
+            committed batch's events off their contract), left for the trio thread to
+            count: counting them may journal an ``EVENT_SCHEMA_ERROR``, and ``emit`` is
+            not for worker threads.
 
         Raises:
             WriterProcessError: not committed (the child's connection failed, or the child
@@ -230,6 +243,7 @@ class _JournalStore:
             stats.projection_skipped += int(n)
             if seen == 0:
                 log.warning("journal: event %s stored but not projected (%s)", event_id, key)
+        return [[str(t), str(i), str(e)] for t, i, e in reply.get("schema_errors") or ()]
 
     def _close_child_sync(self, timeout_s: float = 5.0) -> None:
         """Close the writer child (stdin closed: it exits; killed after ``timeout_s``)."""

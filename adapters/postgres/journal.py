@@ -38,7 +38,14 @@ How it works (docs/ARCHITECTURE.md §7):
   (``JournalStats.schema_errors`` / ``schema_error_types``), logged, and the first one of
   each type is journaled as ``EVENT_SCHEMA_ERROR``; its projection is skipped. With
   ``strict_schema`` (tests: ``$TRADEBOT_STRICT_EVENTS=1``) ``emit`` raises
-  :class:`~tradebot.events.EventSchemaError` instead and stores nothing.
+  :class:`~tradebot.events.EventSchemaError` instead and stores nothing. With
+  ``writer_process`` and not ``strict_schema`` (``tradebot paper``) the check is off the
+  emitting thread: the writer child decodes each event of a batch (the projection reuses
+  the payload) and lists the mismatches in its reply; the writer task counts them, on the
+  trio thread, when the batch is committed, so that batch's ``EVENT_SCHEMA_ERROR`` comes
+  after it instead of right after the bad event. Events that never reach the child (spooled
+  while down, spooled at or after close) are checked by the writer task or ``aclose`` once
+  spooled; each event is checked exactly once.
 - A spool left by a crashed process is replayed when the next journal opens. A spool is
   never discarded: beside it, ``journal-spool.meta.json`` names the database it belongs to
   (database name and the DSN without its password), and :func:`replay_spool_file`
@@ -172,11 +179,15 @@ class PostgresJournal(_JournalEmit):
             batch = [self._pending.popleft() for _ in range(n)]
             self._inflight = batch
             if self._up:
-                ok = await trio.to_thread.run_sync(
+                schema_errors = await trio.to_thread.run_sync(
                     self._write_with_retry_sync, batch, abandon_on_cancel=True
                 )
-                if not ok:
+                if schema_errors is None:
                     self._go_down("connection lost")
+                elif schema_errors:
+                    # checked by the writer child; counted (and journaled) here, on the
+                    # trio thread, once the batch is committed
+                    self._child_schema_errors(schema_errors)
             if not self._up:
                 try:
                     await trio.to_thread.run_sync(
@@ -198,6 +209,8 @@ class PostgresJournal(_JournalEmit):
                         while self._probe_conn is None:  # noqa: ASYNC110 - or the DB returns
                             await trio.sleep(self.retry_interval_s / 10)
                     continue
+                if self._checks_in_child:
+                    self._check_spooled(batch)  # these never reach the writer child
             self._inflight = []
             self._mark_durable(batch[-1].seq)
 
@@ -373,6 +386,7 @@ class PostgresJournal(_JournalEmit):
                     self._finished_flag.wait, self.drain_timeout_s, abandon_on_cancel=True
                 )
                 await trio.lowlevel.checkpoint()
+            leftover: list[_Item] = []
             if not self._finished.is_set() or self._pending or self._inflight:
                 # Writer stuck (DB hung): keep what is not durable on disk; replay is idempotent.
                 leftover = list(self._inflight) + list(self._pending)
@@ -389,6 +403,10 @@ class PostgresJournal(_JournalEmit):
                             len(leftover),
                         )
             self._closed = True
+            if leftover and self._checks_in_child:
+                # never reached (or never came back from) the writer child; an
+                # EVENT_SCHEMA_ERROR emitted now goes to the spool (closed)
+                self._check_spooled(leftover)
             self.stats.drain_s = time.perf_counter() - drain_t0
             self._writer_scope.cancel()
             self._mark_durable(self._seq)
@@ -433,7 +451,8 @@ async def open_postgres_journal(
             open (once) and the background prober, never spooling.
         strict_schema: ``emit`` raises on an event off its payload class instead of
             storing and counting it; None = ``$TRADEBOT_STRICT_EVENTS`` (see the module
-            docstring).
+            docstring). False with ``writer_process``: the check runs in the writer
+            child, and a mismatch is counted when its batch is committed.
         server_restarter: for the embedded server (the bot's own child): a blocking
             callable that starts it again (raises if it cannot), e.g.
             ``lambda: restart_embedded_server(home)``; called by the prober when a
