@@ -217,6 +217,8 @@ def _check_contract(item: _Item) -> EventSchemaError | None:
         item.payload = decode_data(etype, item.jdata)
     except EventSchemaError as exc:
         return exc
+    except Exception as exc:  # a codec bug must not fail the batch (or raise from emit)
+        return EventSchemaError(item.type, [f"{type(exc).__name__}: {exc}"[:1000]])
     return None
 
 
