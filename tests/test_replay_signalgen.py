@@ -133,3 +133,54 @@ def test_cli_writes_file_and_reports_bad_input(
     assert "bad row" in capsys.readouterr().err
     with pytest.raises(ValueError, match="per_wave"):
         signalgen.generate(per_wave=0)
+
+
+@pytest.mark.parametrize(
+    "start,end",
+    [
+        (None, None),
+        ("2025-05-20T06:07:00+00:00", "2025-05-21T12:00:00+00:00"),  # history before it
+        ("2025-05-21T00:00:30+00:00", None),  # a window starting inside a minute
+    ],
+)
+def test_waves_from_the_replays_candles_are_the_waves_from_the_files(
+    start: str | None, end: str | None
+) -> None:
+    # tradebot paper --signals generate hands the generator the kept candles and the 4 h
+    # before the window instead of the files: the very same waves
+    from datetime import datetime, timedelta
+
+    from adapters.replay import KlineReplay, datetime_to_ms
+
+    replay = KlineReplay(
+        start=datetime.fromisoformat(start) if start else None,
+        end=datetime.fromisoformat(end) if end else None,
+    )
+    first_wave = replay.start - timedelta(minutes=15)
+    known = replay.signal_closes(datetime_to_ms(first_wave) - signalgen.LONG_LOOKBACK_MS)
+    assert known is not None
+    args = {"start": first_wave, "end": replay.end, "symbols": replay.symbols}
+    from_files = signalgen.generate(replay.data_dir, **args)  # type: ignore[arg-type]
+    given = signalgen.generate(
+        replay.data_dir,
+        closes=known[0],
+        close_span_ms=known[1],
+        **args,  # type: ignore[arg-type]
+    )
+    assert given == from_files and len(given) > 20
+
+
+def test_a_bad_history_row_before_the_window_is_named(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from adapters.replay import KlineReplay
+
+    write_closes(tmp_path, "UPUSDT", ["100"] * 600)
+    with gzip.open(tmp_path / "UPUSDT.csv.gz", "rt") as fh:
+        raw = fh.read().splitlines()
+    raw[100] = f"{T0 + 99 * M},100,100,100,1x0,1"  # line 101: its close is not a number
+    with gzip.open(tmp_path / "UPUSDT.csv.gz", "wt") as fh:
+        fh.write("\n".join(raw) + "\n")
+    replay = KlineReplay(tmp_path, start=datetime(2025, 5, 20, 5, tzinfo=UTC))
+    with pytest.raises(ValueError, match=r"UPUSDT.csv.gz:101: bad row"):
+        replay.signal_closes(T0)

@@ -120,6 +120,8 @@ def generate(
     exchange: str = "bybit",
     per_wave: int = 6,
     min_score: Decimal = Decimal(5),
+    closes: Mapping[str, Mapping[int, Decimal]] | None = None,
+    close_span_ms: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Waves of signals from the prices in ``data_dir`` (rule in the module docstring).
 
@@ -131,6 +133,11 @@ def generate(
         exchange: value of each signal's ``exchange`` field (``"bybit"`` / ``"binance"``).
         per_wave: most signals per wave, >= 1.
         min_score: a candidate needs ``score_week`` and ``score_month`` >= this (0-100).
+        closes: per symbol, ``close time ms → close``, already read, for at least every
+            close time from ``start`` − 4 h to ``end`` (e.g.
+            :meth:`adapters.replay.KlineReplay.signal_closes`): a symbol found here is not
+            read from its file. Needs ``close_span_ms``.
+        close_span_ms: the first and last close time (ms) of the files of ``closes``.
 
     Returns:
         Wave dicts in time order (JSON-ready: scores are strings).
@@ -152,9 +159,24 @@ def generate(
         files = {s: p for s, p in files.items() if s in wanted}
     if not files:
         raise ValueError(f"{directory}: no SYMBOL.csv.gz kline files")
-    closes = {s: _read_closes(p) for s, p in files.items()}
-    first = min(min(c) for c in closes.values() if c)
-    last = max(max(c) for c in closes.values() if c)
+    if closes is not None and close_span_ms is None:
+        raise ValueError("closes needs close_span_ms")
+    known = closes if closes is not None else {}
+    series: dict[str, Mapping[int, Decimal]] = {}
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for sym, path in files.items():
+        if sym in known:
+            series[sym] = known[sym]
+            continue
+        read = series[sym] = _read_closes(path)
+        if read:
+            firsts.append(min(read))
+            lasts.append(max(read))
+    if close_span_ms is not None and any(sym in known for sym in files):
+        firsts.append(close_span_ms[0])
+        lasts.append(close_span_ms[1])
+    first, last = min(firsts), max(lasts)
     t = -(-(first + LONG_LOOKBACK_MS) // WAVE_MS) * WAVE_MS  # first boundary with 4 h history
     if start is not None:
         t = max(t, -(-_to_ms(start) // WAVE_MS) * WAVE_MS)
@@ -164,8 +186,8 @@ def generate(
         stamp = _iso_z(t)
         tag = stamp[:16].replace("-", "").replace(":", "").replace("T", "")
         cands: list[tuple[Decimal, str, str, Decimal, Decimal]] = []
-        for sym in sorted(closes):
-            c = closes[sym]
+        for sym in sorted(series):
+            c = series[sym]
             now, c60, c240 = c.get(t), c.get(t - SHORT_LOOKBACK_MS), c.get(t - LONG_LOOKBACK_MS)
             if now is None or c60 is None or c240 is None:
                 continue

@@ -66,6 +66,7 @@ from adapters.replay._klines import (
     DecimalCache,
     ReplayDataError,
     read_bars,
+    read_closes,
     read_funding,
 )
 from tradebot.domain import Instrument
@@ -174,11 +175,16 @@ def _first_last_ms(path: Path) -> tuple[int, int]:
             raw = path.read_bytes()
     except (OSError, EOFError) as exc:
         raise ReplayDataError(f"{path}: unreadable: {exc}") from exc
-    lines = raw.strip().split(b"\n")
-    if len(lines) < 2:
+    raw = raw.strip()
+    # the second line and the last one (not a list of every line: ~50k per file)
+    head_end = raw.find(b"\n")
+    if head_end < 0:
         raise ReplayDataError(f"{path}: no candles")
+    second_end = raw.find(b"\n", head_end + 1)
+    second = raw[head_end + 1 : second_end if second_end >= 0 else len(raw)]
+    last_line = raw[raw.rfind(b"\n") + 1 :]
     try:
-        first, last = int(lines[1].split(b",", 1)[0]), int(lines[-1].split(b",", 1)[0])
+        first, last = int(second.split(b",", 1)[0]), int(last_line.split(b",", 1)[0])
     except ValueError:
         raise ReplayDataError(
             f"{path}: first or last row has no integer open_time_ms", rule="format"
@@ -291,6 +297,7 @@ class KlineReplay:
                 rule="window",
             )
         self._files = files
+        self._spans = spans
         self._kept: dict[str, list[Bar]] | None = None
         first_closes = self._validate(spans)
         for sym in self.left_out:
@@ -475,6 +482,43 @@ class KlineReplay:
                 yield MarkTick(step.ts_ms, sym, price)
             for sym, rate in step.funding:
                 yield FundingTick(step.ts_ms, sym, rate)
+
+    def signal_closes(
+        self, since_ms: int
+    ) -> tuple[dict[str, dict[int, Decimal]], tuple[int, int]] | None:
+        """What :func:`tradebot.signalgen.generate` reads from the files, for waves from
+        ``since_ms`` + 4 h to the window's end, without reading the window again.
+
+        Returns:
+            Per replayed symbol, ``close time ms → close`` of every candle of its file
+            whose close time is in ``[since_ms, window end]`` (the window's from the kept
+            candles, the history before it from the file, :func:`read_closes`), and the
+            first and last close time of the replayed files (``close_span_ms``). None when
+            the candles are not kept, or a file is not ``.csv.gz`` (the generator reads
+            only those): the generator then reads the files itself.
+
+        Raises:
+            ValueError: a history row that is not a number (file and line named).
+        """
+        kept = self._kept
+        if kept is None or any(self._files[s].suffix != ".gz" for s in self.symbols):
+            return None
+        out: dict[str, dict[int, Decimal]] = {}
+        for sym in self.symbols:
+            bars = kept.get(sym, [])
+            first_open = bars[0].open_time_ms if bars else self.end_ms
+            history_from = since_ms - MINUTE_MS  # open time of the close at since_ms
+            closes = (
+                read_closes(self._files[sym], history_from, first_open)
+                if history_from < first_open
+                else {}
+            )
+            closes.update({b.open_time_ms + MINUTE_MS: b.close for b in bars})
+            out[sym] = closes
+        spans = [self._spans[s] for s in self.symbols]
+        first = min(lo for lo, _ in spans) + MINUTE_MS
+        last = max(hi for _, hi in spans) + MINUTE_MS
+        return out, (first, last)
 
     def symbol_closes(self) -> Mapping[str, list[tuple[int, Decimal]]]:
         """Per symbol, ``(open_time_ms, close)`` of every candle in the window (for signal

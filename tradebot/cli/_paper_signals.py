@@ -84,14 +84,19 @@ def _signal_source(
         spec = "bundled" if opts.data_dir is None else "generate"
     path = tmpdir / "signals-window.jsonl"
     if spec == "generate":
-        from adapters.replay import ReplayDataError
+        from adapters.replay import ReplayDataError, datetime_to_ms
 
         try:
+            first_wave = replay.start - timedelta(minutes=15)
+            # the kept candles and the 4 h of history before them, not the files again
+            known = replay.signal_closes(datetime_to_ms(first_wave) - signalgen.LONG_LOOKBACK_MS)
             waves = signalgen.generate(
                 replay.data_dir,
-                start=replay.start - timedelta(minutes=15),
+                start=first_wave,
                 end=replay.end,
                 symbols=replay.symbols,
+                closes=known[0] if known is not None else None,
+                close_span_ms=known[1] if known is not None else None,
             )
         except ValueError as exc:  # a bad row outside the window (the generator reads it all)
             raise ReplayDataError(f"signal generation: {exc}", rule="format") from None
