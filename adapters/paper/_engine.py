@@ -147,32 +147,7 @@ class PaperEngine(_EngineRequests):
             ValueError: unknown symbol, or a price that fails ``price_problem`` (not a
                 Decimal, NaN/Infinity, <= 0, ``1e400``); the engine's state is unchanged.
         """
-        if symbol not in self._instruments:
-            raise ValueError(f"unknown symbol {symbol!r}")
-        problem = price_problem(mark_price)
-        if problem is not None:
-            raise ValueError(f"{symbol}: mark_price {problem}")
-        if ts.tzinfo is None:
-            raise ValueError("ts must be an aware UTC datetime")
-        if ts > self._now:
-            self._now = ts
-        if self._in_step:
-            raise RuntimeError("re-entrant engine call (from a listener or subscriber?)")
-        self._in_step = True
-        self._pending = []
-        self._marks[symbol] = mark_price
-        self._match(symbol, mark_price)
-        if self._pending or not self._all_quiet:
-            return self._end("mark", "set_mark", symbol)
-        # a quiet mark (no event) and every listener takes the quiet form: no EngineStep
-        self._step_seq += 1
-        try:
-            now = self._now
-            for quiet in self._quiet_calls:
-                quiet(symbol, mark_price, now)
-        finally:
-            self._in_step = False
-        return ()
+        return self.set_marks(((symbol, mark_price),), ts)
 
     def set_marks(
         self, marks: Sequence[tuple[str, Decimal]], ts: datetime
@@ -214,6 +189,7 @@ class PaperEngine(_EngineRequests):
                 if events:
                     out += events
                 continue
+            # a quiet mark (no event) and every listener takes the quiet form: no EngineStep
             self._step_seq += 1
             try:
                 now = self._now
