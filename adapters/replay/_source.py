@@ -50,6 +50,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 
 import attrs
@@ -420,7 +421,7 @@ class KlineReplay:
         cache = DecimalCache()
         iters = [self._read(s, cache) for s in self.symbols]
         # symbols are sorted and each file is time-ordered: merge by (time, symbol)
-        return heapq.merge(*iters, key=lambda b: (b.open_time_ms, b.symbol))
+        return heapq.merge(*iters, key=attrgetter("open_time_ms", "symbol"))
 
     def steps(self) -> Iterator[ReplayStep]:
         """The replay as :class:`ReplayStep` instants, strictly increasing in time."""
@@ -433,7 +434,12 @@ class KlineReplay:
 
         def emit_minute(t0: int, bars_: list[Bar]) -> Iterator[ReplayStep]:
             nonlocal fi
-            paths = [(b.symbol, intrabar_path(b)) for b in bars_]
+            symbols = [b.symbol for b in bars_]
+            # the k-th point of every candle, paired with its symbol
+            points = [
+                tuple(zip(symbols, col, strict=True))
+                for col in zip(*map(intrabar_path, bars_), strict=True)
+            ]
             for k, off in enumerate(INTRABAR_OFFSETS_MS):
                 ts_ms = t0 + off
                 if ts_ms >= end_ms:
@@ -454,7 +460,7 @@ class KlineReplay:
                 yield ReplayStep(
                     ts_ms,
                     ms_to_datetime(ts_ms),
-                    tuple((sym, path[k]) for sym, path in paths),
+                    points[k],
                     tuple(same),
                 )
 
