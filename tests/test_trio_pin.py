@@ -139,6 +139,31 @@ async def test_the_fast_scheduling_reads_match_trios_public_statistics() -> None
         nursery.cancel_scope.cancel()
 
 
+async def test_other_deadline_by_reads_the_heap_as_the_public_probe_answers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # the timer service's "does another task come first?" reads trio's deadline heap
+    # (private); it must answer what moving its own deadline away and asking would
+    from tradebot.scheduling import _probe_other_deadline, _scan_other_deadline
+
+    t0 = trio.current_time()
+    with trio.CancelScope(deadline=t0 + 10) as mine:
+        both = (_scan_other_deadline, _probe_other_deadline)
+        assert [f(mine, t0 + 10) for f in both] == [False, False]  # only mine
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_until, t0 + 12)
+            nursery.start_soon(trio.sleep_until, t0 + 10)  # a tie with mine
+            await trio.testing.wait_all_tasks_blocked()
+            assert [f(mine, t0 + 9.5) for f in both] == [False, False]
+            assert [f(mine, t0 + 10) for f in both] == [True, True]
+            mine.deadline = t0 + 5  # moved: its old heap entry is stale
+            mine.deadline = t0 + 7
+            assert [f(mine, t0 + 9) for f in both] == [False, False]
+            assert [f(mine, t0 + 12) for f in both] == [True, True]
+            nursery.cancel_scope.cancel()
+        assert [f(mine, t0 + 12) for f in both] == [False, False]  # theirs are gone
+
+
 def test_the_replay_clock_jumps_through_its_own_cheaper_hook() -> None:
     # trio's run loop calls the clock's private _autojump when idle; replay_clock replaces
     # it on the instance (MockClock is final). Check trio still calls it and that virtual

@@ -23,6 +23,7 @@ T = TypeVar("T")
 __all__ = [
     "MockClock",
     "next_deadline",
+    "other_deadline_by",
     "replay_clock",
     "sleep_until",
     "tasks_runnable",
@@ -75,6 +76,52 @@ next_deadline: Callable[[], float] = _runner_read(
 Raises:
     RuntimeError: outside a trio run (from the public fallback).
 """
+
+
+def _probe_other_deadline(scope: trio.CancelScope, t: float) -> bool:
+    saved = scope.deadline
+    scope.deadline = math.inf
+    try:
+        return next_deadline() <= t
+    finally:
+        scope.deadline = saved
+
+
+def _scan_other_deadline(scope: trio.CancelScope, t: float) -> bool:
+    from trio._core._run import GLOBAL_RUN_CONTEXT
+
+    heap = GLOBAL_RUN_CONTEXT.runner.deadlines._heap  # (deadline, id, scope), a heap
+    n = len(heap)
+    todo = [0]
+    while todo:
+        i = todo.pop()
+        if i >= n:
+            continue
+        deadline, _, other = heap[i]
+        if deadline > t:
+            continue  # nothing below it is earlier
+        if other is not scope and deadline == other._registered_deadline:  # live entry
+            return True
+        todo.append(2 * i + 1)
+        todo.append(2 * i + 2)
+    return False
+
+
+def other_deadline_by(scope: trio.CancelScope, t: float) -> bool:
+    """True when a cancel scope other than ``scope`` has a deadline at or before ``t``
+    (trio clock time, s).
+
+    Read from trio's deadline heap (the entries at or before ``t`` only, stale ones
+    skipped); a trio without it falls back to moving ``scope``'s own deadline away, asking
+    :func:`next_deadline`, and moving it back (the same answer, two deadline updates).
+
+    Raises:
+        RuntimeError: outside a trio run.
+    """
+    try:
+        return _scan_other_deadline(scope, t)
+    except (ImportError, AttributeError):  # pragma: no cover - trio changed
+        return _probe_other_deadline(scope, t)
 
 
 async def sleep_until(deadline: float) -> None:

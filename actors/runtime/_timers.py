@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable
 import trio
 
 from tradebot.errors import ActorStopped, MailboxFull
-from tradebot.scheduling import next_deadline, tasks_runnable, wait_deadline
+from tradebot.scheduling import other_deadline_by, tasks_runnable, wait_deadline
 
 from ._mailbox import Address
 
@@ -162,11 +162,8 @@ class _TimerService:
             if scope is None or scope.cancel_called or tasks_runnable():
                 return False  # the service is not waiting on a live deadline
             due = heap[0][0]
-            scope.deadline = math.inf  # is any other deadline at or before this pass?
-            other = next_deadline()
-            if other <= due:
-                scope.deadline = due
-                return False
+            if other_deadline_by(scope, due):
+                return False  # another task is due first or at the same instant
             now = trio.current_time()
             if due > now:
                 jump(due - now)
