@@ -87,10 +87,17 @@ def _probe_other_deadline(scope: trio.CancelScope, t: float) -> bool:
         scope.deadline = saved
 
 
-def _scan_other_deadline(scope: trio.CancelScope, t: float) -> bool:
+_RUN_CONTEXT: Any  # trio's run context (private; None: the scan falls back)
+try:
     from trio._core._run import GLOBAL_RUN_CONTEXT
 
-    heap = GLOBAL_RUN_CONTEXT.runner.deadlines._heap  # (deadline, id, scope), a heap
+    _RUN_CONTEXT = GLOBAL_RUN_CONTEXT
+except ImportError:  # pragma: no cover - a trio without it
+    _RUN_CONTEXT = None
+
+
+def _scan_other_deadline(scope: trio.CancelScope, t: float) -> bool:
+    heap = _RUN_CONTEXT.runner.deadlines._heap  # (deadline, id, scope), a binary heap
     n = len(heap)
     todo = [0]
     while todo:

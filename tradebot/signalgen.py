@@ -79,9 +79,22 @@ def _to_ms(dt: datetime) -> int:
     return (d.days * 86_400 + d.seconds) * 1000 + d.microseconds // 1000
 
 
-def _read_closes(path: Path) -> dict[int, Decimal]:
-    """``close time ms → close`` of one kline file (close time = open time + 1 min)."""
+def read_closes(
+    path: Path, start_ms: int | None = None, end_ms: int | None = None
+) -> dict[int, Decimal]:
+    """``close time ms → close`` (close time = open time + 1 min) of one kline file.
+
+    Args:
+        path: a ``SYMBOL.csv.gz`` file (header ``open_time_ms,open,high,low,close,...``).
+        start_ms, end_ms: only candles with ``start_ms <= open_time_ms < end_ms`` (None: no
+            bound); reading stops at the first candle at or after ``end_ms``.
+
+    Raises:
+        ValueError: unreadable file, wrong header, a row read whose time or close is not a
+            number (``"<path>:<line>: bad row ..."``).
+    """
     out: dict[int, Decimal] = {}
+    lo = -1 if start_ms is None else start_ms
     try:
         with gzip.open(path, "rb") as raw, io.TextIOWrapper(raw, encoding="ascii") as fh:
             reader = csv.reader(fh)
@@ -98,7 +111,11 @@ def _read_closes(path: Path) -> dict[int, Decimal]:
                 if not row:
                     continue
                 try:
-                    out[int(row[0]) + MINUTE_MS] = Decimal(row[4])
+                    t = int(row[0])
+                    if end_ms is not None and t >= end_ms:
+                        break
+                    if t >= lo:
+                        out[t + MINUTE_MS] = Decimal(row[4])
                 except (ValueError, IndexError, InvalidOperation):
                     raise ValueError(f"{path}:{line}: bad row {row!r}") from None
     except (OSError, EOFError, UnicodeDecodeError) as exc:
@@ -169,7 +186,7 @@ def generate(
         if sym in known:
             series[sym] = known[sym]
             continue
-        read = series[sym] = _read_closes(path)
+        read = series[sym] = read_closes(path)
         if read:
             firsts.append(min(read))
             lasts.append(max(read))

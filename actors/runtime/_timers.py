@@ -293,10 +293,11 @@ class Timers:
         Replaces an existing timer with the same ``key``. Ticks are conflated (see class
         docstring): at most one undelivered tick per key is ever in the mailbox.
 
-        ``quiet``: optional, called synchronously at each due time (in the timer service's
-        task, not the actor's; :func:`runnable_besides_timers` tells it whether anything but
-        the actors other fires of this instant woke is runnable); True means the actor has just applied this tick itself because handling
-        it would change nothing else (e.g. a periodic check whose answer is known), so the
+        ``quiet``: optional, called synchronously at each due time, in the timer service's
+        task or the replay driver's (:func:`fire_timers_before`), never the actor's;
+        :func:`runnable_besides_timers` tells it whether anything but the actors that other
+        fires of this instant woke is runnable. True means the actor has just applied this
+        tick itself because handling it would change nothing else (e.g. a periodic check whose answer is known), so the
         message is not delivered and the actor is not woken. It must not block; it should
         answer True only while :meth:`Actor.parked` holds. An exception from it crashes the
         actor.

@@ -36,7 +36,7 @@ from typing import NamedTuple, NoReturn
 from tradebot.errors import TradebotError
 from tradebot.price_checks import DEFAULT_MAX_MOVE_PCT, move_pct, price_problem
 
-__all__ = ["Bar", "DecimalCache", "ReplayDataError", "read_bars", "read_closes", "read_funding"]
+__all__ = ["Bar", "DecimalCache", "ReplayDataError", "read_bars", "read_funding"]
 
 KLINE_HEADER = ("open_time_ms", "open", "high", "low", "close", "volume")
 FUNDING_HEADER = ("time_ms", "funding_rate")
@@ -286,39 +286,6 @@ def read_bars(
                 yield bar
         except (OSError, EOFError, csv.Error, UnicodeDecodeError) as exc:
             raise ReplayDataError(f"{path}:{line}: unreadable: {exc}") from exc
-
-
-def read_closes(path: Path, start_ms: int, end_ms: int) -> dict[int, Decimal]:
-    """``close time ms → close`` (close time = open time + 1 min) of the candles of one
-    kline file with ``start_ms <= open_time_ms < end_ms``, read as they are (no rule
-    checked but the number formats): the history a signal generator needs before a replay
-    window, whose own candles :func:`read_bars` checked. Stops reading at ``end_ms``.
-
-    Raises:
-        ValueError: unreadable file, wrong header, a row in the range whose time or close
-            is not a number (``"<path>:<line>: bad row ..."``).
-    """
-    out: dict[int, Decimal] = {}
-    try:
-        with _open_text(path) as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None or tuple(h.strip() for h in header[:6]) != KLINE_HEADER:
-                raise ValueError(f"{path}: expected header {','.join(KLINE_HEADER)}")
-            for row in reader:
-                if not row:
-                    continue
-                try:
-                    t = int(row[0])
-                    if t >= end_ms:
-                        break
-                    if t >= start_ms:
-                        out[t + MINUTE_MS] = Decimal(row[4])
-                except (ValueError, IndexError, InvalidOperation):
-                    raise ValueError(f"{path}:{reader.line_num}: bad row {row!r}") from None
-    except (OSError, EOFError, csv.Error, UnicodeDecodeError, ReplayDataError) as exc:
-        raise ValueError(f"{path}: unreadable: {exc}") from exc
-    return out
 
 
 def _move_error(

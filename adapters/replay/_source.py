@@ -67,11 +67,11 @@ from adapters.replay._klines import (
     DecimalCache,
     ReplayDataError,
     read_bars,
-    read_closes,
     read_funding,
 )
 from tradebot.domain import Instrument
 from tradebot.price_checks import DEFAULT_MAX_MOVE_PCT
+from tradebot.signalgen import read_closes
 
 __all__ = [
     "INTRABAR_OFFSETS_MS",
@@ -498,8 +498,9 @@ class KlineReplay:
         Returns:
             Per replayed symbol, ``close time ms → close`` of every candle of its file
             whose close time is in ``[since_ms, window end]`` (the window's from the kept
-            candles, the history before it from the file, :func:`read_closes`), and the
-            first and last close time of the replayed files (``close_span_ms``). None when
+            candles, the history before it from the file by
+            :func:`tradebot.signalgen.read_closes`), and the first and last close time of
+            the replayed files (``close_span_ms``). None when
             the candles are not kept, or a file is not ``.csv.gz`` (the generator reads
             only those): the generator then reads the files itself.
 

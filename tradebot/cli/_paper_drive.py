@@ -164,8 +164,10 @@ def _idle_jump() -> Callable[[float], bool] | None:
     ``jump(due)`` moves the clock to ``due`` itself and returns True when no task is
     runnable and no deadline comes at or before ``due``: ``sleep_until(due)`` would then
     only have let the scheduler find nothing to run and autojump the clock to this very
-    deadline, by the same arithmetic (``MockClock.jump(due - now)``). Otherwise it returns
-    False and the driver sleeps as usual. None: not a replay clock (real time, a rate).
+    deadline, by the same arithmetic (``MockClock.jump(due - now)``). Timer passes due
+    before ``due`` that would each run alone are run on the way
+    (:func:`actors.runtime.fire_timers_before`). Otherwise it returns False and the driver
+    sleeps as usual. None: not a replay clock (real time, a rate).
     """
     clock = trio.lowlevel.current_clock()
     if not (isinstance(clock, MockClock) and clock.autojump_threshold == 0 and clock.rate == 0):

@@ -98,7 +98,8 @@ def _signal_source(
                 closes=known[0] if known is not None else None,
                 close_span_ms=known[1] if known is not None else None,
             )
-        except ValueError as exc:  # a bad row outside the window (the generator reads it all)
+        except ValueError as exc:  # a bad row the generator reads (the history before the
+            # window; whole files when the candles are not kept)
             raise ReplayDataError(f"signal generation: {exc}", rule="format") from None
         src = tmpdir / "signals-generated.jsonl"
         with open(src, "w", encoding="utf-8") as fh:

@@ -110,8 +110,11 @@ async def _run_tree(
                 symbol=sym,
             )
 
+        observe_quiet_mark = monitor.observe_quiet_mark
+        positions_of, stops_for = engine.positions, engine.stops_for  # bound once, not per mark
+
         def on_quiet_mark(sym: str, mark: Decimal, ts: datetime) -> None:
-            monitor.observe_quiet_mark(ts, sym, mark, engine.positions, engine.stops_for, mark_of)
+            observe_quiet_mark(ts, sym, mark, positions_of, stops_for, mark_of)
 
         engine.add_listener(on_step, on_quiet_mark=on_quiet_mark)
         journal.emit(
